@@ -1,0 +1,1 @@
+"""Benchmark implementations behind ``cityhealth bench``."""

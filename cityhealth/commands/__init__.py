@@ -1,0 +1,1 @@
+"""Command groups of the ``cityhealth`` CLI; each module exposes ``register(app)``."""

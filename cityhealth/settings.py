@@ -1,0 +1,94 @@
+"""One typed settings object for every service, read from ``CITYHEALTH_*`` env vars.
+
+Every field maps to the environment variable ``CITYHEALTH_<FIELD NAME IN UPPER CASE>``
+(for example ``mqtt_port`` -> ``CITYHEALTH_MQTT_PORT``). docs/CONFIGURATION.md lists
+them all with defaults; ``tests/test_settings.py`` keeps that document honest.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration for the stack, the bridge, the workers and the sinks."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CITYHEALTH_", env_file=None, extra="ignore", validate_default=True
+    )
+
+    # --- local stack (cityhealth stack ...) -------------------------------------------
+    data_dir: Path = Field(
+        default=REPO_ROOT / ".cityhealth",
+        description="Where the local stack keeps data, logs, pid files and generated configs.",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "cityhealth",
+        description="Download cache shared by checkouts (Kafka jars resolved by Maven).",
+    )
+    kafka_version: str = Field(
+        default="3.9.1", description="org.apache.kafka:kafka_2.13 version resolved from Maven."
+    )
+
+    # --- MQTT ---------------------------------------------------------------------------
+    mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host.")
+    mqtt_port: int = Field(default=1883, description="MQTT broker TCP port.")
+    mqtt_username: str | None = Field(default=None, description="MQTT user name, if required.")
+    mqtt_password: SecretStr | None = Field(default=None, description="MQTT password.")
+    mqtt_share_group: str = Field(
+        default="cityhealth-ingest",
+        description="MQTT v5 shared-subscription group the ingest bridges join.",
+    )
+
+    # --- Kafka --------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_controller_port: int = Field(
+        default=9093, description="Port of the local KRaft controller listener."
+    )
+    topic_prefix: str = Field(
+        default="",
+        description="Prefix for every Kafka topic name (isolates test runs and tenants).",
+    )
+    kafka_partitions: int = Field(default=4, description="Partitions of the stream topics.")
+
+    # --- InfluxDB -----------------------------------------------------------------------
+    influx_url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB base URL.")
+    influx_api: Literal["v1", "v2"] = Field(
+        default="v1", description="v1: InfluxDB 1.x /write + InfluxQL; v2: token/org/bucket."
+    )
+    influx_username: str = Field(default="cityhealth", description="InfluxDB 1.x user (v1 API).")
+    influx_password: SecretStr = Field(
+        default=SecretStr("cityhealth-local"), description="InfluxDB 1.x password (v1 API)."
+    )
+    influx_token: SecretStr | None = Field(default=None, description="InfluxDB 2.x API token.")
+    influx_org: str = Field(default="cityhealth", description="InfluxDB 2.x organisation.")
+    influx_db_sensitive: str = Field(
+        default="cityhealth_sensitive",
+        description="Database/bucket for personal health data (vitals, falls, home, NEWS2).",
+    )
+    influx_db_public: str = Field(
+        default="cityhealth_public",
+        description="Database/bucket for public data (air quality, heat, district aggregates).",
+    )
+
+    # --- privacy ------------------------------------------------------------------------
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "HMAC key for pseudonymising resident/device ids at ingest. When unset, the local "
+            "stack generates one under data_dir (never logged)."
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once from the environment (tests build their own ``Settings``)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Device simulators that publish contract-conformant readings and labelled ground truth."""
