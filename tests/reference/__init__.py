@@ -1,0 +1,4 @@
+"""Naive pure-Python references for every kernel: slow, obvious, and the ground truth.
+
+Benchmarks reuse them as the 'naive' baseline.
+"""
