@@ -1,0 +1,167 @@
+"""MicroBatcher: readings (dicts or attribute objects) -> per-partition columnar records."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+from ingest.batch import BatchLimits, MicroBatcher, decode, kafka_partition
+
+
+class FakeClock:
+    """Manually advanced monotonic clock, so age flushing needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Vitals(BaseModel):
+    """Stand-in with contract field names (the real models live in ingest.contract)."""
+
+    ts: float
+    heart_rate: float | None = None
+    spo2: float | None = None
+
+
+def _batcher(**limits) -> tuple[MicroBatcher, FakeClock]:
+    clock = FakeClock()
+    return MicroBatcher(1, "bridge-1", BatchLimits(**limits), clock=clock), clock
+
+
+PROV = {"district": "north", "family": "wearable", "channel": "vitals"}
+
+
+def test_vitals_from_dicts_models_and_objects_decode_to_columns() -> None:
+    b, _ = _batcher(max_count=3)
+    assert b.append({"ts": 1.0, "heart_rate": 70}, device="p-a", token=1, **PROV) is None
+    assert b.append(Vitals(ts=2.0, spo2=97.5), device="p-b", token=2, **PROV) is None
+    sealed = b.append(SimpleNamespace(ts=3.0, steps=12), device="p-a", token=3, **PROV)
+    assert sealed is not None and sealed.count == 3 and sealed.tokens == [1, 2, 3]
+    assert (sealed.stream, sealed.partition) == ("vitals", 0)
+    batch = decode(sealed.payload)
+    assert batch.producer == "bridge-1" and batch.count == 3
+    np.testing.assert_array_equal(batch["ts"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(batch["heart_rate"], [70.0, np.nan, np.nan])
+    np.testing.assert_array_equal(batch["spo2"], [np.nan, 97.5, np.nan])
+    np.testing.assert_array_equal(batch["steps"], [np.nan, np.nan, 12.0])
+    device = batch.strings["device"]
+    assert device.values == ("p-a", "p-b")
+    assert list(device.codes) == [0, 1, 0]
+    assert list(batch.strings["district"].decoded()) == ["north"] * 3
+    assert b.pending == 0
+
+
+def test_accelerometer_windows_rate_and_explicit_times() -> None:
+    b, _ = _batcher()
+    b.append(
+        {"t0": 10.0, "rate_hz": 4.0, "x": [1, 2, 3], "y": [0, 0, 0], "z": [9.8] * 3},
+        device="p-a",
+        district="d",
+        family="wearable",
+        channel="accel",
+    )
+    b.append(
+        SimpleNamespace(t=[20.0, 20.5], x=(4.0, 5.0), y=[1, 1], z=[2, 2]),
+        device="p-b",
+        district="d",
+        family="eldercare",
+        channel="pendant",
+    )
+    b.append(
+        {"t0": 30.0, "rate_hz": 2.0, "x": [7], "y": [7], "z": [7]},
+        device="p-a",
+        district="d",
+        family="wearable",
+        channel="accel",
+    )
+    (sealed,) = b.flush()
+    batch = decode(sealed.payload)
+    assert batch.stream == "motion"
+    np.testing.assert_array_equal(batch.ragged.offsets, [0, 3, 5, 6])
+    np.testing.assert_array_equal(batch.ragged["t"], [10.0, 10.25, 10.5, 20.0, 20.5, 30.0])
+    np.testing.assert_array_equal(batch.ragged["x"], [1, 2, 3, 4, 5, 7])
+    np.testing.assert_array_equal(batch["ts"], [10.0, 20.0, 30.0])
+    np.testing.assert_array_equal(batch["rate_hz"], [4.0, np.nan, 2.0])
+    assert list(batch.strings["channel"].decoded()) == ["accel", "pendant", "accel"]
+
+
+def test_home_flags_and_strings() -> None:
+    b, _ = _batcher()
+    home = {"district": "d", "family": "eldercare"}
+    b.append({"ts": 1, "room": "kitchen", "motion": True}, device="h1", channel="motion", **home)
+    b.append({"ts": 2, "door": "front", "open": False}, device="h1", channel="door", **home)
+    b.append({"ts": 3, "occupied": True}, device="h1", channel="bed", **home)
+    b.append({"ts": 4, "pressed": True}, device="h1", channel="panic", **home)
+    b.append(
+        {"ts": 5, "battery": 41.5}, device="w1", channel="status", district="d", family="wearable"
+    )
+    (sealed,) = b.flush()
+    batch = decode(sealed.payload)
+    assert batch.stream == "home"
+    assert list(batch["motion"]) == [1, -1, -1, -1, -1]
+    assert list(batch["open"]) == [-1, 0, -1, -1, -1]
+    assert list(batch["occupied"]) == [-1, -1, 1, -1, -1]
+    assert list(batch["pressed"]) == [-1, -1, -1, 1, -1]
+    np.testing.assert_array_equal(batch["battery"], [np.nan] * 4 + [41.5])
+    assert list(batch.strings["room"].decoded()) == ["kitchen", "", "", "", ""]
+    assert list(batch.strings["door"].decoded()) == ["", "front", "", "", ""]
+
+
+def test_partitions_follow_kafka_default_partitioner() -> None:
+    clock = FakeClock()
+    b = MicroBatcher(4, "p", BatchLimits(max_count=10_000), clock=clock)
+    devices = [f"p-dev{i}" for i in range(40)]
+    for i, dev in enumerate(devices):
+        b.append({"ts": float(i), "heart_rate": 60}, device=dev, **PROV)
+    sealed = b.flush()
+    seen = {}
+    for s in sealed:
+        for dev in decode(s.payload).strings["device"].values:
+            seen[dev] = s.partition
+    assert seen == {d: kafka_partition(d, 4) for d in devices}
+    assert len(set(seen.values())) > 1
+    assert sum(s.count for s in sealed) == 40
+
+
+def test_age_and_bytes_limits() -> None:
+    b, clock = _batcher(max_age_s=0.05)
+    assert b.next_deadline() is None
+    b.append({"ts": 1.0, "heart_rate": 60}, device="p-a", **PROV)
+    assert b.next_deadline() == pytest.approx(100.05)
+    clock.now = 100.04
+    assert b.poll() == []
+    clock.now = 100.05
+    (sealed,) = b.poll()
+    assert sealed.count == 1 and b.pending == 0
+
+    b, _ = _batcher(max_bytes=4096)
+    window = {"t0": 0.0, "rate_hz": 50.0, "x": [0.0] * 50, "y": [0.0] * 50, "z": [0.0] * 50}
+    full = [
+        b.append(window, device="p-a", district="d", family="wearable", channel="accel")
+        for _ in range(10)
+    ]
+    first = next(i for i, s in enumerate(full) if s is not None)
+    assert first == 2  # 3 windows x 50 samples x 32 bytes > 4096
+    assert len(full[first].payload) <= 4096 + 2 * 50 * 32
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    b, _ = _batcher()
+    with pytest.raises(KeyError, match="no micro-batch stream"):
+        b.append({"ts": 1}, device="x", district="d", family="wearable", channel="radio")
+    with pytest.raises(ValueError, match="equal-length"):
+        b.append(
+            {"t0": 0, "rate_hz": 1, "x": [1, 2], "y": [1], "z": [1]},
+            device="x",
+            district="d",
+            family="wearable",
+            channel="accel",
+        )
+    with pytest.raises(ValueError, match="invalid batch limits"):
+        BatchLimits(max_count=0)
