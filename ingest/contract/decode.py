@@ -1,0 +1,179 @@
+"""The one decoding entry point of the contract: :func:`decode`.
+
+``decode(topic, payload)`` checks the topic grammar, recognises the encoding from the first
+non-blank byte (``{`` native JSON object, ``[`` SenML pack, RFC 8428) and validates the
+payload with the channel's model in a single parse (pydantic-core's JSON parser feeds the
+validator directly). Every failure, whatever its cause, is a :class:`ContractViolation`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ingest.contract import senml
+from ingest.contract.clock import DEFAULT_MAX_AGE_S
+from ingest.contract.errors import ContractViolation, detail
+from ingest.contract.models import ContractModel, VitalsBatch
+from ingest.contract.registry import SPECS, ChannelSpec
+from ingest.contract.topics import parse_topic
+
+Payload = bytes | bytearray | memoryview | str
+_BLANK = frozenset(b" \t\r\n")
+_LBRACE, _LBRACKET = ord("{"), ord("[")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A validated message.
+
+    Attributes
+    ----------
+    district, family, device_id, channel
+        Parsed from the topic (the topic is authoritative for identity).
+    model
+        The validated payload: one reading, or a :class:`VitalsBatch` for batched vitals.
+    encoding
+        ``"json"`` (native object) or ``"senml"`` (RFC 8428 pack).
+    """
+
+    district: str
+    family: str
+    device_id: str
+    channel: str
+    model: ContractModel
+    encoding: Literal["json", "senml"]
+
+    @property
+    def is_batch(self) -> bool:
+        """Whether :attr:`model` holds several readings (columnar batched form)."""
+        return isinstance(self.model, VitalsBatch)
+
+    def readings(self) -> list[ContractModel]:
+        """One model per reading (expands batched forms; no re-validation)."""
+        if isinstance(self.model, VitalsBatch):
+            return list(self.model.readings())
+        return [self.model]
+
+
+def decode(
+    topic: str,
+    payload: Payload,
+    *,
+    now: float | None = None,
+    max_age_s: float | None = DEFAULT_MAX_AGE_S,
+    prefix: str = "",
+) -> Decoded:
+    """Decode and validate one MQTT message against the device contract.
+
+    Parameters
+    ----------
+    topic
+        MQTT topic, ``{prefix}city/{district}/{family}/{device_id}/{channel}``.
+    payload
+        Raw message bytes (UTF-8 JSON: a native object or a SenML pack).
+    now
+        Reference time for the timestamp rules (default: ``time.time()``). SenML relative
+        times (RFC 8428 section 4.5.3) are resolved against it too.
+    max_age_s
+        Oldest accepted reading age in seconds; ``None`` disables the limit (replay).
+    prefix
+        Topic prefix before ``city/`` (tests and tenants on a shared broker).
+
+    Returns
+    -------
+    Decoded
+        Topic parts and the validated model.
+
+    Raises
+    ------
+    ContractViolation
+        For every way the message can break the contract; never anything else.
+    """
+    try:
+        parts = parse_topic(topic, prefix=prefix)
+        spec = SPECS[(parts.family, parts.channel)]
+        context = {"now": time.time() if now is None else now, "max_age_s": max_age_s}
+        first = _first_char(payload)
+        encoding: Literal["json", "senml"]
+        if first == _LBRACE:
+            model, encoding = _native(spec, payload, context), "json"
+        elif first == _LBRACKET:
+            model, encoding = senml.decode_pack(spec, payload, context), "senml"
+        else:
+            raise _not_json_container(payload, first)
+    except ContractViolation as exc:
+        exc.topic = topic
+        raise
+    except Exception as exc:  # pragma: no cover - defence in depth: never crash the bridge
+        raise ContractViolation(
+            [detail("$", repr(exc), "internal", f"decoder failed: {type(exc).__name__}")],
+            topic=topic,
+        ) from exc
+    return Decoded(parts.district, parts.family, parts.device_id, parts.channel, model, encoding)
+
+
+def _first_char(payload: Payload) -> int:
+    """First non-blank byte (as an int), or -1 for an empty/blank payload."""
+    if isinstance(payload, str):
+        stripped = payload.lstrip()
+        return ord(stripped[0]) if stripped else -1
+    for b in payload if not isinstance(payload, memoryview) else payload.tobytes()[:64]:
+        if b not in _BLANK:
+            return int(b)
+    return -1
+
+
+def _native(spec: ChannelSpec, payload: Payload, context: dict[str, Any]) -> ContractModel:
+    data = payload.tobytes() if isinstance(payload, memoryview) else payload
+    try:
+        return spec.model.model_validate_json(data, context=context)
+    except ValidationError as exc:
+        if spec.batch_model is not None and _looks_batched(exc):
+            try:
+                return spec.batch_model.model_validate_json(data, context=context)
+            except ValidationError as batch_exc:
+                raise ContractViolation.from_validation_error(batch_exc) from None
+        raise _classify(exc, data) from None
+
+
+def _looks_batched(exc: ValidationError) -> bool:
+    """A single-reading parse failed because ``ts`` is a list: try the batched form."""
+    return any(e["loc"] == ("ts",) and isinstance(e.get("input"), list) for e in exc.errors())
+
+
+def _classify(exc: ValidationError, data: bytes | bytearray | str) -> ContractViolation:
+    """Turn a JSON-level failure into ``encoding``/``json``; model failures map as usual."""
+    errors = exc.errors(include_url=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        if not isinstance(data, str):
+            try:
+                bytes(data).decode("utf-8")
+            except UnicodeDecodeError as ude:
+                return ContractViolation.single(
+                    "$",
+                    bytes(data[max(0, ude.start - 16) : ude.end + 16]),
+                    "encoding",
+                    f"payload is not valid UTF-8 at byte {ude.start}",
+                )
+        return ContractViolation.single("$", data, "json", f"invalid JSON: {errors[0]['msg']}")
+    return ContractViolation.from_validation_error(exc)
+
+
+def _not_json_container(payload: Payload, first: int) -> ContractViolation:
+    if first < 0:
+        return ContractViolation.single("$", "", "empty", "payload is empty")
+    raw = payload if isinstance(payload, str) else bytes(payload)
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as ude:
+            return ContractViolation.single(
+                "$", raw, "encoding", f"payload is not valid UTF-8 at byte {ude.start}"
+            )
+    return ContractViolation.single(
+        "$", raw, "payload_shape", "payload must be a JSON object (native) or array (SenML)"
+    )
