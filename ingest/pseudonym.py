@@ -1,0 +1,127 @@
+"""Keyed pseudonyms for personal identifiers, applied before anything leaves ingest.
+
+A wearable or elder-care ``device_id`` (which identifies a resident) becomes
+``"p-" + base32(HMAC-SHA256(key, "cityhealth/v1\\0" + family + "\\0" + device_id)[:16])``
+(lower case, no padding: 28 characters, valid as a topic-level ``device_id``). HMAC is a
+PRF (RFC 2104), so without the key the mapping can be neither inverted nor recomputed
+from a list of candidate ids, while the pipeline still sees one stable id per device.
+
+Collisions: 128 output bits give a birthday bound of ``n**2 / 2**129``; for a city of
+10 million devices that is about 1.5e-25, negligible.
+
+Air-quality stations are public infrastructure: their ids pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import stat
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+log = logging.getLogger(__name__)
+
+PREFIX = "p-"
+DIGEST_BYTES = 16
+KEY_FILE_NAME = "pseudonym.key"
+PUBLIC_FAMILIES = frozenset({"airq"})
+_DOMAIN = b"cityhealth/v1\0"
+
+
+class _KeySettings(Protocol):
+    pseudonym_key: SecretStr | None
+    data_dir: Path
+
+
+class PseudonymKeyError(ValueError):
+    """The pseudonymisation key is missing, empty or its file is unusable (key not shown)."""
+
+
+class Pseudonymizer:
+    """Map ``(family, device_id)`` to a stable keyed pseudonym, with an LRU cache.
+
+    Parameters
+    ----------
+    key
+        Secret key (``SecretStr`` or raw bytes); never stored in a printable attribute.
+    cache_size
+        Entries of the LRU cache: the same devices report every second, so nearly every
+        lookup is a hit.
+    """
+
+    def __init__(self, key: SecretStr | bytes, cache_size: int = 1 << 16) -> None:
+        raw = key.get_secret_value().encode() if isinstance(key, SecretStr) else bytes(key)
+        if not raw:
+            raise PseudonymKeyError("pseudonym key is empty")
+        # Keep only the keyed HMAC state: copying it per id skips re-hashing the key pads.
+        self._mac = hmac.new(raw, _DOMAIN, hashlib.sha256)
+        del raw
+        self._cached = lru_cache(maxsize=cache_size)(self._compute)
+
+    def __repr__(self) -> str:
+        return "Pseudonymizer(key=**********)"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("Pseudonymizer holds a secret and cannot be pickled")
+
+    def __call__(self, family: str, device_id: str) -> str:
+        """Pseudonym of a device id; air-quality station ids are returned unchanged."""
+        if family in PUBLIC_FAMILIES:
+            return device_id
+        return self._cached(family, device_id)
+
+    def _compute(self, family: str, device_id: str) -> str:
+        if not isinstance(family, str) or not isinstance(device_id, str):
+            raise TypeError(
+                f"family and device_id must be str, got {type(family).__name__}, "
+                f"{type(device_id).__name__}"
+            )
+        mac = self._mac.copy()
+        mac.update(family.encode() + b"\0" + device_id.encode())
+        digest = mac.digest()[:DIGEST_BYTES]
+        return PREFIX + base64.b32encode(digest).decode().rstrip("=").lower()
+
+    def cache_info(self) -> object:
+        """Hit/miss statistics of the LRU cache."""
+        return self._cached.cache_info()
+
+
+def load_or_create_key(data_dir: Path) -> SecretStr:
+    """Read ``data_dir/pseudonym.key``, creating it (32 random bytes, hex, mode 0600) if absent.
+
+    Creation uses ``O_CREAT | O_EXCL`` so concurrent bridges agree on one key. A key file
+    readable by group or others is tightened to 0600 (logged, without the key).
+    """
+    path = Path(data_dir) / KEY_FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("pseudonym key file %s had mode %o; setting 0600", path, mode)
+            path.chmod(0o600)
+        text = path.read_text().strip()
+        if not text:
+            raise PseudonymKeyError(f"pseudonym key file {path} is empty") from None
+        return SecretStr(text)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    log.info("created pseudonym key file %s (mode 0600)", path)
+    return load_or_create_key(data_dir)
+
+
+def pseudonymizer_from_settings(settings: _KeySettings) -> Pseudonymizer:
+    """Pseudonymizer keyed by ``settings.pseudonym_key``, else by the key file in data_dir."""
+    key = settings.pseudonym_key
+    if key is None:
+        key = load_or_create_key(settings.data_dir)
+    return Pseudonymizer(key)
