@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     kafka_version: str = Field(
         default="3.9.1", description="org.apache.kafka:kafka_2.13 version resolved from Maven."
     )
+    kafka_heap_mb: int = Field(
+        default=512, description="Maximum heap (MiB) of the local Kafka JVM."
+    )
+    influx_rpc_port: int = Field(
+        default=8088, description="Port of the local InfluxDB 1.x backup/restore RPC service."
+    )
+    grafana_port: int = Field(
+        default=3000,
+        description="Port of the local Grafana (started only if grafana-server exists).",
+    )
+    stack_timeout_s: float = Field(
+        default=120.0, description="Seconds `stack up` waits for each service to become ready."
+    )
 
     # --- MQTT ---------------------------------------------------------------------------
     mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host.")

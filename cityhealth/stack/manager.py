@@ -1,0 +1,227 @@
+"""Bring the local stack up, report its health, and take it down again."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cityhealth.settings import Settings
+from cityhealth.stack.grafana import Grafana, grafana_binary
+from cityhealth.stack.influx import Influx
+from cityhealth.stack.kafka import Kafka
+from cityhealth.stack.mosquitto import Mosquitto
+from cityhealth.stack.process import (
+    StackError,
+    is_alive,
+    port_in_use,
+    running,
+    spawn,
+    stop,
+    tail,
+    wait_until,
+)
+from cityhealth.stack.service import Service
+
+REQUIRED = ("mqtt", "kafka", "influx")
+ALL_SERVICES = (*REQUIRED, "grafana")
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did for one service: ``started``, ``reused`` or ``failed: <reason>``."""
+
+    service: str
+    action: str
+    seconds: float
+
+
+class StackManager:
+    """Start, inspect and stop Mosquitto, Kafka (KRaft), InfluxDB 1.x and optional Grafana.
+
+    Parameters
+    ----------
+    settings
+        Ports, credentials, data and cache directories of this stack.
+    grafana
+        Start Grafana too; by default only when ``grafana-server`` is on PATH.
+    """
+
+    def __init__(self, settings: Settings, *, grafana: bool | None = None) -> None:
+        self.settings = settings
+        self.required: list[Service] = [Mosquitto(settings), Kafka(settings), Influx(settings)]
+        want_grafana = grafana_binary() is not None if grafana is None else grafana
+        self.optional: list[Service] = [Grafana(settings)] if want_grafana else []
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir).resolve()
+
+    # -- up ---------------------------------------------------------------------------
+    def up(self, on_event: Callable[[UpResult], None] | None = None) -> list[UpResult]:
+        """Start what is not running, reuse what is, and wait until all are ready.
+
+        Raises
+        ------
+        StackError
+            A port is taken, a service exits or does not become ready in
+            ``settings.stack_timeout_s``; the message carries its last log lines. Services
+            this call started are stopped again before raising.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        t0 = {svc.name: time.monotonic() for svc in self.required + self.optional}
+        to_start = [svc for svc in self.required if not self._running_as_configured(svc)]
+        self._check_ports(to_start)
+        results: list[UpResult] = []
+        started: list[Service] = []
+        try:
+            # Kafka last: its storage format runs while the others boot.
+            for svc in sorted(to_start, key=lambda s: s.name == "kafka"):
+                self._start(svc)
+                started.append(svc)
+            for svc in self.required:
+                self._wait_ready(svc)
+                action = "started" if svc in started else "reused"
+                results.append(UpResult(svc.name, action, time.monotonic() - t0[svc.name]))
+                if on_event is not None:
+                    on_event(results[-1])
+        except BaseException:
+            for svc in reversed(started):
+                stop(svc.paths.pid, grace_s=10)
+            raise
+        for svc in self.optional:
+            results.append(self._up_optional(svc, time.monotonic()))
+            if on_event is not None:
+                on_event(results[-1])
+        return results
+
+    def _running_as_configured(self, svc: Service) -> bool:
+        record = running(svc.paths.pid)
+        if record is None:
+            return False
+        wanted = tuple(port for _, port in svc.ports())
+        if record.ports and record.ports != wanted:
+            raise StackError(
+                f"{svc.name} from {self.data_dir} already runs (pid {record.pid}) on ports "
+                f"{list(record.ports)}, not {list(wanted)}; run `cityhealth stack down` first"
+            )
+        return True
+
+    def _check_ports(self, services: list[Service]) -> None:
+        problems = []
+        seen: dict[int, str] = {}
+        for svc in services:
+            for host, port in svc.ports():
+                if port in seen:
+                    problems.append(f"{svc.name}: port {port} is also configured for {seen[port]}")
+                seen[port] = svc.name
+                if port_in_use(host, port):
+                    problems.append(
+                        f"{svc.name}: port {host}:{port} is already in use by another process "
+                        f"(stop it, or choose another port with {svc.env_hint})"
+                    )
+        if problems:
+            raise StackError("cannot start the local stack:\n  " + "\n  ".join(problems))
+
+    def _start(self, svc: Service) -> None:
+        svc.paths.make()
+        svc.prepare()
+        argv = svc.command()
+        with svc.paths.log.open("a") as log:
+            log.write(f"\n=== cityhealth stack: starting {svc.name} at {time.ctime()} ===\n")
+        spawn(
+            argv,
+            cwd=svc.paths.root,
+            log=svc.paths.log,
+            pid_file=svc.paths.pid,
+            ports=[port for _, port in svc.ports()],
+        )
+
+    def _wait_ready(self, svc: Service) -> None:
+        record = running(svc.paths.pid)
+        reason: list[str | None] = ["not started"]
+
+        def ready() -> bool:
+            reason[0] = svc.probe()
+            return reason[0] is None or not is_alive(record)
+
+        wait_until(ready, timeout_s=self.settings.stack_timeout_s, interval_s=0.2)
+        if not is_alive(record):
+            raise StackError(self._failure(svc, "exited during start-up"))
+        if reason[0] is not None:
+            raise StackError(
+                self._failure(
+                    svc, f"not ready after {self.settings.stack_timeout_s:.0f} s ({reason[0]})"
+                )
+            )
+        try:
+            svc.bootstrap()
+        except StackError as exc:
+            raise StackError(self._failure(svc, f"set-up failed: {exc}")) from exc
+
+    def _failure(self, svc: Service, what: str) -> str:
+        lines = tail(svc.paths.log, 25) or "(no log output)"
+        return f"{svc.name} {what}. Last lines of {svc.paths.log}:\n{lines}"
+
+    def _up_optional(self, svc: Service, t0: float) -> UpResult:
+        try:
+            if self._running_as_configured(svc):
+                self._wait_ready(svc)
+                return UpResult(svc.name, "reused", time.monotonic() - t0)
+            self._check_ports([svc])
+            self._start(svc)
+            self._wait_ready(svc)
+        except StackError as exc:
+            stop(svc.paths.pid, grace_s=5)
+            return UpResult(svc.name, f"failed: {exc}", time.monotonic() - t0)
+        return UpResult(svc.name, "started", time.monotonic() - t0)
+
+    # -- down -------------------------------------------------------------------------
+    def down(self, *, purge: bool = False) -> list[str]:
+        """Stop every service this data directory runs (SIGTERM, then SIGKILL).
+
+        Returns the names of the services that were running. ``purge`` also deletes their
+        data, configs and logs (other files under the data directory are left alone).
+        """
+        stopped = []
+        for name in reversed(ALL_SERVICES):
+            pid_file = self.data_dir / name / "service.pid"
+            # Kafka's controlled shutdown can take a while on a busy machine.
+            if stop(pid_file, grace_s=45 if name == "kafka" else 15):
+                stopped.append(name)
+        if purge:
+            for name in ALL_SERVICES:
+                shutil.rmtree(self.data_dir / name, ignore_errors=True)
+        return stopped
+
+    # -- status -----------------------------------------------------------------------
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Health of each service, as ``stack status --json`` prints it.
+
+        ``healthy`` comes from a real client check (MQTT CONNACK, Kafka metadata,
+        InfluxDB ``/ping`` plus an authenticated query), not from the pid file.
+        """
+        report: dict[str, dict[str, Any]] = {}
+        services = self.required + self.optional
+        grafana = Grafana(self.settings)
+        if not self.optional and running(grafana.paths.pid) is not None:
+            services.append(grafana)
+        for svc in services:
+            reason = svc.health()
+            record = running(svc.paths.pid)
+            report[svc.name] = {
+                **svc.describe(),
+                "healthy": reason is None,
+                "pid": record.pid if record else None,
+                "log": str(svc.paths.log),
+                **({"error": reason} if reason else {}),
+            }
+        return report
+
+    def healthy(self) -> bool:
+        """True when every required service is healthy."""
+        report = self.status()
+        return all(report[name]["healthy"] for name in REQUIRED)
