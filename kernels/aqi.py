@@ -1,0 +1,432 @@
+"""US EPA Air Quality Index (AQI), NowCast and AQI categories.
+
+Implements the *Technical Assistance Document for the Reporting of Daily Air Quality -
+the Air Quality Index (AQI)*, US EPA, EPA-454/B-24-002, May 2024 (Table 6, "Breakpoints
+for the AQI", with the 2024 PM2.5 breakpoints), and the AirNow NowCast for PM2.5/PM10
+(12 hours, weight floor 0.5) and ozone (8 hours, no weight floor; AirNow, 21 April 2016).
+
+Decisions (see ``docs/kernels/standards.md`` for the full rationale):
+
+* **Truncation.** Concentrations are truncated to the table's resolution before lookup
+  (PM2.5 0.1 µg/m³, PM10 1 µg/m³, O3 0.001 ppm, CO 0.1 ppm, SO2 and NO2 1 ppb). A float
+  is truncated to the largest grid value ``g`` (the double nearest to the decimal
+  ``k * resolution``) with ``g <= C``, so ``35.4`` stays 35.4 although its binary value
+  is slightly below 35.4.
+* **Rounding.** ``I = (Ihi - Ilo) / (BPhi - BPlo) * (C - BPlo) + Ilo`` is evaluated as an
+  exact rational in grid units and rounded half up (125.5 -> 126, 100.5 -> 101).
+* **Invalid input** (negative, NaN, ±inf) -> ``-1``. ``-1`` is also returned where the
+  TAD defines no index for the averaging period: 8-h O3 above 0.200 ppm (the TAD uses the
+  1-h value there) and 1-h O3 below 0.125 ppm (the TAD uses the 8-h value there).
+* **Above the table** (PM2.5 > 325.4, PM10 > 604, 1-h O3 > 0.604, CO > 50.4,
+  SO2 > 1004, NO2 > 2049): the top (301-500) segment is extrapolated with its slope,
+  as AirNow does for "Beyond the AQI" PM2.5 values, saturating at :data:`AQI_CEILING`.
+* **SO2 above 304 ppb.** The TAD defines 1-h SO2 indices only up to 200; its 305-604 and
+  605-1004 ppb rows are for 24-h averages. ``so2`` applies those rows to the value given,
+  which is the precautionary choice when only 1-h data are available.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+__all__ = [
+    "AQI_CEILING",
+    "CATEGORY_COLORS",
+    "CATEGORY_NAMES",
+    "CATEGORY_RGB",
+    "INVALID",
+    "NOWCAST_POLLUTANTS",
+    "POLLUTANTS",
+    "AqiCategory",
+    "category",
+    "nowcast",
+    "us_epa",
+    "us_epa_ozone",
+]
+
+INVALID = -1
+"""Returned for invalid input and where the TAD defines no index."""
+
+AQI_CEILING = 9999
+"""Extrapolated AQI values above the table saturate here (far beyond any real reading)."""
+
+# Table 6 of EPA-454/B-24-002 (May 2024): (resolution, extrapolate above table,
+# rows of (C_lo, C_hi, I_lo, I_hi)) in the pollutant's reporting units.
+_TABLES: dict[str, tuple[float, bool, tuple[tuple[float, float, int, int], ...]]] = {
+    "pm25": (  # 24-h µg/m³
+        0.1,
+        True,
+        (
+            (0.0, 9.0, 0, 50),
+            (9.1, 35.4, 51, 100),
+            (35.5, 55.4, 101, 150),
+            (55.5, 125.4, 151, 200),
+            (125.5, 225.4, 201, 300),
+            (225.5, 325.4, 301, 500),
+        ),
+    ),
+    "pm10": (  # 24-h µg/m³
+        1.0,
+        True,
+        (
+            (0, 54, 0, 50),
+            (55, 154, 51, 100),
+            (155, 254, 101, 150),
+            (255, 354, 151, 200),
+            (355, 424, 201, 300),
+            (425, 604, 301, 500),
+        ),
+    ),
+    "o3_8h": (  # ppm; no 8-h index above 0.200 ppm
+        0.001,
+        False,
+        (
+            (0.000, 0.054, 0, 50),
+            (0.055, 0.070, 51, 100),
+            (0.071, 0.085, 101, 150),
+            (0.086, 0.105, 151, 200),
+            (0.106, 0.200, 201, 300),
+        ),
+    ),
+    "o3_1h": (  # ppm; no 1-h index below 0.125 ppm
+        0.001,
+        True,
+        (
+            (0.125, 0.164, 101, 150),
+            (0.165, 0.204, 151, 200),
+            (0.205, 0.404, 201, 300),
+            (0.405, 0.604, 301, 500),
+        ),
+    ),
+    "co": (  # 8-h ppm
+        0.1,
+        True,
+        (
+            (0.0, 4.4, 0, 50),
+            (4.5, 9.4, 51, 100),
+            (9.5, 12.4, 101, 150),
+            (12.5, 15.4, 151, 200),
+            (15.5, 30.4, 201, 300),
+            (30.5, 50.4, 301, 500),
+        ),
+    ),
+    "so2": (  # 1-h ppb (rows above 304 ppb are 24-h in the TAD, see module docstring)
+        1.0,
+        True,
+        (
+            (0, 35, 0, 50),
+            (36, 75, 51, 100),
+            (76, 185, 101, 150),
+            (186, 304, 151, 200),
+            (305, 604, 201, 300),
+            (605, 1004, 301, 500),
+        ),
+    ),
+    "no2": (  # 1-h ppb
+        1.0,
+        True,
+        (
+            (0, 53, 0, 50),
+            (54, 100, 51, 100),
+            (101, 360, 101, 150),
+            (361, 649, 151, 200),
+            (650, 1249, 201, 300),
+            (1250, 2049, 301, 500),
+        ),
+    ),
+}
+
+POLLUTANTS: tuple[str, ...] = tuple(_TABLES)
+"""Pollutant names accepted by :func:`us_epa`."""
+
+
+class _Table(NamedTuple):
+    scale: float  # grid points per unit (1 / resolution)
+    extrapolate: bool
+    lo_k: np.ndarray  # breakpoints in grid units (float64 holding integers)
+    hi_k: np.ndarray
+    i_lo: np.ndarray
+    i_hi: np.ndarray
+
+
+def _compile_table(name: str) -> _Table:
+    resolution, extrapolate, rows = _TABLES[name]
+    scale = float(round(1.0 / resolution))
+    return _Table(
+        scale,
+        extrapolate,
+        np.array([round(r[0] * scale) for r in rows], dtype=np.float64),
+        np.array([round(r[1] * scale) for r in rows], dtype=np.float64),
+        np.array([r[2] for r in rows], dtype=np.float64),
+        np.array([r[3] for r in rows], dtype=np.float64),
+    )
+
+
+_COMPILED: dict[str, _Table] = {name: _compile_table(name) for name in POLLUTANTS}
+
+
+@njit(cache=True, nogil=True)
+def _aqi_kernel(
+    conc: np.ndarray,
+    scale: float,
+    lo_k: np.ndarray,
+    hi_k: np.ndarray,
+    i_lo: np.ndarray,
+    i_hi: np.ndarray,
+    extrapolate: bool,
+    ceiling: int,
+    out: np.ndarray,
+) -> None:
+    top = lo_k.size - 1
+    for j in range(conc.size):
+        c = conc[j]
+        # NaN fails every comparison, so `not (c >= 0)` catches NaN and negatives.
+        if not (c >= 0.0) or c == np.inf:
+            out[j] = -1
+            continue
+        x = c * scale
+        if x > 1e12:  # far above every table: avoid huge grid indices
+            out[j] = ceiling if extrapolate else -1
+            continue
+        # Truncate to the grid: largest k with double(k / scale) <= c.
+        k = math.floor(x)
+        if (k + 1.0) / scale <= c:
+            k += 1.0
+        elif k / scale > c:
+            k -= 1.0
+        r = 0
+        while r < top and k > hi_k[r]:
+            r += 1
+        if k < lo_k[r] or (k > hi_k[r] and not extrapolate):
+            out[j] = -1
+            continue
+        # Exact round-half-up of Ilo + num/den: all operands are small integers in
+        # float64, so the correctly rounded quotient floors to the exact result.
+        num = (i_hi[r] - i_lo[r]) * (k - lo_k[r])
+        den = hi_k[r] - lo_k[r]
+        value = i_lo[r] + math.floor((2.0 * num + den) / (2.0 * den))
+        out[j] = ceiling if value > ceiling else int(value)
+
+
+def _as_float_array(values: npt.ArrayLike, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric, got {type(values).__name__}") from exc
+    return arr
+
+
+def us_epa(pollutant: str, concentration: npt.ArrayLike) -> np.ndarray:
+    """US EPA AQI of concentrations of one pollutant.
+
+    Parameters
+    ----------
+    pollutant
+        ``pm25`` (24-h µg/m³), ``pm10`` (24-h µg/m³), ``o3_8h`` (ppm), ``o3_1h`` (ppm),
+        ``co`` (8-h ppm), ``so2`` (1-h ppb) or ``no2`` (1-h ppb).
+    concentration
+        Array-like of any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 AQI, same shape as ``concentration``; ``-1`` for negative, NaN or infinite
+        input and where the TAD defines no index (8-h O3 > 0.200 ppm, 1-h O3 < 0.125 ppm).
+
+    Notes
+    -----
+    US EPA, EPA-454/B-24-002 (May 2024), Table 6 and equation 1; truncation, rounding and
+    above-table behaviour as in the module docstring.
+    """
+    table = _COMPILED.get(pollutant)
+    if table is None:
+        raise ValueError(f"unknown pollutant {pollutant!r}; expected one of {POLLUTANTS}")
+    arr = _as_float_array(concentration, "concentration")
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    out = np.empty(flat.size, dtype=np.int64)
+    _aqi_kernel(
+        flat,
+        table.scale,
+        table.lo_k,
+        table.hi_k,
+        table.i_lo,
+        table.i_hi,
+        table.extrapolate,
+        AQI_CEILING,
+        out,
+    )
+    return out.reshape(arr.shape)
+
+
+def us_epa_ozone(o3_8h: npt.ArrayLike, o3_1h: npt.ArrayLike) -> np.ndarray:
+    """Ozone AQI from both averaging periods: the larger defined index (TAD 2024, §IV).
+
+    The TAD reports the maximum of the 8-h and 1-h indices where both are defined, the
+    1-h index above 0.200 ppm 8-h, and the 8-h index below 0.125 ppm 1-h. Pass NaN for an
+    averaging period that is not available. Returns ``-1`` where neither is defined.
+    """
+    return np.maximum(us_epa("o3_8h", o3_8h), us_epa("o3_1h", o3_1h))
+
+
+# --------------------------------------------------------------------------- NowCast
+NOWCAST_POLLUTANTS: dict[str, tuple[int, float]] = {
+    # name: (hours used, minimum weight factor)
+    "pm25": (12, 0.5),
+    "pm10": (12, 0.5),
+    "o3": (8, 0.0),
+}
+"""Pollutants accepted by :func:`nowcast`: (hours used, weight-factor floor)."""
+
+
+@njit(cache=True, nogil=True)
+def _nowcast_kernel(hourly: np.ndarray, w_floor: float, out: np.ndarray) -> None:
+    # hourly: (n, hours), column 0 = most recent hour.
+    n, hours = hourly.shape
+    for s in range(n):
+        recent_valid = 0
+        c_min = np.inf
+        c_max = -np.inf
+        for h in range(hours):
+            v = hourly[s, h]
+            if v >= 0.0 and v < np.inf:
+                if h < 3:
+                    recent_valid += 1
+                c_min = min(c_min, v)
+                c_max = max(c_max, v)
+        if recent_valid < 2:  # EPA: 2 of the 3 most recent hours must be valid
+            out[s] = np.nan
+            continue
+        w = 1.0 if c_max <= 0.0 else c_min / c_max  # = 1 - (max - min) / max
+        if w < w_floor:
+            w = w_floor
+        # Weights w ** (h - h0) from the newest valid hour h0: the common factor w ** h0
+        # cancels, and w = 0 (ozone, some hour at 0) gives the newest valid value, not 0/0.
+        num = 0.0
+        den = 0.0
+        wh = -1.0  # not started
+        for h in range(hours):
+            v = hourly[s, h]
+            if wh >= 0.0:
+                wh *= w
+            if v >= 0.0 and v < np.inf:
+                if wh < 0.0:
+                    wh = 1.0
+                num += wh * v
+                den += wh
+        out[s] = num / den
+
+
+def nowcast(
+    pollutant: Literal["pm25", "pm10", "o3"],
+    hourly: npt.ArrayLike,
+    *,
+    most_recent: Literal["first", "last"] = "first",
+) -> np.ndarray:
+    """EPA NowCast concentration from hourly averages, vectorised over stations.
+
+    Parameters
+    ----------
+    pollutant
+        ``pm25`` or ``pm10`` (12 hours, weight factor floored at 0.5) or ``o3`` (8 hours,
+        no floor). Units are those of ``hourly`` and are kept (feed the result to
+        :func:`us_epa` with ``pm25``, ``pm10`` or ``o3_8h``).
+    hourly
+        Array ``(..., H)`` of hourly averages, one row per station. NaN, ±inf and
+        negative values are missing hours. Only the most recent 12 (PM) or 8 (O3) hours are
+        used; with fewer columns the older hours count as missing.
+    most_recent
+        ``"first"`` if column 0 is the most recent hour, ``"last"`` if column ``H - 1`` is.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 of shape ``(...)``: the NowCast (not truncated; :func:`us_epa` truncates),
+        NaN where fewer than 2 of the 3 most recent hours are valid.
+
+    Notes
+    -----
+    With valid hours ``c_h`` (``h`` hours ago), ``w = max(c_min / c_max, floor)`` over the
+    valid hours of the window and ``NowCast = Σ w^h c_h / Σ w^h``, missing hours left out of
+    both sums (US EPA, "PM NowCast" fact sheet; AirNow-Tech, "AirNow updates to ozone
+    real-time reporting", 2016). ``w = 1`` when every valid hour is 0; ``w = 0`` (ozone
+    only) gives the newest valid hour, the limit of the formula.
+    """
+    spec = NOWCAST_POLLUTANTS.get(pollutant)
+    if spec is None:
+        raise ValueError(
+            f"unknown NowCast pollutant {pollutant!r}; expected one of {tuple(NOWCAST_POLLUTANTS)}"
+        )
+    if most_recent not in ("first", "last"):
+        raise ValueError(f"most_recent must be 'first' or 'last', got {most_recent!r}")
+    hours, w_floor = spec
+    arr = _as_float_array(hourly, "hourly")
+    if arr.ndim == 0 or arr.shape[-1] == 0:
+        raise ValueError(f"hourly must have shape (..., hours) with hours >= 1, got {arr.shape}")
+    if most_recent == "last":
+        arr = arr[..., ::-1]
+    lead = arr.shape[:-1]
+    window = np.full((math.prod(lead), hours), np.nan)
+    used = min(hours, arr.shape[-1])
+    window[:, :used] = arr.reshape(-1, arr.shape[-1])[:, :used]
+    out = np.empty(window.shape[0], dtype=np.float64)
+    _nowcast_kernel(window, w_floor, out)
+    return out.reshape(lead)
+
+
+# -------------------------------------------------------------------------- categories
+CATEGORY_NAMES: tuple[str, ...] = (
+    "Good",
+    "Moderate",
+    "Unhealthy for Sensitive Groups",
+    "Unhealthy",
+    "Very Unhealthy",
+    "Hazardous",
+)
+"""TAD 2024 Table 1 category names, index 0..5."""
+
+CATEGORY_RGB: tuple[tuple[int, int, int], ...] = (
+    (0, 228, 0),  # green
+    (255, 255, 0),  # yellow
+    (255, 126, 0),  # orange
+    (255, 0, 0),  # red
+    (143, 63, 151),  # purple
+    (126, 0, 35),  # maroon
+)
+"""TAD 2024 Table 2 standard colours (RGB)."""
+
+CATEGORY_COLORS: tuple[str, ...] = tuple("#{:02X}{:02X}{:02X}".format(*rgb) for rgb in CATEGORY_RGB)
+"""The same colours as ``#RRGGBB`` hex strings."""
+
+_UPPER = np.array([50, 100, 150, 200, 300], dtype=np.int64)
+_NAMES = np.array([*CATEGORY_NAMES, ""])  # index -1 -> ""
+_COLORS = np.array([*CATEGORY_COLORS, ""])
+
+
+@dataclass(frozen=True)
+class AqiCategory:
+    """Vectorised AQI category: ``index`` 0..5 (-1 invalid), ``name`` and ``color``."""
+
+    index: np.ndarray
+    name: np.ndarray
+    color: np.ndarray
+
+
+def category(aqi: npt.ArrayLike) -> AqiCategory:
+    """AQI categories with their EPA names and colours (TAD 2024, Tables 1 and 2).
+
+    0-50 Good, 51-100 Moderate, 101-150 Unhealthy for Sensitive Groups, 151-200 Unhealthy,
+    201-300 Very Unhealthy, 301 and above Hazardous (values above 500, "Beyond the AQI",
+    stay Hazardous). Negative or non-finite values give index -1 and empty name/colour.
+    Non-integer AQI values are rounded half up first.
+    """
+    arr = _as_float_array(aqi, "aqi")
+    valid = np.isfinite(arr) & (arr >= 0)
+    rounded = np.floor(np.where(valid, arr, 0.0) + 0.5).astype(np.int64)
+    index = np.where(valid, np.searchsorted(_UPPER, rounded, side="left"), -1)
+    return AqiCategory(index.astype(np.int8), _NAMES[index], _COLORS[index])

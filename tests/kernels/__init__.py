@@ -1,0 +1,1 @@
+"""Kernel tests: exact tables, naive-reference equality, chunk invariance."""

@@ -1,0 +1,286 @@
+"""US EPA AQI (TAD May 2024), NowCast and categories: exact tables and reference equality."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels import aqi
+from tests.reference import aqi as ref
+
+# Every boundary of Table 6 (EPA-454/B-24-002), from the reference's own transcription
+# of the table (text, independent of the kernel's): pollutant -> (resolution, rows).
+BOUNDARIES: dict[str, tuple[float, list[tuple[float, float, int, int]]]] = {
+    pollutant: (
+        float(ref.TABLE_6[pollutant][0]),
+        [(float(lo), float(hi), i_lo, i_hi) for lo, hi, i_lo, i_hi in ref.rows(pollutant)],
+    )
+    for pollutant in ref.TABLE_6
+}
+
+
+def test_boundary_table_matches_hand_check():
+    # Spot values read off the printed table, so a transcription slip cannot hide.
+    assert BOUNDARIES["pm25"][1][1] == (9.1, 35.4, 51, 100)
+    assert BOUNDARIES["pm25"][1][-1] == (225.5, 325.4, 301, 500)
+    assert BOUNDARIES["o3_8h"][1][-1] == (0.106, 0.200, 201, 300)
+    assert BOUNDARIES["o3_1h"][1][0] == (0.125, 0.164, 101, 150)
+    assert BOUNDARIES["no2"][1][-1] == (1250, 2049, 301, 500)
+    assert sorted(BOUNDARIES) == sorted(aqi.POLLUTANTS)
+
+
+BOUNDARY_CASES = [
+    (pollutant, res, row) for pollutant, (res, rows) in BOUNDARIES.items() for row in rows
+]
+
+
+def one(pollutant: str, c: float) -> int:
+    return int(aqi.us_epa(pollutant, np.array([c]))[0])
+
+
+@pytest.mark.parametrize(("pollutant", "res", "row"), BOUNDARY_CASES)
+def test_every_breakpoint_both_sides(pollutant, res, row):
+    c_lo, c_hi, i_lo, i_hi = row
+    # At the breakpoints themselves.
+    assert one(pollutant, c_lo) == i_lo
+    assert one(pollutant, c_hi) == i_hi
+    # Inside the row, just above the lower breakpoint and just below the upper one.
+    assert one(pollutant, np.nextafter(c_lo, math.inf)) == i_lo
+    assert one(pollutant, c_hi + 0.9 * res) == i_hi  # truncated back to C_hi
+    next_grid = round(c_hi + res, 6)  # the decimal next grid value, as its nearest double
+    assert one(pollutant, np.nextafter(next_grid, -math.inf)) == i_hi
+    # The previous grid value belongs to the previous row (its I_hi).
+    below = round(c_lo - res, 6)
+    if below >= 0:
+        prev = [r for r in BOUNDARIES[pollutant][1] if r[1] == pytest.approx(below)]
+        expected = prev[0][3] if prev else aqi.INVALID
+        assert one(pollutant, below) == expected
+        assert one(pollutant, np.nextafter(c_lo, -math.inf)) == expected
+
+
+def test_published_examples_and_half_up_rounding():
+    # PM2.5 35.9 µg/m³: 49/19.9 * 0.4 + 101 = 101.98 -> 102.
+    assert one("pm25", 35.9) == 102
+    # 8-h O3 0.078 ppm: 49/14 * 7 + 101 = 125.5 -> 126 (round half up).
+    assert one("o3_8h", 0.078) == 126
+    # Values that are exactly x.5 with x even: banker's rounding would go down.
+    assert one("o3_8h", 0.072) == 105  # 104.5
+    assert one("co", 1.1) == 13  # 12.5
+    # CO 8.4 ppm: 49/4.9 * 3.9 + 51 = 90.
+    assert one("co", 8.4) == 90
+    # 1-h O3 0.162 ppm: 49/0.039 * 0.037 + 101 = 147.49 -> 147.
+    assert one("o3_1h", 0.162) == 147
+
+
+def test_truncation_before_lookup():
+    assert one("pm25", 9.09) == 50  # 9.0
+    assert one("pm25", 35.49) == 100  # 35.4
+    assert one("pm10", 54.99) == 50  # 54
+    assert one("o3_8h", 0.0709) == 100  # 0.070
+    assert one("co", 4.49) == 50  # 4.4
+    assert one("so2", 35.9) == 50  # 35
+    assert one("no2", 53.999) == 50  # 53
+
+
+def test_invalid_and_undefined_give_minus_one():
+    for pollutant in aqi.POLLUTANTS:
+        out = aqi.us_epa(pollutant, [-0.001, -1e300, math.nan, math.inf, -math.inf])
+        assert out.tolist() == [-1] * 5
+    assert one("o3_8h", 0.201) == -1  # no 8-h index above 0.200 ppm
+    assert one("o3_8h", 0.2009) == 300  # truncates to 0.200
+    assert one("o3_1h", 0.124) == -1  # no 1-h index below 0.125 ppm
+    assert one("o3_1h", 0.1249) == -1
+
+
+def test_above_table_extrapolates_top_segment_and_saturates():
+    # PM2.5 500 µg/m³: 199/99.9 * (500 - 225.5) + 301 = 847.8 -> 848.
+    assert one("pm25", 500.0) == 848
+    assert one("pm25", 325.5) == 500  # 500.2 -> 500
+    assert one("pm25", 325.6) == 500  # 500.398
+    assert one("pm25", 325.7) == 501  # 500.598
+    assert one("pm10", 605) == 501  # 199/179 * 180 + 301 = 501.1
+    assert one("no2", 2050) == 500  # 500.25
+    assert one("so2", 1005) == 500  # 199/399 * 400 + 301 = 500.499
+    assert one("co", 50.5) == 501  # 199/19.9 * 20 + 301 = 501
+    assert one("o3_1h", 0.605) == 501
+    assert one("pm25", 1e6) == aqi.AQI_CEILING
+    assert one("pm25", 1e300) == aqi.AQI_CEILING
+
+
+def test_shapes_dtypes_and_errors():
+    grid = np.array([[0.0, 9.0], [35.5, math.nan]])
+    out = aqi.us_epa("pm25", grid)
+    assert out.shape == (2, 2)
+    assert out.dtype == np.int64
+    assert out.tolist() == [[0, 50], [101, -1]]
+    assert aqi.us_epa("pm25", 12.0).shape == ()
+    assert aqi.us_epa("pm25", []).shape == (0,)
+    assert aqi.us_epa("pm25", np.array([9.0], dtype=np.float32)).tolist() == [50]
+    # A non-contiguous view gives the same result as its copy.
+    wide = np.arange(0, 100, 0.5)
+    assert aqi.us_epa("pm25", wide[::3]).tolist() == aqi.us_epa("pm25", wide[::3].copy()).tolist()
+    with pytest.raises(ValueError, match="unknown pollutant"):
+        aqi.us_epa("pm1", [1.0])
+    with pytest.raises(ValueError, match="numeric"):
+        aqi.us_epa("pm25", ["a"])
+
+
+def test_ozone_combines_averaging_periods():
+    out = aqi.us_epa_ozone([0.078, 0.250, 0.050, math.nan], [0.130, 0.250, math.nan, 0.100])
+    # max(126, 1-h 0.130 -> 107); 8-h undefined -> 1-h; 1-h missing -> 8-h; neither -> -1.
+    assert out.tolist() == [126, one("o3_1h", 0.250), 46, -1]
+
+
+# ---------------------------------------------------------------------------- NowCast
+def test_nowcast_pm_worked_example():
+    # EPA "Computing the NowCast" example: oldest..newest 50 80 75 90 82 53 64 74 21 10 16 13,
+    # range 80 / max 90 -> w = 0.11 -> floored to 0.5; published result 17.4 µg/m³.
+    newest_first = [13, 16, 10, 21, 74, 64, 53, 82, 90, 75, 80, 50]
+    expected = sum(0.5**h * c for h, c in enumerate(newest_first)) / sum(0.5**h for h in range(12))
+    got = float(aqi.nowcast("pm25", newest_first))
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert math.floor(got * 10) / 10 == 17.4
+    oldest_first = newest_first[::-1]
+    assert float(aqi.nowcast("pm10", oldest_first, most_recent="last")) == pytest.approx(got)
+
+
+def test_nowcast_ozone_worked_example_with_missing_hour():
+    # AirNow-Tech (2016) ozone NowCast example, ppb, newest first, hour 5 missing:
+    # range 80 - 22 = 58, w = 1 - 58/80 = 0.275 (no 0.5 floor for ozone).
+    hours = [63, 69, 80, 74, 60, math.nan, 35, 22]
+    w = 0.275
+    valid = [(h, c) for h, c in enumerate(hours) if not math.isnan(c)]
+    expected = sum(w**h * c for h, c in valid) / sum(w**h for h, _ in valid)
+    got = float(aqi.nowcast("o3", hours))
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert math.floor(got) == 65
+    # Extra older hours are ignored: only the most recent 8 count.
+    assert float(aqi.nowcast("o3", [*hours, 500.0, 500.0])) == pytest.approx(got)
+
+
+def test_nowcast_missing_hour_rule_and_edges():
+    nan = math.nan
+    rows = np.array(
+        [
+            [nan, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10],  # 2 of 3 recent -> valid
+            [nan, nan, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10],  # 1 of 3 -> NaN
+            [10, nan, nan, 10, 10, 10, 10, 10, 10, 10, 10, 10],  # 1 of 3 -> NaN
+            [0.0] * 12,  # all zero -> 0
+            [5, -1, 5, np.inf, 5, 5, 5, 5, 5, 5, 5, 5],  # negative/inf are missing
+        ]
+    )
+    out = aqi.nowcast("pm25", rows)
+    assert out[0] == pytest.approx(10.0)
+    assert math.isnan(out[1]) and math.isnan(out[2])
+    assert out[3] == 0.0
+    assert out[4] == pytest.approx(5.0)
+    # Fewer columns than hours: older hours count as missing.
+    assert float(aqi.nowcast("pm25", [8.0, 12.0])) == pytest.approx(
+        (8 + 12 * 0.6667) / 1.6667, rel=1e-3
+    )
+    # Ozone has no weight floor: an hour at 0 gives w = 0, and the limit of the formula
+    # is the newest valid hour (here hour 1, since hour 0 is missing).
+    assert float(aqi.nowcast("o3", [nan, 0.0, 1.0])) == 0.0
+    assert float(aqi.nowcast("o3", [nan, 3.0, 0.0])) == 3.0
+    # Leading dimensions are kept.
+    assert aqi.nowcast("o3", np.ones((3, 4, 8))).shape == (3, 4)
+    with pytest.raises(ValueError, match="unknown NowCast"):
+        aqi.nowcast("co", [1.0, 2.0])
+    with pytest.raises(ValueError, match="hours"):
+        aqi.nowcast("pm25", np.empty((3, 0)))
+    with pytest.raises(ValueError, match="most_recent"):
+        aqi.nowcast("pm25", [1.0], most_recent="middle")  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------------- categories
+def test_category_boundaries_names_and_colors():
+    values = [0, 50, 51, 100, 101, 150, 151, 200, 201, 300, 301, 500, 848, -1, math.nan]
+    cat = aqi.category(values)
+    assert cat.index.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, -1, -1]
+    assert cat.name.tolist()[::2] == [
+        "Good",
+        "Moderate",
+        "Unhealthy for Sensitive Groups",
+        "Unhealthy",
+        "Very Unhealthy",
+        "Hazardous",
+        "Hazardous",
+        "",
+    ]
+    assert list(aqi.CATEGORY_COLORS) == [
+        "#00E400",
+        "#FFFF00",
+        "#FF7E00",
+        "#FF0000",
+        "#8F3F97",
+        "#7E0023",
+    ]
+    assert cat.color[0] == "#00E400" and cat.color[-1] == ""
+    assert aqi.category(np.array([[50.4, 50.5]])).index.tolist() == [[0, 1]]
+
+
+# ------------------------------------------------------------------ reference equality
+def _grid_neighbours(pollutant: str) -> list[float]:
+    """Every breakpoint, its neighbouring floats and half-steps: the adversarial cases."""
+    res = float(ref.TABLE_6[pollutant][0])
+    out: list[float] = []
+    for c_lo, c_hi, _, _ in ref.rows(pollutant):
+        for c in (float(c_lo), float(c_hi), float(c_hi) + res / 2):
+            out += [c, np.nextafter(c, math.inf), np.nextafter(c, -math.inf)]
+    return out
+
+
+@pytest.mark.parametrize("pollutant", aqi.POLLUTANTS)
+def test_kernel_equals_reference_on_boundaries(pollutant):
+    values = _grid_neighbours(pollutant)
+    assert aqi.us_epa(pollutant, values).tolist() == ref.aqi_many(pollutant, values)
+
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
+scaled = st.builds(lambda m, e: m * 10.0**e, st.floats(-1.0, 10.0), st.integers(-4, 4))
+concentrations = st.lists(st.one_of(finite_or_not, scaled), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pollutant=st.sampled_from(aqi.POLLUTANTS), values=concentrations)
+def test_kernel_equals_reference_random(pollutant, values):
+    assert aqi.us_epa(pollutant, values).tolist() == ref.aqi_many(pollutant, values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pollutant=st.sampled_from(aqi.POLLUTANTS),
+    values=st.lists(st.floats(0.0, 3000.0), min_size=2, max_size=30),
+)
+def test_aqi_is_monotone_in_concentration(pollutant, values):
+    ordered = sorted(values)
+    out = aqi.us_epa(pollutant, ordered)
+    defined = out[out >= 0]
+    assert np.all(np.diff(defined) >= 0)
+
+
+hour_value = st.one_of(st.floats(0.0, 500.0), st.just(math.nan), st.floats(-5.0, -0.1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pollutant=st.sampled_from(tuple(aqi.NOWCAST_POLLUTANTS)),
+    rows=st.lists(st.lists(hour_value, min_size=1, max_size=14), min_size=1, max_size=6),
+)
+def test_nowcast_equals_reference(pollutant, rows):
+    width = max(len(r) for r in rows)
+    padded = [r + [math.nan] * (width - len(r)) for r in rows]
+    hours, w_floor = aqi.NOWCAST_POLLUTANTS[pollutant]
+    got = aqi.nowcast(pollutant, np.array(padded))
+    expected = [ref.nowcast(r, hours, w_floor) for r in padded]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-10, 2000), st.just(math.nan)), max_size=30))
+def test_category_equals_reference(values):
+    assert aqi.category(values).index.tolist() == [ref.category_index(v) for v in values]
