@@ -1,0 +1,322 @@
+"""Streaming, causal anomaly scores for univariate sensor series with irregular timestamps.
+
+One default configuration serves heart rate, SpO2, temperature, pollutant concentrations
+and device/infrastructure metrics: every quantity the method learns is relative to the
+series itself (its level, its scale, its cadence, its resolution and the tail of its own
+deviations), so nothing is expressed in physical units.
+
+Method (per device, one pass, O(1) state; details and references in docs/kernels/anomaly.md)
+
+1. **Time-aware exponential weighting.** History weight decays by ``exp(-Δt/τ_eff)``
+   between samples, ``τ_eff = max(tau, n_memory · cadence)`` where ``cadence`` is a
+   streaming median of the sampling interval. Dense series remember ``tau`` seconds,
+   sparse ones at least ``n_memory`` samples; a long gap empties the history, so the
+   device re-learns (scores 0) instead of comparing with stale state.
+2. **Robust level and scale** (Huber-clipped exponential smoothing, Gelper, Fried & Croux,
+   J. Forecasting 29, 2010): the level moves by the prediction residual clipped at
+   ``huber_k`` scales; the scale is the EW mean absolute clipped residual. The scale is
+   floored by the series' resolution (smallest non-zero step seen) and by
+   ``rel_floor · |level|``, so a flat line (stuck sensor, quantised readings) does not
+   turn every tiny change into an anomaly.
+3. **Deviation** ``z = |x - level| / (scale · sqrt(1 + Δt/τ_eff))``: the predictive
+   spread of a local-level (random walk plus noise) model grows with the time since the
+   previous sample, so a value after a gap is not over-scored.
+4. **Calibration to the series' own tail** (peaks over threshold, Pickands–Balkema–de Haan;
+   streaming as in SPOT, Siffer et al., KDD 2017): a Robbins–Monro estimate ``u`` of the
+   ``1 - tail_p`` quantile of ``z`` and an exponential (GPD shape 0) mean excess ``β``
+   over it give ``P(Z > z)``; the score is ``1 - P(Z > z)``. A series whose deviations
+   are routinely heavy-tailed therefore scores its routine excursions low, and ONE
+   threshold (:data:`THRESHOLD`) means the same rarity on every series.
+
+Bad input (documented contract): a sample whose ``t`` or ``x`` is NaN/inf (or absurd:
+``|x| > 1e100``, ``|t| > 1e15`` s), or whose
+timestamp is earlier than the device's previous accepted sample, scores NaN and leaves the
+device state untouched; equal timestamps are accepted (no decay between them). Mismatched
+lengths, non-1-D arrays, non-integer or out-of-range device indices raise ``ValueError``
+before any state changes. Empty arrays give an empty result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from kernels._state import DeviceStateArrays
+
+__all__ = ["COLUMNS", "DEFAULTS", "THRESHOLD", "AnomalyScorer", "score"]
+
+#: Scores at or above this value are anomalies, for every kind of series.
+THRESHOLD = 0.999
+
+#: Default parameters (no per-series tuning: these serve every series).
+DEFAULTS: dict[str, float] = {
+    "tau": 900.0,  # s: memory of level and scale for densely sampled series
+    "n_memory": 64.0,  # samples: minimum memory for sparsely sampled series
+    "n_warmup": 16.0,  # effective samples of history before a sample is scored
+    "huber_k": 3.0,  # residual clip for level/scale updates, in scales
+    "rel_floor": 1e-3,  # scale floor relative to |level|
+    "tail_p": 0.02,  # exceedance probability of the tail anchor u
+    "tail_memory": 8.0,  # tail memory as a multiple of the level memory
+    "tail_prior": 200.0,  # prior weight (samples) of the tail estimates
+    "u_min": 3.0,  # floor (and prior) of u: the Gaussian value, in z units
+    "beta_min": 0.75,  # floor (and prior) of the tail mean excess β, in z units
+    "cadence_step": 0.05,  # log-step of the streaming median sampling interval
+}
+
+#: Columns of the per-device ``state`` array (exported/imported as one float64 array).
+COLUMNS = (
+    "t_last",  # time of the last accepted sample
+    "n",  # number of accepted samples
+    "weight",  # decayed count of samples in memory (at t_last)
+    "level",  # robust EW level
+    "scale",  # robust EW mean absolute residual
+    "cadence",  # streaming median of positive sampling intervals (0: unknown)
+    "quantum",  # smallest non-zero |Δx| seen (inf: none yet)
+    "x_last",  # last accepted value
+    "tail_u",  # (1 - tail_p) quantile of z
+    "tail_beta",  # mean excess of z over tail_u
+)
+_T, _N, _W, _LEVEL, _SCALE, _CAD, _Q, _XL, _U, _BETA = range(len(COLUMNS))
+
+# Positions in the packed parameter vector handed to the compiled kernel.
+_PARAM_ORDER = tuple(DEFAULTS)
+_TINY = 1e-300  # last-resort scale floor: an all-zero series with no resolution seen yet
+_MAX_ABS_X = 1e100  # larger |x| is no reading: rejected like NaN (keeps arithmetic finite)
+_MAX_ABS_T = 1e15  # s; larger |t| is not epoch seconds: rejected like NaN
+
+
+def pack_params(params: dict[str, float]) -> np.ndarray:
+    """Parameter vector for the kernels: :data:`DEFAULTS` order, then ``log(tail_p)``."""
+    vals = [float(params[k]) for k in _PARAM_ORDER]
+    return np.array([*vals, math.log(params["tail_p"])], dtype=np.float64)
+
+
+def initial_state(n_devices: int, params: dict[str, float]) -> np.ndarray:
+    """Fresh ``(n_devices, len(COLUMNS))`` state: no history, tail at its prior."""
+    st = np.zeros((n_devices, len(COLUMNS)), dtype=np.float64)
+    st[:, _T] = np.nan
+    st[:, _Q] = np.inf
+    st[:, _XL] = np.nan
+    st[:, _U] = params["u_min"]
+    st[:, _BETA] = params["beta_min"]
+    return st
+
+
+@njit(cache=True, nogil=True)
+def _update(
+    device: np.ndarray, t: np.ndarray, x: np.ndarray, st: np.ndarray, p: np.ndarray
+) -> np.ndarray:
+    """Score and absorb an interleaved batch in place (see module docstring)."""
+    tau, n_memory, n_warmup, huber_k, rel_floor = p[0], p[1], p[2], p[3], p[4]
+    tail_p, tail_memory, tail_prior, u_min, beta_min = p[5], p[6], p[7], p[8], p[9]
+    cad_up = math.exp(p[10])
+    cad_down = math.exp(-p[10])
+    log_p = p[11]
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for i in range(x.shape[0]):
+        j = device[i]
+        xi = x[i]
+        ti = t[i]
+        # NaN/inf fail these comparisons too; the bounds keep every sum finite.
+        if not (abs(xi) <= _MAX_ABS_X and abs(ti) <= _MAX_ABS_T):
+            out[i] = math.nan
+            continue
+        n = st[j, _N]
+        if n == 0.0:
+            st[j, _T] = ti
+            st[j, _N] = 1.0
+            st[j, _W] = 1.0
+            st[j, _LEVEL] = xi
+            st[j, _SCALE] = 0.0
+            st[j, _XL] = xi
+            out[i] = 0.0
+            continue
+        dt = ti - st[j, _T]
+        if dt < 0.0:
+            out[i] = math.nan
+            continue
+        cad = st[j, _CAD]
+        tau_eff = tau
+        if cad > 0.0 and n_memory * cad > tau:
+            tau_eff = n_memory * cad
+        w = st[j, _W] * math.exp(-dt / tau_eff)
+        level = st[j, _LEVEL]
+        scale = st[j, _SCALE]
+        q = st[j, _Q]
+        floor = rel_floor * abs(level)
+        if q < math.inf and q > floor:
+            floor = q
+        if floor < _TINY:
+            floor = _TINY
+        s_eff = scale if scale > floor else floor
+        r = xi - level
+        ar = abs(r)
+        if w >= n_warmup:
+            z = ar / (s_eff * math.sqrt(1.0 + dt / tau_eff))
+            u = st[j, _U]
+            b = st[j, _BETA]
+            if z >= u:
+                out[i] = 1.0 - tail_p * math.exp(-(z - u) / b)
+            else:
+                out[i] = 1.0 - math.exp(log_p * z / u)
+            # Robbins-Monro quantile step and mean-excess update (tail memory ~ M·w).
+            g_den = tail_memory * w
+            if g_den < tail_prior:
+                g_den = tail_prior
+            g = 1.0 / g_den
+            if z > u:
+                exc = z - u
+                if exc > 4.0 * b:
+                    exc = 4.0 * b
+                b = b + g / tail_p * (exc - b)
+                u = u + g * b * (1.0 - tail_p) / tail_p
+            else:
+                u = u - g * b
+            st[j, _U] = u if u > u_min else u_min
+            st[j, _BETA] = b if b > beta_min else beta_min
+        else:
+            out[i] = 0.0
+        w = w + 1.0
+        a = 1.0 / w
+        if n < n_warmup:
+            level = level + a * r
+            scale = scale + a * (ar - scale)
+        else:
+            clip = huber_k * s_eff
+            rc = r
+            if rc > clip:
+                rc = clip
+            elif rc < -clip:
+                rc = -clip
+            level = level + a * rc
+            scale = scale + a * ((ar if ar < clip else clip) - scale)
+        if dt > 0.0:
+            if cad <= 0.0:
+                cad = dt
+            elif dt > cad:
+                cad = cad * cad_up
+            elif dt < cad:
+                cad = cad * cad_down
+        dx = abs(xi - st[j, _XL])
+        if dx > 0.0 and dx < q:
+            st[j, _Q] = dx
+        st[j, _T] = ti
+        st[j, _N] = n + 1.0
+        st[j, _W] = w
+        st[j, _LEVEL] = level
+        st[j, _SCALE] = scale
+        st[j, _CAD] = cad
+        st[j, _XL] = xi
+    return out
+
+
+def validate_params(params: dict[str, float]) -> dict[str, float]:
+    """Merge ``params`` over :data:`DEFAULTS`; ``ValueError`` on unknown or invalid ones."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown AnomalyScorer parameters: {sorted(unknown)}")
+    merged = {**DEFAULTS, **{k: float(v) for k, v in params.items()}}
+    for key, value in merged.items():
+        if not math.isfinite(value) or value < 0.0:
+            raise ValueError(f"{key} must be finite and >= 0, got {value}")
+    for key in ("tau", "n_memory", "huber_k", "tail_memory", "u_min", "beta_min"):
+        if merged[key] <= 0.0:
+            raise ValueError(f"{key} must be > 0, got {merged[key]}")
+    if not 0.0 < merged["tail_p"] < 1.0:
+        raise ValueError(f"tail_p must be in (0, 1), got {merged['tail_p']}")
+    if merged["tail_prior"] < 1.0:
+        raise ValueError(f"tail_prior must be >= 1, got {merged['tail_prior']}")
+    return merged
+
+
+def as_batch(
+    device: npt.ArrayLike, t: npt.ArrayLike, x: npt.ArrayLike, n_devices: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked contiguous ``(int64, float64, float64)`` copies-or-views of a batch."""
+    dev = np.asarray(device)
+    tt = np.ascontiguousarray(t, dtype=np.float64)
+    xx = np.ascontiguousarray(x, dtype=np.float64)
+    if dev.ndim != 1 or tt.ndim != 1 or xx.ndim != 1:
+        raise ValueError("device, t and x must be 1-D arrays")
+    if not (dev.shape[0] == tt.shape[0] == xx.shape[0]):
+        raise ValueError(
+            f"length mismatch: device {dev.shape[0]}, t {tt.shape[0]}, x {xx.shape[0]}"
+        )
+    if dev.size and dev.dtype.kind not in "iu":
+        raise ValueError(f"device must be an integer array, got dtype {dev.dtype}")
+    dev = np.ascontiguousarray(dev, dtype=np.int64)
+    if dev.size and (dev.min() < 0 or dev.max() >= n_devices):
+        raise ValueError(
+            f"device index out of range [0, {n_devices}): min {dev.min()}, max {dev.max()}"
+        )
+    return dev, tt, xx
+
+
+class AnomalyScorer(DeviceStateArrays):
+    """Multi-device streaming anomaly scorer (see module docstring for the method).
+
+    Parameters
+    ----------
+    n_devices : int
+        Initial device capacity (grow with :meth:`grow`).
+    **params : float
+        Overrides of :data:`DEFAULTS`; the defaults are meant for every series.
+
+    State is one float64 array ``"state"`` of shape ``(n_devices, len(COLUMNS))``.
+    """
+
+    def __init__(self, n_devices: int, **params: float) -> None:
+        self.params = validate_params(params)
+        self._packed = pack_params(self.params)
+        super().__init__(n_devices)
+
+    def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
+        return {"state": initial_state(n_devices, self.params)}
+
+    def update(self, device: npt.ArrayLike, t: npt.ArrayLike, x: npt.ArrayLike) -> np.ndarray:
+        """Score an interleaved batch and absorb it into the per-device state.
+
+        Parameters
+        ----------
+        device : int array (n,)
+            Device index of each sample, in ``[0, n_devices)``.
+        t : float array (n,)
+            Timestamps in seconds, non-decreasing per device (within and across calls).
+        x : float array (n,)
+            Values, any unit.
+
+        Returns
+        -------
+        numpy.ndarray of float64 (n,)
+            Score in [0, 1] per sample (NaN for rejected samples); causal: the score of a
+            sample depends only on that device's samples up to and including it.
+        """
+        dev, tt, xx = as_batch(device, t, x, self.n_devices)
+        if dev.size == 0:
+            return np.empty(0, dtype=np.float64)
+        return _update(dev, tt, xx, self._state["state"], self._packed)
+
+
+def score(t: npt.ArrayLike, x: npt.ArrayLike, **params: float) -> np.ndarray:
+    """Anomaly score in [0, 1] per sample of one series (``AnomalyScorer(1).update``).
+
+    Parameters
+    ----------
+    t : float array (n,)
+        Timestamps in seconds (irregular sampling is fine), non-decreasing.
+    x : float array (n,)
+        Values, any unit; no per-series tuning needed.
+    **params : float
+        Optional overrides of :data:`DEFAULTS`.
+
+    Returns
+    -------
+    numpy.ndarray of float64 (n,)
+        Causal scores; ``>= THRESHOLD`` flags an anomaly. NaN where ``t``/``x`` is
+        not finite or time goes backwards.
+    """
+    xx = np.asarray(x)
+    return AnomalyScorer(1, **params).update(np.zeros(xx.shape[:1], dtype=np.int64), t, xx)
