@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ingest.contract import senml
 from ingest.contract.clock import DEFAULT_MAX_AGE_S
-from ingest.contract.errors import ContractViolation, detail
+from ingest.contract.errors import ContractViolation, detail, unparsable
 from ingest.contract.models import ContractModel, VitalsBatch
 from ingest.contract.registry import SPECS, ChannelSpec
 from ingest.contract.topics import parse_topic
@@ -149,17 +149,7 @@ def _classify(exc: ValidationError, data: bytes | bytearray | str) -> ContractVi
     """Turn a JSON-level failure into ``encoding``/``json``; model failures map as usual."""
     errors = exc.errors(include_url=False)
     if errors and errors[0]["type"] == "json_invalid":
-        if not isinstance(data, str):
-            try:
-                bytes(data).decode("utf-8")
-            except UnicodeDecodeError as ude:
-                return ContractViolation.single(
-                    "$",
-                    bytes(data[max(0, ude.start - 16) : ude.end + 16]),
-                    "encoding",
-                    f"payload is not valid UTF-8 at byte {ude.start}",
-                )
-        return ContractViolation.single("$", data, "json", f"invalid JSON: {errors[0]['msg']}")
+        return unparsable(data, errors[0]["msg"])
     return ContractViolation.from_validation_error(exc)
 
 
@@ -167,13 +157,9 @@ def _not_json_container(payload: Payload, first: int) -> ContractViolation:
     if first < 0:
         return ContractViolation.single("$", "", "empty", "payload is empty")
     raw = payload if isinstance(payload, str) else bytes(payload)
-    if isinstance(raw, bytes):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as ude:
-            return ContractViolation.single(
-                "$", raw, "encoding", f"payload is not valid UTF-8 at byte {ude.start}"
-            )
+    exc = unparsable(raw, "")
+    if exc.rule == "encoding":
+        return exc
     return ContractViolation.single(
         "$", raw, "payload_shape", "payload must be a JSON object (native) or array (SenML)"
     )

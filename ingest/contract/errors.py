@@ -174,3 +174,19 @@ class ContractViolation(Exception):  # noqa: N818 - the contract's public name
                 path = f"{prefix}.{path}" if path != "$" else prefix
             out.append(detail(path, value, rule_name(err["type"]), err["msg"]))
         return cls(out, topic=topic)
+
+
+def unparsable(data: bytes | bytearray | str, reason: str) -> ContractViolation:
+    """Violation for a payload the JSON parser rejected: ``encoding`` if it is not UTF-8
+    (RFC 8259 section 8.1 requires UTF-8), else ``json`` with the parser's ``reason``."""
+    if not isinstance(data, str):
+        try:
+            bytes(data).decode("utf-8")
+        except UnicodeDecodeError as ude:
+            return ContractViolation.single(
+                "$",
+                bytes(data[max(0, ude.start - 16) : ude.end + 16]),
+                "encoding",
+                f"payload is not valid UTF-8 at byte {ude.start}",
+            )
+    return ContractViolation.single("$", data, "json", f"invalid JSON: {reason}")

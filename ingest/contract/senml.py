@@ -17,22 +17,23 @@ Layouts per channel:
   ``rate_hz`` record (unit ``Hz``) restores the ``t0`` + ``rate_hz`` form, otherwise the
   window decodes to per-sample times ``t``.
 
-The pack is converted to a native dict and validated by the same model as native JSON.
+The record list is parsed and type-checked in one pass by pydantic-core, converted to a
+native dict and validated by the same model as native JSON.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
-from pydantic_core import from_json
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from ingest.contract.errors import ContractViolation, ErrorDetail, detail
+from ingest.contract.errors import ContractViolation, unparsable
 from ingest.contract.models import (
     AccelWindow,
+    AirQuality,
     ContractModel,
     DeviceStatus,
     DoorContact,
@@ -42,56 +43,62 @@ from ingest.contract.models import (
     Vitals,
     VitalsBatch,
 )
-from ingest.contract.models.airq import AirQuality
-from ingest.contract.quantities import LOINC_FIELDS, QUANTITIES, VITAL_FIELDS
+from ingest.contract.quantities import AIR_FIELDS, LOINC_FIELDS, QUANTITIES, VITAL_FIELDS, Quantity
 from ingest.contract.registry import ChannelSpec
 
 #: RFC 8428 section 4.5.3: resolved times below 2**28 s are relative to "now".
 RELATIVE_TIME_LIMIT = 2.0**28
-#: Labels we read; other labels not ending in "_" are ignored (section 4.4).
+#: Labels defined by RFC 8428 (others not ending in "_" are ignored, section 4.4).
 _KNOWN = frozenset(
     {"bn", "bt", "bu", "bv", "bver", "bs", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
 )
+_VALUE_LABELS = ("v", "vs", "vb", "vd")
 #: Most records accepted in one pack (600 samples x 3 axes + rate).
-MAX_RECORDS = 1901
+MAX_RECORDS = 1801
 #: Allowed deviation (s) of sample times from t0 + i / rate_hz when a rate record is present.
 RATE_TIME_TOLERANCE = 1e-4
 _AXES = ("x", "y", "z")
 
-#: Value kind per native field: "v" number, "vb" boolean, "vs" string.
-_KIND: dict[type[ContractModel], dict[str, str]] = {
-    Vitals: {name: "v" for name in VITAL_FIELDS},
-    DeviceStatus: {"battery": "v"},
-    AirQuality: {
-        name: "v"
-        for name in (
-            "lat",
-            "lon",
-            "pm25",
-            "pm10",
-            "o3",
-            "no2",
-            "so2",
-            "co",
-            "temperature",
-            "humidity",
-        )
+
+@with_config(ConfigDict(strict=True, extra="allow", allow_inf_nan=False))
+class SenMLRecord(TypedDict, total=False):
+    """One SenML record (RFC 8428 section 4, JSON labels of table 1)."""
+
+    bn: str
+    bt: float
+    bu: str
+    bv: float
+    bver: int
+    bs: float
+    n: str
+    u: str
+    v: float
+    vs: str
+    vb: bool
+    vd: str
+    s: float
+    t: float
+    ut: float
+
+
+_PACK: TypeAdapter[list[SenMLRecord]] = TypeAdapter(
+    Annotated[list[SenMLRecord], Field(min_length=1, max_length=MAX_RECORDS)]
+)
+
+#: Per model: native field -> (SenML value label, quantity for numbers).
+_FIELDS: dict[type[ContractModel], dict[str, tuple[str, Quantity | None]]] = {
+    Vitals: {n: ("v", QUANTITIES[n]) for n in VITAL_FIELDS},
+    DeviceStatus: {"battery": ("v", QUANTITIES["battery"])},
+    AirQuality: {n: ("v", QUANTITIES[n]) for n in ("lat", "lon", *AIR_FIELDS)},
+    RoomMotion: {"room": ("vs", None), "motion": ("vb", None)},
+    DoorContact: {"door": ("vs", None), "open": ("vb", None)},
+    Occupancy: {"occupied": ("vb", None)},
+    PanicButton: {"pressed": ("vb", None)},
+    AccelWindow: {
+        **{a: ("v", QUANTITIES["accel"]) for a in _AXES},
+        "rate_hz": ("v", QUANTITIES["rate_hz"]),
     },
-    RoomMotion: {"room": "vs", "motion": "vb"},
-    DoorContact: {"door": "vs", "open": "vb"},
-    Occupancy: {"occupied": "vb"},
-    PanicButton: {"pressed": "vb"},
-    AccelWindow: {"x": "v", "y": "v", "z": "v", "rate_hz": "v"},
 }
-
-
-class _Record:
-    """One resolved SenML record."""
-
-    __slots__ = ("index", "name", "time", "unit", "value")
-
-    def __init__(self, index: int, name: str, time: float, unit: str | None, value: Any):
-        self.index, self.name, self.time, self.unit, self.value = index, name, time, unit, value
 
 
 # --------------------------------------------------------------------------- decoding
@@ -104,12 +111,26 @@ def decode_pack(spec: ChannelSpec, payload: Any, context: dict[str, Any]) -> Con
     ------
     ContractViolation
         Rules ``json``/``encoding``, ``senml_pack``, ``senml_label``, ``senml_name``,
-        ``senml_unit``, ``senml_value``, ``senml_time``, ``senml_duplicate``, ``type``,
-        ``finite`` and every model rule.
+        ``senml_unit``, ``senml_value``, ``senml_time``, ``senml_duplicate``,
+        ``senml_axes``, ``type``, ``finite`` and every model rule.
     """
-    pack = _parse(payload)
-    records = _resolve(pack, context["now"])
-    native = _to_native(spec, records)
+    data = payload.tobytes() if isinstance(payload, memoryview) else payload
+    try:
+        pack = _PACK.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            raise unparsable(data, first["msg"]) from None
+        violation = ContractViolation.from_validation_error(exc)
+        for err in violation.errors:
+            if err["rule"] in ("min_length", "max_length") and err["field"] == "$":
+                err["rule"] = "senml_pack"
+            elif err["rule"] == "type" and err["field"].count(".") == 0:
+                err["rule"] = "senml_pack"  # a record that is not an object
+        raise violation from None
+    rows = _resolve(pack, context["now"])
+    fields = _FIELDS[spec.model]
+    native = _window(rows, fields) if spec.model is AccelWindow else _reading(spec, rows, fields)
     model = spec.batch_model if isinstance(native.get("ts"), list) else spec.model
     assert model is not None
     try:
@@ -118,140 +139,75 @@ def decode_pack(spec: ChannelSpec, payload: Any, context: dict[str, Any]) -> Con
         raise ContractViolation.from_validation_error(exc) from None
 
 
-def _parse(payload: Any) -> list[Any]:
-    data = payload.tobytes() if isinstance(payload, memoryview) else payload
-    try:
-        pack = from_json(data, allow_inf_nan=False)
-    except ValueError as exc:
-        if isinstance(data, bytes | bytearray):
-            try:
-                bytes(data).decode("utf-8")
-            except UnicodeDecodeError as ude:
-                raise ContractViolation.single(
-                    "$",
-                    bytes(data[max(0, ude.start - 16) : ude.end + 16]),
-                    "encoding",
-                    f"payload is not valid UTF-8 at byte {ude.start}",
-                ) from None
-        raise ContractViolation.single("$", data, "json", f"invalid JSON: {exc}") from None
-    if not isinstance(pack, list) or not pack:
-        raise ContractViolation.single("$", pack, "senml_pack", "a SenML pack is a non-empty array")
-    if len(pack) > MAX_RECORDS:
-        raise ContractViolation.single(
-            "$", len(pack), "senml_pack", f"a pack holds at most {MAX_RECORDS} records"
-        )
-    return pack
+#: A resolved record: (index, name, time, unit, value label, value).
+_Resolved = tuple[int, str, float, str | None, str, Any]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _resolve(pack: list[Any], now: float) -> list[_Record]:
+def _resolve(pack: list[SenMLRecord], now: float) -> list[_Resolved]:
     """Apply base fields and relative times (RFC 8428 sections 4.5.1-4.5.3)."""
-    errors: list[ErrorDetail] = []
-    out: list[_Record] = []
+    out: list[_Resolved] = []
     bn, bt, bu, bv = "", 0.0, None, 0.0
     for i, rec in enumerate(pack):
-        where = f"[{i}]"
-        if not isinstance(rec, dict):
-            errors.append(detail(where, rec, "senml_pack", "each SenML record is a JSON object"))
-            continue
-        bad = False
-        for key, val in rec.items():
-            if key not in _KNOWN:
+        if len(rec.keys() - _KNOWN):
+            for key in rec.keys() - _KNOWN:
                 if key.endswith("_"):
-                    errors.append(
-                        detail(
-                            f"{where}.{key}",
-                            val,
-                            "senml_label",
-                            f"unknown must-understand label {key!r}",
-                        )
+                    raise ContractViolation.single(
+                        f"[{i}].{key}",
+                        rec[key],  # type: ignore[literal-required]
+                        "senml_label",
+                        f"unknown must-understand label {key!r}",
                     )
-                    bad = True
-                continue
-            want = _label_type(key)
-            ok = (
-                _number(val)
-                if want == "number"
-                else isinstance(val, str)
-                if want == "string"
-                else isinstance(val, bool)
-            )
-            if not ok:
-                errors.append(detail(f"{where}.{key}", val, "type", f"{key} must be a {want}"))
-                bad = True
-            elif want == "number" and not math.isfinite(val):
-                errors.append(detail(f"{where}.{key}", val, "finite", f"{key} must be finite"))
-                bad = True
-        if bad:
-            continue
         bn = rec.get("bn", bn)
-        bt = float(rec.get("bt", bt))
+        bt = rec.get("bt", bt)
         bu = rec.get("bu", bu)
-        bv = float(rec.get("bv", bv))
-        kinds = [k for k in ("v", "vs", "vb", "vd") if k in rec]
-        if len(kinds) != 1:
-            errors.append(
-                detail(where, rec, "senml_value", "a record needs exactly one of v, vs, vb, vd")
+        bv = rec.get("bv", bv)
+        labels = [k for k in _VALUE_LABELS if k in rec]
+        if len(labels) != 1:
+            raise ContractViolation.single(
+                f"[{i}]", rec, "senml_value", "a record needs exactly one of v, vs, vb, vd"
             )
-            continue
-        value = rec[kinds[0]]
-        if kinds[0] == "v":
+        label = labels[0]
+        value = rec[label]  # type: ignore[literal-required]
+        if label == "v" and bv:
             value = value + bv
-        time = bt + float(rec.get("t", 0.0))
-        if not math.isfinite(time):
-            errors.append(detail(f"{where}.t", time, "finite", "resolved time must be finite"))
-            continue
+        time = bt + rec.get("t", 0.0)
         if time < RELATIVE_TIME_LIMIT:
             time = now + time
         name = bn + rec.get("n", "")
         cut = max(name.rfind(":"), name.rfind("/"))
-        out.append(_Record(i, name[cut + 1 :], time, rec.get("u", bu), (kinds[0], value)))
-    if errors:
-        raise ContractViolation(errors)
+        out.append((i, name[cut + 1 :], time, rec.get("u", bu), label, value))
     return out
 
 
-def _label_type(key: str) -> str:
-    if key in ("bn", "bu", "n", "u", "vs", "vd"):
-        return "string"
-    if key == "vb":
-        return "boolean"
-    return "number"
-
-
-def _field_value(model: type[ContractModel], rec: _Record) -> tuple[str, Any]:
-    """Map a record to ``(native field, value)``: name, value kind and unit checks."""
-    kinds = _KIND[model]
-    name = LOINC_FIELDS.get(rec.name, rec.name) if model is Vitals else rec.name
-    where = f"[{rec.index}]"
-    if name not in kinds:
+def _field_value(
+    fields: dict[str, tuple[str, Quantity | None]], rec: _Resolved, loinc: bool
+) -> tuple[str, Any]:
+    """Map a record to ``(native field, value)``: name, value label and unit checks."""
+    i, raw_name, _, unit, label, value = rec
+    name = LOINC_FIELDS.get(raw_name, raw_name) if loinc else raw_name
+    spec = fields.get(name)
+    if spec is None:
         raise ContractViolation.single(
-            f"{where}.n",
-            rec.name,
+            f"[{i}].n",
+            raw_name,
             "senml_name",
-            f"unknown record name; expected one of {', '.join(sorted(kinds))}",
+            f"unknown record name; expected one of {', '.join(sorted(fields))}",
         )
-    kind, value = rec.value
-    if kind != kinds[name]:
+    want, q = spec
+    if label != want:
         raise ContractViolation.single(
-            f"{where}.{kind}", value, "senml_value", f"{name} must be sent as {kinds[name]}"
+            f"[{i}].{label}", value, "senml_value", f"{name} must be sent as {want}"
         )
-    if kind != "v":
-        if rec.unit is not None:
-            raise ContractViolation.single(
-                f"{where}.u", rec.unit, "senml_unit", f"{name} has no unit"
-            )
+    if q is None:
+        if unit is not None:
+            raise ContractViolation.single(f"[{i}].u", unit, "senml_unit", f"{name} has no unit")
         return name, value
-    q = QUANTITIES["accel" if name in _AXES else name]
-    if rec.unit is not None and rec.unit != q.senml_unit:
-        scale = q.senml_scale.get(rec.unit)
+    if unit is not None and unit != q.senml_unit:
+        scale = q.senml_scale.get(unit)
         if scale is None:
             allowed = ", ".join([q.senml_unit, *q.senml_scale])
             raise ContractViolation.single(
-                f"{where}.u", rec.unit, "senml_unit", f"{name} unit must be one of {allowed}"
+                f"[{i}].u", unit, "senml_unit", f"{name} unit must be one of {allowed}"
             )
         value = value * scale
     if q.integer and isinstance(value, float) and value.is_integer():
@@ -259,29 +215,27 @@ def _field_value(model: type[ContractModel], rec: _Record) -> tuple[str, Any]:
     return name, value
 
 
-def _to_native(spec: ChannelSpec, records: list[_Record]) -> dict[str, Any]:
-    if spec.model is AccelWindow:
-        return _window(records)
+def _reading(
+    spec: ChannelSpec, rows: list[_Resolved], fields: dict[str, tuple[str, Quantity | None]]
+) -> dict[str, Any]:
+    loinc = spec.model is Vitals
     by_time: dict[float, dict[str, Any]] = {}
-    for rec in records:
-        name, value = _field_value(spec.model, rec)
-        row = by_time.setdefault(rec.time, {})
+    for rec in rows:
+        name, value = _field_value(fields, rec, loinc)
+        row = by_time.setdefault(rec[2], {})
         if name in row:
             raise ContractViolation.single(
-                f"[{rec.index}].n", rec.name, "senml_duplicate", f"{name} twice at one time"
+                f"[{rec[0]}].n", rec[1], "senml_duplicate", f"{name} twice at one time"
             )
         row[name] = value
     if len(by_time) == 1:
         ((ts, row),) = by_time.items()
         return {"ts": ts, **row}
+    times = sorted(by_time)
     if spec.batch_model is None:
         raise ContractViolation.single(
-            "[*].t",
-            sorted(by_time)[:8],
-            "senml_time",
-            f"all records of a {spec.channel} pack must share one time",
+            "[*].t", times, "senml_time", f"all records of a {spec.channel} pack share one time"
         )
-    times = sorted(by_time)
     names = [n for n in VITAL_FIELDS if any(n in row for row in by_time.values())]
     batch: dict[str, Any] = {"ts": times}
     for n in names:
@@ -289,50 +243,46 @@ def _to_native(spec: ChannelSpec, records: list[_Record]) -> dict[str, Any]:
     return batch
 
 
-def _window(records: list[_Record]) -> dict[str, Any]:
+def _window(
+    rows: list[_Resolved], fields: dict[str, tuple[str, Quantity | None]]
+) -> dict[str, Any]:
     rate: float | None = None
     samples: dict[float, dict[str, float]] = {}
-    for rec in records:
-        name, value = _field_value(AccelWindow, rec)
+    for rec in rows:
+        name, value = _field_value(fields, rec, False)
         if name == "rate_hz":
             if rate is not None:
                 raise ContractViolation.single(
-                    f"[{rec.index}].n", name, "senml_duplicate", "rate_hz twice"
+                    f"[{rec[0]}].n", name, "senml_duplicate", "rate_hz twice"
                 )
             rate = value
             continue
-        row = samples.setdefault(rec.time, {})
+        row = samples.setdefault(rec[2], {})
         if name in row:
             raise ContractViolation.single(
-                f"[{rec.index}].n", name, "senml_duplicate", f"{name} twice at time {rec.time}"
+                f"[{rec[0]}].n", name, "senml_duplicate", f"{name} twice at time {rec[2]}"
             )
         row[name] = value
+    if not samples:
+        raise ContractViolation.single("$", None, "senml_axes", "window has no samples")
     times = sorted(samples)
     for t in times:
-        missing = [a for a in _AXES if a not in samples[t]]
-        if missing:
+        if len(samples[t]) != 3:
+            missing = [a for a in _AXES if a not in samples[t]]
             raise ContractViolation.single(
-                "[*].n",
-                t,
-                "senml_duplicate" if not missing else "senml_axes",
-                f"sample at time {t} lacks {', '.join(missing)}",
+                "[*].n", t, "senml_axes", f"sample at time {t} lacks {', '.join(missing)}"
             )
     axes = {a: [samples[t][a] for t in times] for a in _AXES}
-    if not times:
-        raise ContractViolation.single("$", None, "senml_axes", "window has no samples")
     if rate is None:
         return {"t": times, **axes}
-    if _number(rate) and rate > 0:
-        t0 = times[0]
+    t0 = times[0]
+    if rate > 0:
         for i, t in enumerate(times):
             if abs(t - (t0 + i / rate)) > RATE_TIME_TOLERANCE:
                 raise ContractViolation.single(
-                    f"[*].t (sample {i})",
-                    t,
-                    "senml_time",
-                    f"sample {i} is not at t0 + {i}/rate_hz",
+                    f"[*].t (sample {i})", t, "senml_time", f"sample {i} is not at t0 + {i}/rate_hz"
                 )
-    return {"t0": times[0], "rate_hz": rate, **axes}
+    return {"t0": t0, "rate_hz": rate, **axes}
 
 
 # --------------------------------------------------------------------------- encoding
@@ -368,7 +318,7 @@ def to_senml(
         )
     else:
         values = [
-            (n, [getattr(model, n)]) for n in _KIND[type(model)] if getattr(model, n) is not None
+            (n, [getattr(model, n)]) for n in _FIELDS[type(model)] if getattr(model, n) is not None
         ]
         pack = _encode_rows([model.ts], values, use_loinc)  # type: ignore[attr-defined]
     if base_name is not None:

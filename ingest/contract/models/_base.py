@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic.functional_validators import AfterValidator
@@ -24,7 +24,7 @@ class ContractModel(BaseModel):
         extra="forbid",
         allow_inf_nan=False,
         frozen=True,
-        json_schema_extra={"$comment": "cityhealth device contract (ingest.contract)"},
+        json_schema_extra=lambda schema, cls: _schema_extra(schema, cls),
     )
 
     #: Fields that hold measurements; at least one must be present (see ``_require_any``).
@@ -40,6 +40,16 @@ class ContractModel(BaseModel):
             "at least one of {fields} must be present",
             {"field": "$", "value": None, "fields": ", ".join(self.measurement_fields)},
         )
+
+
+def _schema_extra(schema: dict[str, Any], cls: Any) -> None:
+    """Express "at least one measurement" in JSON Schema (``anyOf`` of non-null keys)."""
+    schema["$comment"] = "cityhealth device contract (ingest.contract); docs/GATEWAYS.md"
+    fields: tuple[str, ...] = getattr(cls, "measurement_fields", ())
+    if fields:
+        schema["anyOf"] = [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in fields
+        ]
 
 
 def _check_ts(value: float, info: ValidationInfo) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from ingest.contract.clock import check_time
@@ -46,6 +46,31 @@ def _violation(rule: str, message: str, field: str, value: object) -> PydanticCu
 
 class AccelWindow(ContractModel):
     """One window: ``{"t0", "rate_hz", "x", "y", "z"}`` or ``{"t", "x", "y", "z"}``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "$comment": "cityhealth device contract (ingest.contract); docs/GATEWAYS.md",
+            # exactly one of the two forms (the model enforces the same rule: window_form)
+            "oneOf": [
+                {
+                    "required": ["t0", "rate_hz"],
+                    "properties": {
+                        "t0": {"type": "number"},
+                        "rate_hz": {"type": "number"},
+                        "t": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["t"],
+                    "properties": {
+                        "t": {"type": "array"},
+                        "t0": {"type": "null"},
+                        "rate_hz": {"type": "null"},
+                    },
+                },
+            ],
+        }
+    )
 
     t0: float | None = Field(
         default=None, ge=0, description="Time of sample 0, seconds since the Unix epoch (UTC)"
