@@ -1,8 +1,10 @@
 """Time rules: timestamps must be neither in the far future nor too far in the past.
 
-Validation compares timestamps with a reference ``now`` passed in the pydantic validation
-context (``{"now": float, "max_age_s": float | None}``); without a context the wall clock and
-the default limits apply. ``max_age_s=None`` disables the past limit so recorded data can be
+The rules are about the *receiver's* clock, so they apply when the pydantic validation
+context carries one: ``{"now": float | None, "max_age_s": float | None}`` (``now=None`` means
+the wall clock). :func:`ingest.contract.decode` always passes it; building a model in code
+(``Vitals(ts=...)`` in a simulator, a replay tool) without a context skips the time rules and
+keeps every other rule. ``max_age_s=None`` disables the past limit so recorded data can be
 replayed (``cityhealth simulate --replay``).
 """
 
@@ -27,20 +29,23 @@ def validation_context(
     return {"now": time.time() if now is None else float(now), "max_age_s": max_age_s}
 
 
-def time_limits(context: Mapping[str, Any] | None) -> tuple[float, float]:
+def time_limits(context: Mapping[str, Any]) -> tuple[float, float]:
     """Return the ``(oldest, newest)`` accepted timestamp for a validation context."""
-    if context is None:
-        now, max_age = time.time(), DEFAULT_MAX_AGE_S
-    else:
-        given = context.get("now")
-        now = time.time() if given is None else float(given)
-        max_age = context.get("max_age_s", DEFAULT_MAX_AGE_S)
+    given = context.get("now")
+    now = time.time() if given is None else float(given)
+    max_age = context.get("max_age_s", DEFAULT_MAX_AGE_S)
     oldest = 0.0 if max_age is None else now - max_age
     return oldest, now + MAX_FUTURE_S
 
 
 def check_time(field: str, value: float, context: Mapping[str, Any] | None) -> None:
-    """Raise ``ts_future`` / ``ts_past`` for a timestamp outside the accepted window."""
+    """Raise ``ts_future`` / ``ts_past`` for a timestamp outside the accepted window.
+
+    Without a validation context (a model built in code) there is no receiver clock and
+    nothing is checked.
+    """
+    if context is None:
+        return
     oldest, newest = time_limits(context)
     if value > newest:
         raise PydanticCustomError(
