@@ -7,6 +7,7 @@ them all with defaults; ``tests/test_settings.py`` keeps that document honest.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
         description="Port of the local Grafana (started only if grafana-server exists).",
     )
     stack_timeout_s: float = Field(
-        default=120.0, description="Seconds `stack up` waits for each service to become ready."
+        default=120.0, description="Seconds `stack up` waits for the services to become ready."
     )
 
     # --- MQTT ---------------------------------------------------------------------------
@@ -99,6 +100,24 @@ class Settings(BaseSettings):
             "stack generates one under data_dir (never logged)."
         ),
     )
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``CITYHEALTH_*`` environment variables (secrets revealed).
+
+        For starting another process (a CLI command, a worker) with exactly these
+        settings; fields that are None are left out so they keep their default.
+        """
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, list | tuple | dict):
+                value = json.dumps(value)  # pydantic-settings parses complex values as JSON
+            env[f"CITYHEALTH_{name.upper()}"] = str(value)
+        return env
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,9 @@ _err = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    _err.print("[bold red]error:[/]", end=" ")
+    # Log lines may contain [brackets]: print them verbatim, unwrapped.
+    _err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,12 @@ from cityhealth.stack.kafka import Kafka
 from cityhealth.stack.mosquitto import Mosquitto
 from cityhealth.stack.process import (
     StackError,
+    bind_problem,
     is_alive,
-    port_in_use,
     running,
     spawn,
     stop,
     tail,
-    wait_until,
 )
 from cityhealth.stack.service import Service
 
@@ -82,8 +81,7 @@ class StackManager:
             for svc in sorted(to_start, key=lambda s: s.name == "kafka"):
                 self._start(svc)
                 started.append(svc)
-            for svc in self.required:
-                self._wait_ready(svc)
+            for svc in self._wait_ready(self.required):
                 action = "started" if svc in started else "reused"
                 results.append(UpResult(svc.name, action, time.monotonic() - t0[svc.name]))
                 if on_event is not None:
@@ -118,10 +116,11 @@ class StackManager:
                 if port in seen:
                     problems.append(f"{svc.name}: port {port} is also configured for {seen[port]}")
                 seen[port] = svc.name
-                if port_in_use(host, port):
+                problem = bind_problem(host, port)
+                if problem is not None:
                     problems.append(
-                        f"{svc.name}: port {host}:{port} is already in use by another process "
-                        f"(stop it, or choose another port with {svc.env_hint})"
+                        f"{svc.name}: {problem} (stop it, or choose another port with "
+                        f"{svc.env_hint})"
                     )
         if problems:
             raise StackError("cannot start the local stack:\n  " + "\n  ".join(problems))
@@ -140,27 +139,36 @@ class StackManager:
             ports=[port for _, port in svc.ports()],
         )
 
-    def _wait_ready(self, svc: Service) -> None:
-        record = running(svc.paths.pid)
-        reason: list[str | None] = ["not started"]
+    def _wait_ready(self, services: list[Service]) -> Iterator[Service]:
+        """Yield each service once it answers and is set up, polling all of them together.
 
-        def ready() -> bool:
-            reason[0] = svc.probe()
-            return reason[0] is None or not is_alive(record)
-
-        wait_until(ready, timeout_s=self.settings.stack_timeout_s, interval_s=0.2)
-        if not is_alive(record):
-            raise StackError(self._failure(svc, "exited during start-up"))
-        if reason[0] is not None:
-            raise StackError(
-                self._failure(
-                    svc, f"not ready after {self.settings.stack_timeout_s:.0f} s ({reason[0]})"
+        Raises on the first one that exits or misses ``settings.stack_timeout_s``, so a
+        broken service fails ``up`` at once instead of after the slow ones are ready.
+        """
+        records = {svc.name: running(svc.paths.pid) for svc in services}
+        reasons: dict[str, str | None] = {}
+        pending = list(services)
+        deadline = time.monotonic() + self.settings.stack_timeout_s
+        while pending:
+            for svc in list(pending):
+                reasons[svc.name] = svc.probe()
+                if reasons[svc.name] is None:
+                    try:
+                        svc.bootstrap()
+                    except StackError as exc:
+                        raise StackError(self._failure(svc, f"set-up failed: {exc}")) from exc
+                    pending.remove(svc)
+                    yield svc
+                elif not is_alive(records[svc.name]):
+                    raise StackError(self._failure(svc, "exited during start-up"))
+            if pending and time.monotonic() > deadline:
+                late = pending[0]
+                timeout = self.settings.stack_timeout_s
+                raise StackError(
+                    self._failure(late, f"not ready after {timeout:.0f} s ({reasons[late.name]})")
                 )
-            )
-        try:
-            svc.bootstrap()
-        except StackError as exc:
-            raise StackError(self._failure(svc, f"set-up failed: {exc}")) from exc
+            if pending:
+                time.sleep(0.2)
 
     def _failure(self, svc: Service, what: str) -> str:
         lines = tail(svc.paths.log, 25) or "(no log output)"
@@ -169,11 +177,11 @@ class StackManager:
     def _up_optional(self, svc: Service, t0: float) -> UpResult:
         try:
             if self._running_as_configured(svc):
-                self._wait_ready(svc)
+                list(self._wait_ready([svc]))
                 return UpResult(svc.name, "reused", time.monotonic() - t0)
             self._check_ports([svc])
             self._start(svc)
-            self._wait_ready(svc)
+            list(self._wait_ready([svc]))
         except StackError as exc:
             stop(svc.paths.pid, grace_s=5)
             return UpResult(svc.name, f"failed: {exc}", time.monotonic() - t0)

@@ -11,6 +11,7 @@ for the service.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -162,17 +163,19 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, interval_s: float
         time.sleep(interval_s)
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """True when something already listens on (or holds) ``host:port``."""
+def bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound by a new server, or None when it can."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR as the servers use it: connections in TIME_WAIT from a stopped
         # instance do not block a new one, a live listener (or bound socket) does.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {host}:{port} is already in use by another process"
+            return f"cannot bind {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def tail(log: Path, lines: int = 30) -> str:
