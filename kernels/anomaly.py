@@ -53,16 +53,17 @@ THRESHOLD = 0.999
 
 #: Default parameters (no per-series tuning: these serve every series).
 DEFAULTS: dict[str, float] = {
-    "tau": 900.0,  # s: memory of level and scale for densely sampled series
+    "tau": 1800.0,  # s: memory of level and scale for densely sampled series
     "n_memory": 64.0,  # samples: minimum memory for sparsely sampled series
     "n_warmup": 16.0,  # effective samples of history before a sample is scored
     "huber_k": 3.0,  # residual clip for level/scale updates, in scales
+    "scale_memory": 4.0,  # scale memory as a multiple of the level memory
     "rel_floor": 1e-3,  # scale floor relative to |level|
     "tail_p": 0.02,  # exceedance probability of the tail anchor u
-    "tail_memory": 8.0,  # tail memory as a multiple of the level memory
+    "tail_memory": 64.0,  # tail memory as a multiple of the level memory
     "tail_prior": 200.0,  # prior weight (samples) of the tail estimates
     "u_min": 3.0,  # floor (and prior) of u: the Gaussian value, in z units
-    "beta_min": 0.75,  # floor (and prior) of the tail mean excess β, in z units
+    "beta_min": 1.0,  # floor (and prior) of the tail mean excess β, in z units
     "cadence_step": 0.05,  # log-step of the streaming median sampling interval
 }
 
@@ -89,9 +90,10 @@ _MAX_ABS_T = 1e15  # s; larger |t| is not epoch seconds: rejected like NaN
 
 
 def pack_params(params: dict[str, float]) -> np.ndarray:
-    """Parameter vector for the kernels: :data:`DEFAULTS` order, then ``log(tail_p)``."""
+    """Parameter vector for the kernels: :data:`DEFAULTS` order, ``log(tail_p)``, and
+    :data:`THRESHOLD` (anomalies stay out of the tail fit)."""
     vals = [float(params[k]) for k in _PARAM_ORDER]
-    return np.array([*vals, math.log(params["tail_p"])], dtype=np.float64)
+    return np.array([*vals, math.log(params["tail_p"]), THRESHOLD], dtype=np.float64)
 
 
 def initial_state(n_devices: int, params: dict[str, float]) -> np.ndarray:
@@ -110,11 +112,13 @@ def _update(
     device: np.ndarray, t: np.ndarray, x: np.ndarray, st: np.ndarray, p: np.ndarray
 ) -> np.ndarray:
     """Score and absorb an interleaved batch in place (see module docstring)."""
-    tau, n_memory, n_warmup, huber_k, rel_floor = p[0], p[1], p[2], p[3], p[4]
-    tail_p, tail_memory, tail_prior, u_min, beta_min = p[5], p[6], p[7], p[8], p[9]
-    cad_up = math.exp(p[10])
-    cad_down = math.exp(-p[10])
-    log_p = p[11]
+    tau, n_memory, n_warmup, huber_k, scale_memory = p[0], p[1], p[2], p[3], p[4]
+    rel_floor, tail_p, tail_memory, tail_prior, u_min = p[5], p[6], p[7], p[8], p[9]
+    beta_min = p[10]
+    cad_up = math.exp(p[11])
+    cad_down = math.exp(-p[11])
+    log_p = p[12]
+    alarm = p[13]
     out = np.empty(x.shape[0], dtype=np.float64)
     for i in range(x.shape[0]):
         j = device[i]
@@ -162,19 +166,19 @@ def _update(
                 out[i] = 1.0 - tail_p * math.exp(-(z - u) / b)
             else:
                 out[i] = 1.0 - math.exp(log_p * z / u)
-            # Robbins-Monro quantile step and mean-excess update (tail memory ~ M·w).
-            g_den = tail_memory * w
-            if g_den < tail_prior:
-                g_den = tail_prior
-            g = 1.0 / g_den
-            if z > u:
-                exc = z - u
-                if exc > 4.0 * b:
-                    exc = 4.0 * b
-                b = b + g / tail_p * (exc - b)
-                u = u + g * b * (1.0 - tail_p) / tail_p
-            else:
-                u = u - g * b
+            # Robbins-Monro quantile step and mean-excess update (tail memory ~ M·w). As in
+            # SPOT, samples scored as anomalies stay out of the tail fit, so a long episode
+            # cannot raise the bar for the next one.
+            if out[i] < alarm:
+                g_den = tail_memory * w
+                if g_den < tail_prior:
+                    g_den = tail_prior
+                g = 1.0 / g_den
+                if z > u:
+                    b = b + g / tail_p * ((z - u) - b)
+                    u = u + g * b * (1.0 - tail_p) / tail_p
+                else:
+                    u = u - g * b
             st[j, _U] = u if u > u_min else u_min
             st[j, _BETA] = b if b > beta_min else beta_min
         else:
@@ -192,7 +196,7 @@ def _update(
             elif rc < -clip:
                 rc = -clip
             level = level + a * rc
-            scale = scale + a * ((ar if ar < clip else clip) - scale)
+            scale = scale + a / scale_memory * ((ar if ar < clip else clip) - scale)
         if dt > 0.0:
             if cad <= 0.0:
                 cad = dt

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kernels.anomaly import DEFAULTS
+from kernels.anomaly import DEFAULTS, THRESHOLD
 
 
 @dataclass
@@ -76,12 +76,13 @@ class ReferenceAnomalyScorer:
             else:
                 exceed = math.exp(math.log(tail_p) * z / u)
             result = 1.0 - exceed
-            gain = 1.0 / max(p["tail_memory"] * history, p["tail_prior"])
-            if z > u:
-                beta = beta + gain / tail_p * (min(z - u, 4.0 * beta) - beta)
-                u = u + gain * beta * (1.0 - tail_p) / tail_p
-            else:
-                u = u - gain * beta
+            if result < THRESHOLD:  # anomalies stay out of the tail fit (as in SPOT)
+                gain = 1.0 / max(p["tail_memory"] * history, p["tail_prior"])
+                if z > u:
+                    beta = beta + gain / tail_p * ((z - u) - beta)
+                    u = u + gain * beta * (1.0 - tail_p) / tail_p
+                else:
+                    u = u - gain * beta
             dev.tail_u = max(u, p["u_min"])
             dev.tail_beta = max(beta, p["beta_min"])
         else:
@@ -95,7 +96,8 @@ class ReferenceAnomalyScorer:
         else:
             clip = p["huber_k"] * spread
             dev.level = dev.level + alpha * min(max(resid, -clip), clip)
-            dev.scale = dev.scale + alpha * (min(abs(resid), clip) - dev.scale)
+            # the scale forgets more slowly than the level (scale_memory × longer)
+            dev.scale = dev.scale + alpha / p["scale_memory"] * (min(abs(resid), clip) - dev.scale)
 
         if dt > 0.0:
             step = p["cadence_step"]

@@ -1,0 +1,457 @@
+"""Quality of :mod:`kernels.anomaly`: precision/recall/F1 per scenario at ONE threshold.
+
+Synthetic scenarios cover the series the scorer must serve with one default
+configuration (circadian heart rate, SpO2, body temperature, PM2.5, infrastructure
+metrics) and the behaviours it must survive (seasonality, level shifts, drifts, noise
+bursts, flat/stuck values, spikes, dropouts, gaps). Every scenario is seeded, so the report
+is deterministic. :func:`evaluate_truth` scores recorded series against the simulators'
+ground-truth JSONL (``{"type", "device_id", "family", "start", "end", ...}`` per line).
+
+Scoring rules (event-based, the way an operator experiences alerts)
+- an *alert* is a run of samples with score >= threshold; runs closer than
+  ``merge_s`` seconds are one alert;
+- an event is *detected* when an alert sample falls in ``[start, end + grace_s]``;
+- an alert is *true* when it overlaps such a window of any event, else it is false;
+- precision = true alerts / alerts, recall = detected events / events; events of kinds
+  the scorer does not claim to detect (``stuck``: a flat line is not a deviation) are
+  reported but left out of precision/recall (their alerts count as neither true nor false).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kernels.anomaly import THRESHOLD, score
+
+DAY = 86400.0
+#: Event kinds the scorer is not designed to flag (reported, not counted in P/R).
+UNCLAIMED = frozenset({"stuck", "dropout"})
+
+
+@dataclass
+class Event:
+    """One labelled anomaly: ``kind`` over ``[start, end]`` seconds."""
+
+    kind: str
+    start: float
+    end: float
+
+
+@dataclass
+class Series:
+    """One labelled series: timestamps, values, events."""
+
+    name: str
+    family: str
+    t: np.ndarray
+    x: np.ndarray
+    events: list[Event] = field(default_factory=list)
+
+
+# -- building blocks ------------------------------------------------------------------------
+
+
+def _clock(rng: np.random.Generator, period: float, days: float) -> np.ndarray:
+    """Irregular timestamps: mean interval ``period`` with ±40 % jitter."""
+    n = int(days * DAY / period)
+    return np.cumsum(period * rng.uniform(0.6, 1.4, n))
+
+
+def _ar1(rng: np.random.Generator, t: np.ndarray, corr_s: float, sigma: float) -> np.ndarray:
+    """Ornstein-Uhlenbeck noise sampled at ``t`` (stationary std ``sigma``)."""
+    phi = np.exp(-np.diff(t, prepend=t[0]) / corr_s)
+    shocks = rng.standard_normal(t.size) * sigma * np.sqrt(1.0 - phi**2)
+    out = np.empty(t.size)
+    acc = rng.standard_normal() * sigma
+    for i in range(t.size):  # generator, not a hot path
+        acc = phi[i] * acc + shocks[i]
+        out[i] = acc
+    return out
+
+
+def _circadian(t: np.ndarray, amplitude: float, peak_hour: float) -> np.ndarray:
+    return amplitude * np.cos(2 * np.pi * (t / DAY - peak_hour / 24.0))
+
+
+def _episodes(
+    rng: np.random.Generator,
+    t: np.ndarray,
+    count: int,
+    duration: tuple[float, float],
+    margin: float = 3 * 3600.0,
+) -> list[tuple[float, float]]:
+    """``count`` non-overlapping windows, spaced so the scorer settles in between."""
+    span = (t[-1] - margin) - (t[0] + margin)
+    slots = np.linspace(t[0] + margin, t[0] + margin + span, count + 1)
+    out = []
+    for a, b in itertools.pairwise(slots):
+        d = rng.uniform(*duration)
+        s = rng.uniform(a, max(a, b - d - margin))
+        out.append((s, s + d))
+    return out
+
+
+def _ramp(t: np.ndarray, start: float, end: float, rise_s: float) -> np.ndarray:
+    """0 → 1 over ``rise_s`` from ``start``, 1 until ``end``, back to 0 over ``rise_s``."""
+    up = np.clip((t - start) / rise_s, 0.0, 1.0)
+    down = np.clip((end - t) / rise_s + 1.0, 0.0, 1.0)
+    return np.minimum(up, down) * (t <= end + rise_s)
+
+
+def _spikes(
+    rng: np.random.Generator, s: Series, count: int, size: float, sign: float = 0.0
+) -> None:
+    """Single-sample spikes of ``size`` (random sign unless ``sign``), labelled."""
+    idx = rng.choice(np.arange(200, s.t.size - 10), size=count, replace=False)
+    for i in np.sort(idx):
+        direction = sign or rng.choice([-1.0, 1.0])
+        s.x[i] += direction * size * rng.uniform(1.0, 1.5)
+        s.events.append(Event("spike", float(s.t[i]), float(s.t[i])))
+
+
+# -- scenarios ----------------------------------------------------------------------------
+
+
+def heart_rate(rng: np.random.Generator, days: float, anomalies: bool = True) -> Series:
+    """Wearable HR every ~10 s: circadian baseline, AR noise, brady/tachycardia, artefacts."""
+    t = _clock(rng, 10.0, days)
+    x = 68 + _circadian(t, 8.0, 16.0) + _ar1(rng, t, 120.0, 3.0) + rng.normal(0, 1.0, t.size)
+    s = Series("heart_rate", "wearable", t, x)
+    if anomalies:
+        for k, (a, b) in enumerate(_episodes(rng, t, int(3 * days), (600.0, 1800.0))):
+            kind, delta = ("tachycardia", 45.0) if k % 2 == 0 else ("bradycardia", -28.0)
+            s.x += delta * _ramp(t, a, b, 60.0)
+            s.events.append(Event(kind, a, b))
+        _spikes(rng, s, int(4 * days), 35.0)
+    s.x = np.round(s.x)
+    return s
+
+
+def spo2(rng: np.random.Generator, days: float, anomalies: bool = True) -> Series:
+    """Integer SpO2 every ~30 s near 97 %, desaturations, NaN dropouts and off-wrist gaps."""
+    t = _clock(rng, 30.0, days)
+    x = 97 + _ar1(rng, t, 300.0, 0.6) + rng.normal(0, 0.4, t.size)
+    s = Series("spo2", "wearable", t, x)
+    if anomalies:
+        for a, b in _episodes(rng, t, int(4 * days), (180.0, 900.0)):
+            s.x -= rng.uniform(8.0, 12.0) * _ramp(t, a, b, 60.0)
+            s.events.append(Event("desaturation", a, b))
+    s.x = np.minimum(np.round(s.x), 100.0)
+    drop = rng.random(t.size) < 0.02
+    s.x[drop] = np.nan  # dropouts: no reading
+    gap_start = t[0] + 0.37 * (t[-1] - t[0])
+    keep = (t < gap_start) | (t > gap_start + 4 * 3600.0)  # watch off for 4 h
+    s.t, s.x = t[keep], s.x[keep]
+    s.events = [e for e in s.events if not gap_start - 600 <= e.start <= gap_start + 4 * 3600]
+    return s
+
+
+def body_temperature(rng: np.random.Generator, days: float, anomalies: bool = True) -> Series:
+    """Skin/core temperature every ~60 s at 0.1 °C resolution, circadian, fever episodes."""
+    t = _clock(rng, 60.0, days)
+    x = 36.8 + _circadian(t, 0.35, 18.0) + _ar1(rng, t, 900.0, 0.08)
+    s = Series("body_temperature", "wearable", t, x)
+    if anomalies:
+        for a, b in _episodes(rng, t, max(1, int(days)), (4 * 3600.0, 8 * 3600.0), 5 * 3600):
+            s.x += rng.uniform(1.5, 2.5) * _ramp(t, a, b, 5400.0)
+            s.events.append(Event("fever", a, b))
+    s.x = np.round(s.x, 1)
+    return s
+
+
+def pm25(rng: np.random.Generator, days: float, anomalies: bool = True) -> Series:
+    """PM2.5 every ~60 s: rush-hour peaks, multiplicative noise, pollution episodes, spikes."""
+    t = _clock(rng, 60.0, days)
+    hour = (t / 3600.0) % 24.0
+    traffic = 12 * np.exp(-(((hour - 8.0) / 1.2) ** 2)) + 9 * np.exp(-(((hour - 18.0) / 1.5) ** 2))
+    x = (10 + traffic) * np.exp(_ar1(rng, t, 1800.0, 0.2) + rng.normal(0, 0.08, t.size))
+    s = Series("pm25", "airq", t, x)
+    if anomalies:
+        for a, b in _episodes(rng, t, int(2 * days), (3600.0, 3 * 3600.0)):
+            s.x += rng.uniform(60.0, 120.0) * _ramp(t, a, b, 300.0)
+            s.events.append(Event("episode", a, b))
+        _spikes(rng, s, int(3 * days), 80.0, sign=1.0)
+    s.x = np.round(np.maximum(s.x, 0.0), 1)
+    return s
+
+
+def cpu(rng: np.random.Generator, days: float, anomalies: bool = True) -> Series:
+    """Gateway CPU % every ~10 s: daily load, bursty noise; shifts, drift, noise burst, stuck."""
+    t = _clock(rng, 10.0, days)
+    x = 30 + _circadian(t, 10.0, 14.0) + _ar1(rng, t, 60.0, 3.0) + rng.gamma(1.5, 1.0, t.size)
+    s = Series("cpu", "infrastructure", t, x)
+    if anomalies:
+        wins = _episodes(rng, t, 4 * max(1, int(days)), (1800.0, 3600.0))
+        for k, (a, b) in enumerate(wins):
+            kind = ("level_shift", "drift", "noise_burst", "stuck")[k % 4]
+            if kind == "level_shift":  # a deployment: load steps up, the next one down
+                s.x += (25.0 if k % 8 == 0 else -25.0) * (t >= a)
+                s.events.append(Event(kind, a, a + 600.0))
+            elif kind == "drift":  # a leak: +40 over the window, then restart
+                s.x += 40.0 * np.clip((t - a) / (b - a), 0.0, 1.0) * (t <= b)
+                s.events.append(Event(kind, a, b))
+            elif kind == "noise_burst":
+                s.x += rng.normal(0.0, 25.0, t.size) * ((t >= a) & (t <= b))
+                s.events.append(Event(kind, a, b))
+            else:  # stuck exporter: the last value repeats
+                inside = (t >= a) & (t <= b)
+                s.x[inside] = s.x[np.argmax(inside) - 1]
+                s.events.append(Event(kind, a, b))
+        _spikes(rng, s, int(4 * days), 50.0, sign=1.0)
+    s.x = np.clip(s.x, 0.0, 100.0)
+    return s
+
+
+SCENARIOS: dict[str, Callable[[np.random.Generator, float, bool], Series]] = {
+    "heart_rate": heart_rate,
+    "spo2": spo2,
+    "body_temperature": body_temperature,
+    "pm25": pm25,
+    "cpu": cpu,
+}
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+
+def alert_runs(t: np.ndarray, flags: np.ndarray, merge_s: float) -> list[tuple[float, float]]:
+    """Runs of flagged samples as ``(first_t, last_t)``, merging runs ``merge_s`` apart."""
+    ft = t[flags]
+    if ft.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(ft) > merge_s)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [ft.size - 1]])
+    return [(float(ft[a]), float(ft[b])) for a, b in zip(starts, ends, strict=True)]
+
+
+def evaluate(
+    t: np.ndarray,
+    scores: np.ndarray,
+    events: Iterable[Event],
+    threshold: float = THRESHOLD,
+    *,
+    grace_s: float = 300.0,
+    merge_s: float = 300.0,
+) -> dict[str, Any]:
+    """Event-based precision/recall/F1 of ``scores >= threshold`` (rules: module docstring)."""
+    events = list(events)
+    flags = np.nan_to_num(scores, nan=0.0) >= threshold
+    alerts = alert_runs(t, flags, merge_s)
+    claimed = [e for e in events if e.kind not in UNCLAIMED]
+    unclaimed = [e for e in events if e.kind in UNCLAIMED]
+
+    def hits(e: Event) -> bool:
+        lo, hi = np.searchsorted(t, [e.start, e.end + grace_s], side="left")
+        return bool(flags[lo : hi + 1][t[lo : hi + 1] <= e.end + grace_s].any())
+
+    def overlaps(a: tuple[float, float], evs: list[Event]) -> bool:
+        return any(a[0] <= e.end + grace_s and a[1] >= e.start for e in evs)
+
+    true_alerts = sum(overlaps(a, claimed) for a in alerts)
+    neutral = sum(overlaps(a, unclaimed) and not overlaps(a, claimed) for a in alerts)
+    false_alerts = len(alerts) - true_alerts - neutral
+    by_kind: dict[str, dict[str, int]] = {}
+    for e in events:
+        row = by_kind.setdefault(e.kind, {"events": 0, "detected": 0})
+        row["events"] += 1
+        row["detected"] += hits(e)
+    detected = sum(hits(e) for e in claimed)
+    days = max((t[-1] - t[0]) / DAY, 1e-9) if t.size else 1e-9
+    return {
+        "samples": int(t.size),
+        "events": len(claimed),
+        "detected": detected,
+        "alerts": len(alerts),
+        "true_alerts": true_alerts,
+        "false_alerts": false_alerts,
+        "false_alerts_per_day": false_alerts / days,
+        **_prf(true_alerts, false_alerts, detected, len(claimed)),
+        "by_kind": by_kind,
+    }
+
+
+def run_scenario(
+    name: str, seed: int, days: float, anomalies: bool = True, threshold: float = THRESHOLD
+) -> dict[str, Any]:
+    """Generate one seeded scenario, score it with the defaults, evaluate it."""
+    series = SCENARIOS[name](np.random.default_rng(seed), days, anomalies)
+    result = evaluate(series.t, score(series.t, series.x), series.events, threshold)
+    return {"scenario": name if anomalies else f"{name}_clean", "family": series.family, **result}
+
+
+# -- ground truth from the simulators --------------------------------------------------------
+
+
+def load_truth(path: str | Path, *, exclude_types: Iterable[str] = ("fall",)) -> list[dict]:
+    """Read a ground-truth JSONL (one ``{"type", "device_id", "family", "start", "end"}``
+    object per line), dropping the event types the anomaly scorer is not meant for."""
+    skip = set(exclude_types)
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("type") not in skip:
+                rows.append(row)
+    return rows
+
+
+def evaluate_truth(
+    truth: str | Path | Iterable[Mapping[str, Any]],
+    recorded: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    threshold: float = THRESHOLD,
+) -> dict[str, Any]:
+    """Score recorded series against labelled events.
+
+    Parameters
+    ----------
+    truth : path to a truth JSONL, or its rows
+        Events ``{"type", "device_id", "family", "start", "end", ...}``; an optional
+        ``"channel"`` restricts an event to that channel.
+    recorded : mapping ``"device_id"`` or ``"device_id/channel"`` → ``(t, x)``
+        The recorded series (epoch seconds, values), one per key.
+
+    Returns
+    -------
+    dict
+        Per-series results (as :func:`evaluate`) and totals.
+    """
+    rows = list(load_truth(truth)) if isinstance(truth, str | Path) else list(truth)
+    per_series = {}
+    for key, (t, x) in recorded.items():
+        device_id, _, channel = key.partition("/")
+        events = [
+            Event(str(r.get("type", "event")), float(r["start"]), float(r.get("end", r["start"])))
+            for r in rows
+            if str(r.get("device_id")) == device_id
+            and (not channel or r.get("channel") in (None, channel))
+        ]
+        tt = np.asarray(t, dtype=float)
+        per_series[key] = evaluate(tt, score(tt, x), events, threshold)
+    return {"threshold": threshold, "series": per_series, "total": _totals(per_series.values())}
+
+
+def _totals(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pooled counts and precision/recall/F1 over several evaluated series."""
+    results = list(results)
+    keys = ("events", "detected", "alerts", "true_alerts", "false_alerts")
+    sums = {k: sum(int(r[k]) for r in results) for k in keys}
+    return {
+        **sums,
+        **_prf(sums["true_alerts"], sums["false_alerts"], sums["detected"], sums["events"]),
+    }
+
+
+def _prf(true_alerts: int, false_alerts: int, detected: int, events: int) -> dict[str, float]:
+    """Precision over alerts, recall over events, and their F1 (1.0 when there is nothing)."""
+    judged = true_alerts + false_alerts
+    precision = true_alerts / judged if judged else 1.0
+    recall = detected / events if events else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def anomaly_quality_report(
+    seeds: Iterable[int] = (0, 1, 2),
+    days: float = 3.0,
+    threshold: float = THRESHOLD,
+    truth: str | Path | None = None,
+    recorded: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Precision/recall/F1 of ``kernels.anomaly`` (default parameters) per scenario.
+
+    Parameters
+    ----------
+    seeds : iterable of int
+        One labelled series (and one anomaly-free twin) per scenario and seed.
+    days : float
+        Length of each synthetic series.
+    threshold : float
+        Alert threshold on the score (the documented :data:`kernels.anomaly.THRESHOLD`).
+    truth, recorded : optional
+        Ground-truth JSONL and the recorded series it labels (see :func:`evaluate_truth`);
+        when both are given the report gains a ``"truth"`` section.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``threshold``, ``scenarios`` (one row per scenario, seeds pooled,
+        with ``by_kind`` detection counts), ``clean`` (false alerts per day on series
+        without anomalies), ``total`` (pooled over labelled scenarios) and optionally
+        ``truth``.
+    """
+    seeds = list(seeds)
+    rows, clean = [], []
+    for name in SCENARIOS:
+        labelled = [run_scenario(name, s, days, True, threshold) for s in seeds]
+        quiet = [run_scenario(name, s, days, False, threshold) for s in seeds]
+        by_kind: dict[str, dict[str, int]] = {}
+        for r in labelled:
+            for kind, c in r["by_kind"].items():
+                row = by_kind.setdefault(kind, {"events": 0, "detected": 0})
+                row["events"] += c["events"]
+                row["detected"] += c["detected"]
+        rows.append(
+            {
+                "scenario": name,
+                "family": labelled[0]["family"],
+                **_totals(labelled),
+                "by_kind": by_kind,
+            }
+        )
+        quiet_days = len(seeds) * days
+        false_alerts = sum(r["false_alerts"] for r in quiet)
+        clean.append(
+            {
+                "scenario": name,
+                "days": quiet_days,
+                "false_alerts": false_alerts,
+                "false_alerts_per_day": false_alerts / quiet_days,
+                "samples": sum(r["samples"] for r in quiet),
+            }
+        )
+    report: dict[str, Any] = {
+        "kernel": "anomaly",
+        "threshold": threshold,
+        "seeds": seeds,
+        "days": days,
+        "scenarios": rows,
+        "clean": clean,
+        "total": _totals(rows),
+    }
+    if truth is not None and recorded is not None:
+        report["truth"] = evaluate_truth(truth, recorded, threshold)
+    return report
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """Plain-text table of :func:`anomaly_quality_report` (for the CLI)."""
+    lines = [f"anomaly scorer @ threshold {report['threshold']}"]
+    head = ("events", "found", "alerts")
+    lines.append(
+        f"{'scenario':18} " + " ".join(f"{h:>6}" for h in head) + "     P     R    F1  kinds"
+    )
+    for r in report["scenarios"]:
+        kinds = ", ".join(f"{k} {v['detected']}/{v['events']}" for k, v in r["by_kind"].items())
+        lines.append(
+            f"{r['scenario']:18} {r['events']:>6} {r['detected']:>6} {r['alerts']:>6} "
+            f"{r['precision']:>5.2f} {r['recall']:>5.2f} {r['f1']:>5.2f}  {kinds}"
+        )
+    t = report["total"]
+    lines.append(
+        f"{'total':18} {t['events']:>6} {t['detected']:>6} {t['alerts']:>6} "
+        f"{t['precision']:>5.2f} {t['recall']:>5.2f} {t['f1']:>5.2f}"
+    )
+    lines.append("false alerts per day on anomaly-free twins:")
+    lines.extend(f"  {c['scenario']:16} {c['false_alerts_per_day']:.2f}" for c in report["clean"])
+    return "\n".join(lines)
