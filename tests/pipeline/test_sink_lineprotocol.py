@@ -1,0 +1,142 @@
+"""Line protocol from arrays equals influxdb_client.Point.to_line_protocol() byte for byte."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from influxdb_client import Point
+
+from ingest.batch import DictColumn
+from streams.sink.lineprotocol import encode, encode_lines
+
+# Characters line protocol cares about, mixed with ordinary and non-ASCII text.
+_nasty = st.text(alphabet=st.sampled_from(list(',= "\\\n\t\r%#éx1_')) | st.characters(), max_size=8)
+_keys = st.text(alphabet=st.sampled_from(list(',= "\\\n%kxé')), min_size=1, max_size=5)
+_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 1e16, 9999999999999998.0, 1e15, 123456789.0, 1e-5, 0.1, -72.0, 5e-324, 1e300]
+)
+_ints = st.integers(-(2**63), 2**63 - 1)
+
+
+def _point_lines(measurement, times, tags, fields, n):
+    """Reference: one Point per row, exactly as a naive client would build it."""
+    lines = []
+    for i in range(n):
+        p = Point(measurement)
+        if times is not None:
+            p.time(int(times[i]))
+        for key, col in tags.items():
+            p.tag(key, col if isinstance(col, str) else col[i])
+        for key, col in fields.items():
+            value = col[i]
+            p.field(key, value.item() if isinstance(value, np.generic) else value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            line = p.to_line_protocol()
+        if line:
+            lines.append(line)
+    return lines
+
+
+@st.composite
+def tables(draw: st.DrawFn):
+    n = draw(st.integers(0, 12))
+    measurement = draw(_nasty.filter(lambda m: m and not m.startswith("#")))
+    tag_keys = draw(st.lists(_keys, max_size=3, unique=True))
+    field_keys = draw(st.lists(_keys, min_size=1, max_size=4, unique=True))
+    tags = {}
+    for key in tag_keys:
+        if draw(st.booleans()):
+            tags[key] = draw(_nasty)
+        else:
+            tags[key] = np.array(
+                draw(st.lists(st.none() | _nasty, min_size=n, max_size=n)), dtype=object
+            )
+    fields = {}
+    for key in field_keys:
+        kind = draw(st.sampled_from(["float", "int", "bool", "str"]))
+        if kind == "float":
+            fields[key] = np.array(
+                draw(st.lists(_floats, min_size=n, max_size=n)), dtype=np.float64
+            )
+        elif kind == "int":
+            fields[key] = np.array(draw(st.lists(_ints, min_size=n, max_size=n)), dtype=np.int64)
+        elif kind == "bool":
+            fields[key] = np.array(
+                draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool
+            )
+        else:
+            fields[key] = np.array(
+                draw(st.lists(st.none() | _nasty, min_size=n, max_size=n)), dtype=object
+            )
+    times = draw(
+        st.none() | st.just(np.array(draw(st.lists(_ints, min_size=n, max_size=n)), dtype=np.int64))
+    )
+    return measurement, times, tags, fields, n
+
+
+@settings(max_examples=150, deadline=None)
+@given(tables())
+def test_equals_point_line_protocol(table) -> None:
+    measurement, times, tags, fields, n = table
+    if times is None and not any(not isinstance(c, str) for c in tags.values()) and not fields:
+        return
+    expected = _point_lines(measurement, times, tags, fields, n)
+    assert encode_lines(measurement, times, tags, fields) == expected
+    assert encode(measurement, times, tags, fields) == "\n".join(expected).encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_floats, min_size=1, max_size=30))
+def test_float_text_matches_point(values) -> None:
+    arr = np.array(values, dtype=np.float64)
+    lines = encode_lines("m", np.arange(arr.size), fields={"v": arr})
+    expected = _point_lines("m", np.arange(arr.size), {}, {"v": arr}, arr.size)
+    assert lines == expected
+    assert len(lines) == sum(math.isfinite(v) for v in values)
+
+
+def test_dictionary_encoded_tags_and_string_fields() -> None:
+    devices = DictColumn.from_strings(["p-a", "p b", "p-a", "p,c"])
+    note = DictColumn.from_strings(['say "hi"', "x", "x", "back\\slash"])
+    hr = np.array([72.0, np.nan, 61.5, np.nan])
+    spo2 = np.array([97.0, np.nan, np.nan, 99.25])
+    t = np.array([10, 20, 30, 40], dtype=np.int64)
+    lines = encode_lines(
+        "vitals",
+        t,
+        {"device": devices, "district": "north"},
+        {"heart_rate": hr, "spo2": spo2, "note": note},
+    )
+    rows = {"device": devices.decoded()}
+    expected = _point_lines(
+        "vitals",
+        t,
+        {"device": rows["device"], "district": "north"},
+        {"heart_rate": hr, "spo2": spo2, "note": note.decoded()},
+        4,
+    )
+    assert lines == expected
+    assert lines[1] == 'vitals,device=p\\ b,district=north note="x" 20'
+
+
+def test_rows_without_fields_are_dropped_and_order_kept() -> None:
+    hr = np.array([np.nan, 1.0, np.nan, 2.5, np.inf])
+    assert encode_lines("m", np.arange(5), fields={"hr": hr}) == ["m hr=1 1", "m hr=2.5 3"]
+    assert encode("m", np.arange(2), fields={"hr": np.array([np.nan, np.nan])}) == b""
+
+
+def test_invalid_input_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="different lengths"):
+        encode_lines("m", np.arange(3), fields={"v": np.zeros(2)})
+    with pytest.raises(ValueError, match="invalid measurement"):
+        encode_lines("#m", np.arange(1), fields={"v": np.zeros(1)})
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        encode_lines("m", np.arange(1), fields={"v": np.zeros(1, dtype=complex)})
+    with pytest.raises(ValueError, match="empty field key"):
+        encode_lines("m", np.arange(1), fields={"": np.zeros(1)})
