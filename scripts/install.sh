@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent set-up: the virtual environment at .venv (project installed editable with dev
+# extras, reinstalled only when pyproject.toml changed) and the local stack's dependencies
+# (Debian packages, Kafka jars via Maven: `cityhealth stack install`, cached).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+
+if [ ! -x .venv/bin/python ]; then
+  py=""
+  for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate"; then
+      py="$candidate"
+      break
+    fi
+  done
+  if [ -z "$py" ]; then
+    echo "error: Python >= 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+    exit 1
+  fi
+  echo "creating .venv with $("$py" --version)"
+  "$py" -m venv .venv
+fi
+if ! python_ok .venv/bin/python; then
+  echo "error: .venv uses $(.venv/bin/python --version); remove .venv to recreate it with 3.11+" >&2
+  exit 1
+fi
+
+stamp=.venv/.cityhealth-pyproject.sha256
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x .venv/bin/cityhealth ]; then
+  echo "installing the project into .venv (pip install -e '.[dev]')"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+.venv/bin/cityhealth stack install
