@@ -88,7 +88,16 @@ QUANTITIES: dict[str, Quantity] = {
     q.name: q
     for q in (
         # --- wearable vital signs -----------------------------------------------------
-        _Q("heart_rate", "/min", "beat/min", 20, 250, "Heart rate", "8867-4"),
+        _Q(
+            "heart_rate",
+            "/min",
+            "beat/min",
+            20,
+            250,
+            "Heart rate",
+            "8867-4",
+            senml_scale={"1/min": 1.0},
+        ),
         _Q(
             "spo2",
             "%",
@@ -110,7 +119,15 @@ QUANTITIES: dict[str, Quantity] = {
             "Step counter reported by the device",
             integer=True,
         ),
-        _Q("battery", "%", "%EL", 0, 100, "Remaining battery level", senml_scale={"/": 100.0}),
+        _Q(
+            "battery",
+            "%",
+            "%EL",
+            0,
+            100,
+            "Remaining battery level",
+            senml_scale={"%": 1.0, "/": 100.0},
+        ),
         # --- accelerometer (per axis, gravity included) -----------------------------------
         _Q(
             "accel",
@@ -140,7 +157,7 @@ QUANTITIES: dict[str, Quantity] = {
         _Q("so2", "[ppb]", "ppb", 0, 2000, "Sulphur dioxide mole fraction", senml_scale={"/": 1e9}),
         _Q("co", "[ppm]", "ppm", 0, 100, "Carbon monoxide mole fraction", senml_scale={"/": 1e6}),
         _Q("temperature", "Cel", "Cel", -60, 60, "Ambient air temperature"),
-        _Q("humidity", "%", "%RH", 0, 100, "Relative humidity"),
+        _Q("humidity", "%", "%RH", 0, 100, "Relative humidity", senml_scale={"%": 1.0}),
         _Q("lat", "deg", "lat", -90, 90, "Latitude (WGS 84)"),
         _Q("lon", "deg", "lon", -180, 180, "Longitude (WGS 84)"),
         # --- accelerometer window sample rate -----------------------------------------
