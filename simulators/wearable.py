@@ -1,0 +1,410 @@
+"""Wearables: 1 Hz vital signs, 1-s accelerometer windows, battery status.
+
+Signal model (per device, vectorised over the devices due in a tick)
+--------------------------------------------------------------------
+* **Activity** comes from the accelerometer clip being played (:mod:`simulators.accel`,
+  itself :mod:`simulators.motion`): a Markov chain over activities of daily living that
+  depends on the local hour (lying at night, sitting/standing/walking by day, some stairs
+  and jogging). Exertion ``e`` follows the activity's level with a first-order lag
+  (time constant 20 s), the cardio-respiratory response delay.
+* **Heart rate**: ``HR = HR_rest + A cos(2 pi (h - 17) / 24) + 75 e + fever + stress +
+  AR(1) noise`` -- a circadian rhythm with its trough in the early morning (Hilton et al.
+  2000) -- and about +10 /min per degC of fever (Liebermeister's rule).
+* **SpO2**: 96-99 % at rest, slightly lower under exertion, integer like pulse oximeters,
+  with unlabelled sensor dropouts (the field is absent) more frequent in motion.
+* **Body temperature**: 36.3-36.9 degC with a +-0.25 degC circadian swing peaking in the
+  evening; fever adds a smooth rise / plateau / defervescence curve of +1.5-3 degC.
+* **Respiration**: 12-17 /min at rest, +8 /min at full exertion, up with fever and
+  desaturation.
+* **Steps**: a cumulative counter advanced by a Poisson draw at the activity's cadence.
+
+Injected events (labelled in the ground truth): tachycardia, bradycardia, desaturation,
+fever, fall (motion.py fall types, then lying still), fall_like (sitting_down_hard,
+jumping, lying_down_bed), stuck_value, spikes, dropout (one vital missing) and
+device_offline (no message at all). A device takes part in one event at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ingest.contract import DeviceStatus, Vitals
+from simulators import motion
+from simulators.accel import AccelPlayer, ClipBank
+from simulators.base import Message, Roster, Simulator, senml_bytes, senml_flags
+from simulators.encode import accel_payloads, dumps
+from simulators.events import EventClock, truth_record
+from simulators.scenario import Scenario
+
+FALL_LIKE = ("sitting_down_hard", "jumping", "lying_down_bed")
+#: Exertion level (0 rest .. 1 maximal) of each activity and fall.
+EXERTION = {
+    "walking": 0.3,
+    "sitting": 0.03,
+    "standing": 0.08,
+    "lying": 0.0,
+    "sitting_down": 0.08,
+    "sitting_down_hard": 0.1,
+    "lying_down_bed": 0.05,
+    "stairs": 0.55,
+    "jumping": 0.6,
+    "jogging": 0.75,
+}
+#: Steps per second of each activity.
+CADENCE = {"walking": 1.8, "stairs": 1.5, "jogging": 2.6}
+#: Background activity mix (activities never chosen here are only injected, labelled).
+DAY_MIX = {
+    "sitting": 0.33,
+    "standing": 0.2,
+    "walking": 0.32,
+    "stairs": 0.05,
+    "jogging": 0.03,
+    "sitting_down": 0.07,
+}
+NIGHT_MIX = {"lying": 0.9, "standing": 0.04, "walking": 0.06}
+VITAL_FIELDS = ("heart_rate", "spo2", "body_temp")
+_TEMPLATE = (
+    b'{"ts":%.3f,"heart_rate":%d,"spo2":%d,"body_temp":%.2f,"respiration_rate":%.1f,"steps":%d}'
+)
+
+
+def local_hour(now: float, utc_offset_h: float) -> float:
+    """Local clock hour (0-24) of an epoch time."""
+    return ((now / 3600.0) + utc_offset_h) % 24.0
+
+
+def mix_cdf(bank: ClipBank, mix: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Activity codes and cumulative probabilities of a background mix."""
+    codes = np.array([bank.code[a] for a in mix], dtype=np.int64)
+    p = np.array(list(mix.values()), dtype=float)
+    return codes, np.cumsum(p / p.sum())
+
+
+class WearableSimulator(Simulator):
+    """Wrist-worn wearables of the scenario's residents (see the module docstring)."""
+
+    family: ClassVar[str] = "wearable"
+    channels: ClassVar[tuple[str, ...]] = ("vitals", "accel", "status")
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator, name: str = "") -> None:
+        super().__init__(scenario, rng, name)
+        n = scenario.counts.get(self.name, 0)
+        self.n = n
+        p = scenario.section(self.name)
+        self.rate_hz = float(p.get("accel_rate_hz", 50))
+        self.status_period = int(p.get("status_period_s", 60))
+        self.placement = str(p.get("placement", "wrist"))
+        self.roster = Roster(scenario, self.family, n, str(p.get("id_prefix", "wear-")))
+        self.t_vitals = self.roster.topics("vitals")
+        self.t_accel = self.roster.topics("accel")
+        self.t_status = self.roster.topics("status")
+        self.senml = senml_flags(rng, n, float(p.get("senml_fraction", 0.0)))
+        self.clock = EventClock(self.family, scenario.events, rng)
+        self.bank = ClipBank(rng, rate_hz=self.rate_hz, placement=self.placement)
+        self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
+        self.day = mix_cdf(self.bank, DAY_MIX)
+        self.night = mix_cdf(self.bank, NIGHT_MIX)
+        names = self.bank.names
+        self.ex_level = np.array([EXERTION.get(a, 0.15) for a in names])
+        self.cadence = np.array([CADENCE.get(a, 0.0) for a in names])
+        # per-device physiology
+        self.hr_rest = np.clip(rng.normal(66, 7, n), 48, 90)
+        self.circ_amp = rng.uniform(4, 8, n)
+        self.spo2_base = rng.uniform(96.0, 99.2, n)
+        self.temp_base = rng.normal(36.6, 0.15, n)
+        self.rr_base = rng.uniform(12, 17, n)
+        self.exertion = np.zeros(n)
+        self.hr_noise = np.zeros(n)
+        self.steps = rng.integers(0, 4000, n).astype(np.int64)
+        self.battery = rng.uniform(40, 100, n)
+        # event state (times in epoch seconds; -inf = none)
+        self.busy_until = np.full(n, -np.inf)
+        self.hr_mode = np.zeros(n, dtype=np.int8)  # 1 tachycardia, 2 bradycardia
+        self.hr_level = np.zeros(n)
+        self.hr_until = np.full(n, -np.inf)
+        self.desat_level = np.zeros(n)
+        self.desat_until = np.full(n, -np.inf)
+        self.fever_amp = np.zeros(n)
+        self.fever_start = np.zeros(n)
+        self.fever_end = np.full(n, -np.inf)
+        self.stress_until = np.full(n, -np.inf)
+        self.hold_until = np.full(n, -np.inf)  # lying still after a fall
+        self.stuck_field = np.full(n, -1, dtype=np.int8)
+        self.stuck_value = np.zeros(n)
+        self.stuck_until = np.full(n, -np.inf)
+        self.spikes_until = np.full(n, -np.inf)
+        self.drop_field = np.full(n, -1, dtype=np.int8)
+        self.drop_until = np.full(n, -np.inf)
+        self.offline_until = np.full(n, -np.inf)
+
+    @property
+    def device_count(self) -> int:
+        return self.n
+
+    # ------------------------------------------------------------------ events
+    def _inject(self, now: float, eligible: np.ndarray) -> None:
+        for etype, chosen in self.clock.draw(now, eligible, 1.0):
+            chosen = chosen[self.busy_until[chosen] <= now]
+            if chosen.size == 0:
+                continue
+            dur = self.clock.duration(etype, chosen.size)
+            extras = self._apply(etype, chosen, now, dur)
+            end = now + dur
+            self.busy_until[chosen] = end
+            r = self.roster
+            for j, d in enumerate(chosen.tolist()):
+                e = float(end[j])
+                extra = extras[j] if extras else {}
+                e = max(e, extra.pop("_end", e))
+                self.busy_until[d] = e
+                self._truth.append(
+                    truth_record(etype, r.ids[d], self.family, r.districts[d], now, e, **extra)
+                )
+
+    def _apply(
+        self, etype: str, d: np.ndarray, now: float, dur: np.ndarray
+    ) -> list[dict[str, Any]]:
+        rng, k = self.rng, d.size
+        end = now + dur
+        if etype in ("tachycardia", "bradycardia"):
+            self.hr_mode[d] = 1 if etype == "tachycardia" else 2
+            lo, hi = (125, 170) if etype == "tachycardia" else (32, 45)
+            self.hr_level[d] = rng.uniform(lo, hi, k)
+            self.hr_until[d] = end
+            return [
+                {"channel": "vitals", "field": "heart_rate", "level": round(v, 1)}
+                for v in self.hr_level[d].tolist()
+            ]
+        if etype == "desaturation":
+            self.desat_level[d] = rng.uniform(80, 88, k)
+            self.desat_until[d] = end
+            return [
+                {"channel": "vitals", "field": "spo2", "level": round(v, 1)}
+                for v in self.desat_level[d].tolist()
+            ]
+        if etype == "fever":
+            self.fever_amp[d] = rng.uniform(1.5, 3.0, k)
+            self.fever_start[d] = now
+            self.fever_end[d] = end
+            return [
+                {"channel": "vitals", "field": "body_temp", "peak_c": round(v, 2)}
+                for v in self.fever_amp[d].tolist()
+            ]
+        if etype == "fall":
+            kinds = rng.integers(0, len(motion.FALLS), k)
+            codes = np.array([self.bank.code[motion.FALLS[i]] for i in kinds.tolist()])
+            self.player.start(d, codes)
+            clip = self.player.clip[d]
+            impact = now + self.bank.impact[clip] / self.rate_hz
+            clip_end = now + self.bank.length[clip] / self.rate_hz
+            self.hold_until[d] = np.maximum(end, clip_end)
+            self.stress_until[d] = np.maximum(end, clip_end)
+            return [
+                {
+                    "channel": "accel",
+                    "fall_type": motion.FALLS[kk].removeprefix("fall_"),
+                    "placement": self.placement,
+                    "impact_ts": round(float(t), 3),
+                    "_end": float(ce),
+                }
+                for kk, t, ce in zip(kinds.tolist(), impact, clip_end, strict=True)
+            ]
+        if etype == "fall_like":
+            which = rng.integers(0, len(FALL_LIKE), k)
+            self.player.start(d, np.array([self.bank.code[FALL_LIKE[i]] for i in which]))
+            clip_end = now + self.bank.length[self.player.clip[d]] / self.rate_hz
+            return [
+                {
+                    "channel": "accel",
+                    "activity": FALL_LIKE[i],
+                    "placement": self.placement,
+                    "_end": float(ce),
+                }
+                for i, ce in zip(which.tolist(), clip_end, strict=True)
+            ]
+        if etype == "stuck_value":
+            self.stuck_field[d] = rng.integers(0, len(VITAL_FIELDS), k)
+            self.stuck_value[d] = np.nan  # frozen at the first value produced
+            self.stuck_until[d] = end
+            return [
+                {"channel": "vitals", "field": VITAL_FIELDS[f]}
+                for f in self.stuck_field[d].tolist()
+            ]
+        if etype == "spikes":
+            self.spikes_until[d] = end
+            return [{"channel": "vitals", "field": "heart_rate"}] * k
+        if etype == "dropout":
+            self.drop_field[d] = rng.integers(0, len(VITAL_FIELDS), k)
+            self.drop_until[d] = end
+            return [
+                {"channel": "vitals", "field": VITAL_FIELDS[f]} for f in self.drop_field[d].tolist()
+            ]
+        if etype == "device_offline":
+            self.offline_until[d] = end
+            return []
+        raise AssertionError(etype)  # pragma: no cover - catalogue and handlers in sync
+
+    # ------------------------------------------------------------------ signals
+    def _next_activity(self, idx: np.ndarray, now: float) -> None:
+        """Choose the next clip of devices whose clip ran out (background chain)."""
+        need = self.player.exhausted(idx)
+        if need.size == 0:
+            return
+        h = local_hour(now, self.scenario.utc_offset_h)
+        codes, cdf = self.night if (h < 6.5 or h >= 23.0) else self.day
+        act = codes[np.minimum(np.searchsorted(cdf, self.rng.random(need.size)), codes.size - 1)]
+        act = np.where(self.hold_until[need] > now, self.bank.code["lying"], act)
+        self.player.start(need, act)
+
+    def _vitals(self, d: np.ndarray, now: float) -> tuple[np.ndarray, ...]:
+        rng, k = self.rng, d.size
+        h = local_hour(now, self.scenario.utc_offset_h)
+        act = self.player.activity(d)
+        a = 1.0 - np.exp(-1.0 / 20.0)
+        self.exertion[d] += (self.ex_level[act] - self.exertion[d]) * a
+        e = self.exertion[d]
+        self.hr_noise[d] = 0.9 * self.hr_noise[d] + rng.normal(0, 1.2, k)
+        fever = np.zeros(k)
+        fv = self.fever_end[d] > now
+        if fv.any():
+            span = self.fever_end[d][fv] - self.fever_start[d][fv]
+            x = (now - self.fever_start[d][fv]) / np.maximum(span, 1e-9)
+            shape = np.minimum(_smooth(x / 0.3), _smooth((1.0 - x) / 0.3))
+            fever[fv] = self.fever_amp[d][fv] * shape
+        stress = np.where(self.stress_until[d] > now, 15.0, 0.0)
+        hr = (
+            self.hr_rest[d]
+            + self.circ_amp[d] * np.cos(2 * np.pi * (h - 17.0) / 24.0)
+            + 75.0 * e
+            + 10.0 * fever
+            + stress
+            + self.hr_noise[d]
+        )
+        mode = np.where(self.hr_until[d] > now, self.hr_mode[d], 0)
+        hr = np.where(mode > 0, self.hr_level[d] + rng.normal(0, 2.0, k), hr)
+        desat = self.desat_until[d] > now
+        spo2 = np.where(
+            desat,
+            self.desat_level[d] + rng.normal(0, 1.0, k),
+            self.spo2_base[d] - 1.0 * e + rng.normal(0, 0.6, k),
+        )
+        temp = (
+            self.temp_base[d]
+            + 0.25 * np.cos(2 * np.pi * (h - 18.0) / 24.0)
+            + 0.4 * e
+            + fever
+            + rng.normal(0, 0.03, k)
+        )
+        rr = self.rr_base[d] + 8.0 * e + 2.5 * fever + 6.0 * desat + rng.normal(0, 0.8, k)
+        self.steps[d] += rng.poisson(self.cadence[act])
+        spikes = (self.spikes_until[d] > now) & (rng.random(k) < 0.3)
+        hr = np.where(spikes, rng.uniform(200, 245, k), hr)
+        hr = np.clip(np.rint(hr), 25, 245)
+        spo2 = np.clip(np.rint(spo2), 55, 100)
+        temp = np.clip(np.round(temp, 2), 30.0, 44.0)
+        rr = np.clip(np.round(rr, 1), 4.0, 70.0)
+        cols = [hr, spo2, temp]
+        stuck = self.stuck_until[d] > now
+        if stuck.any():
+            ds, fields = d[stuck], self.stuck_field[d][stuck]
+            for f in range(len(VITAL_FIELDS)):
+                sel = fields == f
+                if sel.any():
+                    first = np.isnan(self.stuck_value[ds[sel]])
+                    self.stuck_value[ds[sel][first]] = cols[f][stuck][sel][first]
+                    cols[f][np.flatnonzero(stuck)[sel]] = self.stuck_value[ds[sel]]
+        return hr, spo2, temp, rr, self.steps[d].copy()
+
+    def tick(self, now: float) -> list[Message]:
+        if self.n == 0:
+            return []
+        self.clock.guarantee(now, self.scenario.guarantee_s)
+        idx = self.roster.due(now)
+        online = idx[self.offline_until[idx] <= now]
+        self._inject(now, online[self.busy_until[online] <= now])
+        online = online[self.offline_until[online] <= now]
+        if online.size == 0:
+            return []
+        self._next_activity(online, now)
+        out: list[Message] = []
+        out.extend(self._vitals_messages(online, now))
+        windows = self.player.windows(online)
+        tv = self.t_accel
+        out.extend(
+            zip(
+                [tv[i] for i in online.tolist()],
+                accel_payloads(now, self.rate_hz, windows),
+                strict=True,
+            )
+        )
+        out.extend(self._status_messages(online, now))
+        return out
+
+    def _vitals_messages(self, d: np.ndarray, now: float) -> list[Message]:
+        hr, spo2, temp, rr, steps = self._vitals(d, now)
+        k = d.size
+        missing = np.full(k, -1, dtype=np.int8)
+        dropped = self.drop_until[d] > now
+        missing[dropped] = self.drop_field[d][dropped]
+        # unlabelled optical SpO2 dropouts, more frequent in motion (motion artefact)
+        natural = (missing < 0) & (self.rng.random(k) < 0.02 + 0.1 * self.exertion[d])
+        missing[natural] = 1
+        special = (missing >= 0) | self.senml[d]
+        topics = self.t_vitals
+        ts = round(now, 3)
+        rows = zip(
+            d.tolist(),
+            hr.tolist(),
+            spo2.tolist(),
+            temp.tolist(),
+            rr.tolist(),
+            steps.tolist(),
+            special.tolist(),
+            missing.tolist(),
+            strict=True,
+        )
+        out: list[Message] = []
+        for i, h, s, t, r, st, sp, miss in rows:
+            if not sp:
+                out.append((topics[i], _TEMPLATE % (ts, h, s, t, r, st)))
+                continue
+            fields: dict[str, Any] = {
+                "ts": ts,
+                "heart_rate": h,
+                "spo2": s,
+                "body_temp": t,
+                "respiration_rate": r,
+                "steps": st,
+            }
+            if miss >= 0:
+                del fields[VITAL_FIELDS[miss]]
+            payload = senml_bytes(Vitals, **fields) if self.senml[i] else dumps(fields)
+            out.append((topics[i], payload))
+        return out
+
+    def _status_messages(self, d: np.ndarray, now: float) -> list[Message]:
+        sec = round(now)
+        due = d[(sec + d) % self.status_period == 0]
+        if due.size == 0:
+            return []
+        self.battery[due] = np.maximum(
+            self.battery[due] - self.status_period / 3600.0 * self.rng.uniform(0.5, 1.5, due.size),
+            0.0,
+        )
+        ts = round(now, 3)
+        out: list[Message] = []
+        for i, b in zip(due.tolist(), np.round(self.battery[due], 1).tolist(), strict=True):
+            payload = (
+                senml_bytes(DeviceStatus, ts=ts, battery=b)
+                if self.senml[i]
+                else b'{"ts":%.3f,"battery":%.1f}' % (ts, b)
+            )
+            out.append((self.t_status[i], payload))
+        return out
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
