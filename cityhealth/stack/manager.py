@@ -27,6 +27,9 @@ from cityhealth.stack.service import Service
 
 REQUIRED = ("mqtt", "kafka", "influx")
 ALL_SERVICES = (*REQUIRED, "grafana")
+# Seconds between SIGTERM and SIGKILL; Kafka's controlled shutdown can take a while on a
+# busy machine.
+_GRACE_S = {"mqtt": 15.0, "kafka": 45.0, "influx": 15.0, "grafana": 15.0}
 
 
 @dataclass(frozen=True)
@@ -176,16 +179,42 @@ class StackManager:
 
     def _up_optional(self, svc: Service, t0: float) -> UpResult:
         try:
-            if self._running_as_configured(svc):
-                list(self._wait_ready([svc]))
-                return UpResult(svc.name, "reused", time.monotonic() - t0)
-            self._check_ports([svc])
+            action = self._start_one(svc)
+        except StackError as exc:
+            return UpResult(svc.name, f"failed: {exc}", time.monotonic() - t0)
+        return UpResult(svc.name, action, time.monotonic() - t0)
+
+    def _start_one(self, svc: Service) -> str:
+        if self._running_as_configured(svc):
+            list(self._wait_ready([svc]))
+            return "reused"
+        self._check_ports([svc])
+        try:
             self._start(svc)
             list(self._wait_ready([svc]))
-        except StackError as exc:
-            stop(svc.paths.pid, grace_s=5)
-            return UpResult(svc.name, f"failed: {exc}", time.monotonic() - t0)
-        return UpResult(svc.name, "started", time.monotonic() - t0)
+        except BaseException:
+            stop(svc.paths.pid, grace_s=10)
+            raise
+        return "started"
+
+    # -- one service (restart tests, e.g. "InfluxDB goes away mid-run") ---------------
+    def service(self, name: str) -> Service:
+        """The service called ``name`` (``mqtt``, ``kafka``, ``influx``, ``grafana``)."""
+        for svc in self.required + self.optional:
+            if svc.name == name:
+                return svc
+        if name == "grafana":
+            return Grafana(self.settings)
+        raise StackError(f"unknown service {name!r}; expected one of {ALL_SERVICES}")
+
+    def stop_service(self, name: str) -> bool:
+        """Stop one service gracefully (then forcefully); True when it was running."""
+        return stop(self.service(name).paths.pid, grace_s=_GRACE_S[name])
+
+    def start_service(self, name: str) -> str:
+        """Start one service (or reuse it) and wait until it is ready; returns the action."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self._start_one(self.service(name))
 
     # -- down -------------------------------------------------------------------------
     def down(self, *, purge: bool = False) -> list[str]:
@@ -196,9 +225,7 @@ class StackManager:
         """
         stopped = []
         for name in reversed(ALL_SERVICES):
-            pid_file = self.data_dir / name / "service.pid"
-            # Kafka's controlled shutdown can take a while on a busy machine.
-            if stop(pid_file, grace_s=45 if name == "kafka" else 15):
+            if stop(self.data_dir / name / "service.pid", grace_s=_GRACE_S[name]):
                 stopped.append(name)
         if purge:
             for name in ALL_SERVICES:

@@ -156,3 +156,27 @@ def test_up_reports_the_log_of_a_service_that_dies(cli: Path, tmp_path: Path) ->
     assert "influx exited during start-up" in out.stderr
     assert "meta" in out.stderr.split("Last lines of", 1)[1]
     assert _processes_mentioning(data_dir) == []
+
+
+def test_one_service_restarts_with_its_data(stack: RunningStack, settings: Settings) -> None:
+    """stop_service/start_service (for restart tests): InfluxDB comes back with its points."""
+    auth = (settings.influx_username, settings.influx_password.get_secret_value())
+    write = requests.post(
+        f"{stack.influx_url}/write",
+        params={"db": settings.influx_db_sensitive, "precision": "s"},
+        data=b"vitals,device=p1 heart_rate=71 1700000000",
+        auth=auth,
+        timeout=10,
+    )
+    assert write.status_code == 204, write.text
+    try:
+        assert stack.manager.stop_service("influx") is True
+        assert stack.manager.status()["influx"]["healthy"] is False
+        assert stack.manager.status()["mqtt"]["healthy"] is True
+    finally:
+        assert stack.manager.start_service("influx") == "started"
+    result = stack.influx_query(
+        'SELECT "heart_rate" FROM "vitals"', db=settings.influx_db_sensitive
+    ).json()
+    assert result["results"][0]["series"][0]["values"] == [["2023-11-14T22:13:20Z", 71]]
+    assert stack.manager.start_service("influx") == "reused"
