@@ -3,7 +3,8 @@
 Fixtures
 --------
 ``stack`` (session scope, started lazily)
-    A :class:`RunningStack`: the real services started by
+    A :class:`RunningStack` (tests using it are marked ``stack`` automatically, so
+    ``pytest -m "not stack"`` skips them): the real services started by
     :class:`cityhealth.stack.StackManager` on free loopback ports in a temporary data
     directory, stopped (no process left behind) when the session ends. Tests that do not
     ask for ``stack`` or ``settings`` never start it. Attributes and helpers:
@@ -15,7 +16,10 @@ Fixtures
     - ``create_topics(names, partitions=1)``: create Kafka topics (admin client) and wait
       until every partition has a leader;
     - ``influx_query(query, db=None, auth=True)``: one InfluxQL statement, returns the
-      ``requests.Response``.
+      ``requests.Response``;
+    - ``manager``: the :class:`~cityhealth.stack.StackManager`; ``manager.stop_service(
+      "influx")`` / ``manager.start_service("influx")`` restart one service (data kept)
+      for outage tests; ``manager.status()`` is what ``stack status --json`` prints.
 
     The Kafka jars come from ``cityhealth stack install``'s cache; if they are missing,
     the fixture runs the installer itself.
@@ -128,6 +132,13 @@ class RunningStack:
         self, query: str, db: str | None = None, *, auth: bool = True
     ) -> requests.Response:
         return influx_query(self.settings, query, db=db, auth=auth)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real stack, so ``-m "not stack"`` runs the fast rest."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from cityhealth.settings import Settings
 from cityhealth.stack.process import ProcessRecord, is_alive, read_record
 from tests.conftest import RunningStack, settings_env, stack_settings
 
+pytestmark = pytest.mark.stack
 SERVICES = ("mqtt", "kafka", "influx")
 
 
