@@ -284,3 +284,14 @@ def test_nowcast_equals_reference(pollutant, rows):
 @given(values=st.lists(st.one_of(st.floats(-10, 2000), st.just(math.nan)), max_size=30))
 def test_category_equals_reference(values):
     assert aqi.category(values).index.tolist() == [ref.category_index(v) for v in values]
+
+
+@settings(max_examples=20, deadline=None)
+@given(values=concentrations, cut=st.integers(0, 40))
+def test_chunked_equals_one_shot(values, cut):
+    # Stateless: any split of a batch gives exactly the whole batch's result.
+    whole = aqi.us_epa("pm25", np.array(values, dtype=np.float64))
+    parts = [
+        aqi.us_epa("pm25", np.array(p, dtype=np.float64)) for p in (values[:cut], values[cut:])
+    ]
+    assert np.concatenate(parts).tolist() == whole.tolist()

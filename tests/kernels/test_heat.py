@@ -135,3 +135,13 @@ def test_kernel_equals_reference(pairs):
     rh = np.array([p[1] for p in pairs], dtype=np.float64)
     expected = [ref.heat_index_c(a, b) for a, b in pairs]
     np.testing.assert_allclose(heat.heat_index(t, rh), expected, rtol=1e-12, atol=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(t=st.lists(st.floats(-50, 60), min_size=1, max_size=40), cut=st.integers(0, 40))
+def test_chunked_equals_one_shot(t, cut):
+    # Stateless: any split of a batch gives exactly the whole batch's result.
+    rh = np.linspace(0, 100, len(t))
+    whole = heat.heat_index(np.array(t), rh)
+    parts = [heat.heat_index(np.array(t[s]), rh[s]) for s in (slice(0, cut), slice(cut, None))]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)

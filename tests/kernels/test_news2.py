@@ -193,3 +193,13 @@ def test_signature_is_the_contract():
         "resp_rate spo2 on_oxygen temp_c systolic_bp heart_rate consciousness_alert spo2_scale"
     )
     assert params["spo2_scale"].default == 1
+
+
+@settings(max_examples=20, deadline=None)
+@given(hr=st.lists(vital, min_size=1, max_size=40), cut=st.integers(0, 40))
+def test_chunked_equals_one_shot(hr, cut):
+    # Stateless: any split of a batch scores exactly like the whole batch.
+    whole = news2.score(**{**NORMAL, "heart_rate": np.array(hr)})
+    parts = [news2.score(**{**NORMAL, "heart_rate": np.array(p)}) for p in (hr[:cut], hr[cut:])]
+    assert np.concatenate([p.total for p in parts]).tolist() == whole.total.tolist()
+    assert np.concatenate([p.subscores for p in parts]).tolist() == whole.subscores.tolist()
