@@ -9,12 +9,16 @@ then :class:`SinkUnavailableError` is raised; 4xx answers raise :class:`SinkReje
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -59,6 +63,17 @@ def split_body(body: bytes, limit: int) -> Iterator[bytes]:
         start = cut + 1
     if start < len(body):
         yield body[start:]
+
+
+def default_gzip_level(url: str) -> int:
+    """1 (fast gzip) for a remote InfluxDB; 0 on loopback, where compressing only burns the
+    CPU that client and server share (``cityhealth bench sink`` measures both)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return 0 if loopback else 1
 
 
 def check_response(status: int, text: str, headers: Mapping[str, str] | None) -> None:
@@ -107,7 +122,8 @@ class InfluxSink(ABC):
     timeout_s
         Per-request timeout.
     gzip_level
-        ``Content-Encoding: gzip`` level for write bodies (0 sends them uncompressed).
+        ``Content-Encoding: gzip`` level for write bodies (0 sends them uncompressed);
+        ``None``: :func:`default_gzip_level`.
     """
 
     api: str = ""
@@ -118,14 +134,14 @@ class InfluxSink(ABC):
         retention: Mapping[str, RetentionPolicy],
         policy: RetryPolicy | None = None,
         timeout_s: float = 30.0,
-        gzip_level: int = 1,
+        gzip_level: int | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
         self.retention = dict(retention)
         self.policy = policy or RetryPolicy()
         self.timeout_s = timeout_s
-        self.gzip_level = gzip_level
+        self.gzip_level = default_gzip_level(self.url) if gzip_level is None else gzip_level
         self.max_body_bytes = max_body_bytes
         self.stats = RetryStats()
         #: Called as ``on_retry(attempt, wait_s, reason)`` before each retry wait.
@@ -157,6 +173,39 @@ class InfluxSink(ABC):
             self.stats.writes += 1
             self.stats.points += chunk.count(b"\n") + 1
             self.stats.bytes += len(chunk)
+
+    def write_many(self, database: str, bodies: Iterable[Lines], depth: int = 2) -> int:
+        """Write a stream of bodies, producing the next while earlier ones are in flight.
+
+        ``bodies`` is typically a generator that encodes one chunk of columns per step:
+        encoding runs in the calling thread while a writer thread waits on InfluxDB (the
+        socket wait releases the GIL), so the cost is ``max(encode, write)`` per chunk
+        rather than their sum. Bodies are written in order, at most ``depth`` ahead of
+        the acknowledgements; returns the number of bodies once *all* are acknowledged.
+
+        Raises
+        ------
+        SinkUnavailableError, SinkRejectedError
+            The first failure of any body (later bodies are not written).
+        """
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        pending: deque[Future[None]] = deque()
+        written = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-write") as pool:
+            try:
+                for body in bodies:
+                    pending.append(pool.submit(self.write, database, body))
+                    while len(pending) > depth:
+                        pending.popleft().result()
+                        written += 1
+                while pending:
+                    pending.popleft().result()
+                    written += 1
+            finally:
+                for fut in pending:
+                    fut.cancel()
+        return written
 
     @abstractmethod
     def _write_once(self, database: str, payload: bytes) -> None:

@@ -21,9 +21,10 @@ is rendered with one ``%``-template applied in C via ``map(template.__mod__, zip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from functools import lru_cache
+from typing import Any, Protocol, TypeGuard, cast
 
 import numpy as np
 
@@ -35,7 +36,6 @@ _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
 _INT_SAFE = 1e16  # below this, repr() of an integral float is its integer digits + ".0"
 
 
-@runtime_checkable
 class Dictionary(Protocol):
     """A dictionary-encoded string column (e.g. ``ingest.batch.DictColumn``)."""
 
@@ -45,6 +45,11 @@ class Dictionary(Protocol):
 
 TagColumn = str | Dictionary | Sequence[str | None] | np.ndarray
 FieldColumn = np.ndarray | Dictionary | Sequence[Any]
+
+
+def is_dictionary(col: object) -> TypeGuard[Dictionary]:
+    """Whether ``col`` is dictionary-encoded (cheaper than a runtime Protocol check)."""
+    return hasattr(col, "codes") and hasattr(col, "values") and not isinstance(col, np.ndarray)
 
 
 def escape_measurement(name: str) -> str:
@@ -57,8 +62,12 @@ def escape_key(key: str) -> str:
     return key.translate(_ESCAPE_KEY)
 
 
+@lru_cache(maxsize=1 << 16)
 def escape_tag_value(value: str) -> str:
-    """Escape a tag value; a trailing backslash would escape the separator, so add a space."""
+    """Escape a tag value; a trailing backslash would escape the separator, so add a space.
+
+    Cached: the same device ids and districts come back in every batch.
+    """
     out = value.translate(_ESCAPE_KEY)
     return out + " " if out.endswith("\\") else out
 
@@ -163,7 +172,7 @@ def _row_count(
     for col in [*tags.values(), *fields.values()]:
         if isinstance(col, str):
             continue
-        lengths.add(len(col.codes) if isinstance(col, Dictionary) else len(col))
+        lengths.add(len(col.codes) if is_dictionary(col) else len(cast("Sized", col)))
     if len(lengths) > 1:
         raise ValueError(f"columns have different lengths: {sorted(lengths)}")
     if not lengths:
@@ -178,7 +187,7 @@ def _strings(
 
     Each distinct value is escaped once; rows gather from the small table by code.
     """
-    if isinstance(col, Dictionary):
+    if is_dictionary(col):
         uniques: list[Any] = list(col.values)
         codes = np.asarray(col.codes)
     else:
@@ -212,7 +221,7 @@ def _field_part(key: str, col: FieldColumn) -> _Part:
     if not ekey:
         raise ValueError("empty field key")
     k = ekey.replace("%", "%%")
-    if isinstance(col, Dictionary):
+    if is_dictionary(col):
         values, present = _strings(col, escape_string_field, drop_empty=False)
         return _Part(True, f'{k}="%s"', values, _optional(present))
     arr = np.asarray(col)

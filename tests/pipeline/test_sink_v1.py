@@ -197,3 +197,29 @@ def test_split_body_cuts_at_line_boundaries() -> None:
 def test_v1_sink_repr_hides_credentials(sink_settings: Settings) -> None:
     s = V1Sink(sink_settings.influx_url, {}, username="u", password=sink_settings.influx_password)
     assert sink_settings.influx_password.get_secret_value() not in repr(s)
+
+
+def test_write_many_pipelines_in_order_and_stops_at_first_error(
+    sink: InfluxSink, sink_settings: Settings
+) -> None:
+    db = sink_settings.influx_db_sensitive
+    produced: list[int] = []
+
+    def chunks():
+        for i in range(8):
+            produced.append(i)
+            yield _vitals(1_000, seed=i, t0=T0 + i * 10**12)[0]
+
+    assert sink.write_many(db, chunks()) == 8
+    assert produced == list(range(8))
+    assert sink.count(db, "vitals", "present") == 8_000
+
+    def with_bad_third():
+        for i in range(6):
+            body = f"late v=1 {T0 + i}" if i != 2 else "late v= broken"
+            yield body
+
+    with pytest.raises(SinkRejectedError, match="unable to parse"):
+        sink.write_many(db, with_bad_third(), depth=1)
+    # bodies 0 and 1 were acknowledged before the failure; at most `depth` more were queued
+    assert 2 <= sink.count(db, "late", "v") <= 4
