@@ -115,12 +115,15 @@ def read_kafka(settings: Settings) -> KafkaContent:
     return out
 
 
-def wait_for_readings(settings: Settings, n: int, timeout_s: float = 90) -> KafkaContent:
-    """Read Kafka until it holds at least ``n`` readings (duplicates included)."""
+def wait_for_readings(
+    settings: Settings, n: int, *, distinct: bool = False, timeout_s: float = 120
+) -> KafkaContent:
+    """Read Kafka until it holds ``n`` readings (``distinct``: ``n`` distinct ones)."""
 
     def enough() -> KafkaContent | None:
         content = read_kafka(settings)
-        return content if len(content.keys) >= n else None
+        have = len(content.unique_keys) if distinct else len(content.keys)
+        return content if have >= n else None
 
     return wait_for(enough, timeout_s, f"{n} readings in Kafka", every_s=0.5)
 
@@ -144,6 +147,7 @@ class BridgeProcess:
     def __init__(
         self, settings: Settings, client_id: str, mqtt_prefix: str, tmp: Path, *extra: str
     ) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.stats_path = tmp / f"{client_id}.stats.json"
         self.log_path = tmp / f"{client_id}.log"
         cmd = [
