@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from pydantic import SecretStr
 
 from cityhealth.settings import Settings
+from cityhealth.stack.influx import Influx
+from cityhealth.stack.process import stop
 from ingest.batch import DictColumn
 from streams.sink import (
     InfluxSink,
@@ -21,11 +24,21 @@ from streams.sink import (
     make_sink,
 )
 from streams.sink.base import split_body
+from tests.conftest import RunningStack
 
-from .conftest import FAST_RETRY, PrivateInflux
+FAST_RETRY = RetryPolicy(initial_delay_s=0.05, max_delay_s=0.5, deadline_s=60.0)
 
 # An hour ago, whole hour, in ns: inside both retention policies whenever the tests run.
 T0 = (int(time.time()) // 3600 - 1) * 3600 * 10**9
+
+
+@pytest.fixture
+def sink(settings: Settings) -> Iterator[InfluxSink]:
+    """A v1 sink on the shared stack's InfluxDB; this test's two databases get their
+    retention policies."""
+    with make_sink(settings, policy=FAST_RETRY) as s:
+        s.ensure_databases()
+        yield s
 
 
 def _vitals(n: int, seed: int = 0, t0: int = T0) -> tuple[bytes, dict[str, int]]:
@@ -47,10 +60,8 @@ def _vitals(n: int, seed: int = 0, t0: int = T0) -> tuple[bytes, dict[str, int]]
     return body, counts | {"present": n}
 
 
-def test_write_query_round_trip_counts_and_values(
-    sink: InfluxSink, sink_settings: Settings
-) -> None:
-    db = sink_settings.influx_db_sensitive
+def test_write_query_round_trip_counts_and_values(sink: InfluxSink, settings: Settings) -> None:
+    db = settings.influx_db_sensitive
     body, counts = _vitals(12_000)
     sink.write(db, body)
     for field, expected in counts.items():
@@ -65,19 +76,19 @@ def test_write_query_round_trip_counts_and_values(
     assert sink.count(db, "vitals", "present") == 12_000
 
 
-def test_gzip_off_and_list_of_lines(sink_settings: Settings) -> None:
-    with make_sink(sink_settings, policy=FAST_RETRY, gzip_level=0) as plain:
+def test_gzip_off_and_list_of_lines(settings: Settings) -> None:
+    with make_sink(settings, policy=FAST_RETRY, gzip_level=0) as plain:
         plain.ensure_databases()
-        db = sink_settings.influx_db_public
+        db = settings.influx_db_public
         plain.write(db, [f"aqi,station=s{i} aqi={i}i {T0 + i}" for i in range(50)])
         plain.write(db, [f"aqi,station=extra aqi=1i {T0}".encode()])
         assert plain.count(db, "aqi", "aqi") == 51
 
 
 def test_two_databases_are_separate_with_their_retention(
-    sink: InfluxSink, sink_settings: Settings
+    sink: InfluxSink, settings: Settings
 ) -> None:
-    sensitive, public = sink_settings.influx_db_sensitive, sink_settings.influx_db_public
+    sensitive, public = settings.influx_db_sensitive, settings.influx_db_public
     sink.write(sensitive, _vitals(100)[0])
     sink.write(public, encode("aqi", np.array([T0]), {"station": "st-1"}, {"aqi": np.array([42])}))
     measurements = {
@@ -101,9 +112,9 @@ def test_two_databases_are_separate_with_their_retention(
 
 
 def test_ensure_databases_is_idempotent_and_repairs_policy(
-    sink: InfluxSink, sink_settings: Settings
+    sink: InfluxSink, settings: Settings
 ) -> None:
-    db = sink_settings.influx_db_public
+    db = settings.influx_db_public
     sink.query(
         None, f'ALTER RETENTION POLICY "public_400d" ON "{db}" DURATION 30d SHARD DURATION 1d'
     )
@@ -113,10 +124,8 @@ def test_ensure_databases_is_idempotent_and_repairs_policy(
     assert ["public_400d", "9600h0m0s", "168h0m0s", 1, True] in rows
 
 
-def test_partial_write_error_is_surfaced_not_retried(
-    sink: InfluxSink, sink_settings: Settings
-) -> None:
-    db = sink_settings.influx_db_sensitive
+def test_partial_write_error_is_surfaced_not_retried(sink: InfluxSink, settings: Settings) -> None:
+    db = settings.influx_db_sensitive
     sink.write(db, f"fall,device=p-a confidence=0.9 {T0}")
     conflicting = [
         f"fall,device=p-b confidence=1i {T0 + 1}",  # float field written as integer
@@ -131,22 +140,22 @@ def test_partial_write_error_is_surfaced_not_retried(
     assert sink.count(db, "fall", "confidence") == 2  # the valid point of the batch is stored
 
 
-def test_client_errors_are_not_retried(sink: InfluxSink, sink_settings: Settings) -> None:
+def test_client_errors_are_not_retried(sink: InfluxSink, settings: Settings) -> None:
     with pytest.raises(SinkRejectedError, match="database not found") as info:
         sink.write("no_such_db", "m v=1 1")
     assert info.value.status == 404
     with pytest.raises(SinkRejectedError, match="unable to parse"):
-        sink.write(sink_settings.influx_db_public, "m v= 1")
-    wrong = sink_settings.model_copy(update={"influx_password": SecretStr("wrong-password")})
+        sink.write(settings.influx_db_public, "m v= 1")
+    wrong = settings.model_copy(update={"influx_password": SecretStr("wrong-password")})
     with make_sink(wrong, policy=FAST_RETRY) as bad, pytest.raises(SinkRejectedError) as auth:
-        bad.write(sink_settings.influx_db_public, "m v=1 1")
+        bad.write(settings.influx_db_public, "m v=1 1")
     assert auth.value.status == 401
     assert "wrong-password" not in str(auth.value)
     assert sink.stats.retries == 0
 
 
-def test_unreachable_influx_raises_after_retries_until_deadline(sink_settings: Settings) -> None:
-    closed = sink_settings.model_copy(update={"influx_url": "http://127.0.0.1:9"})
+def test_unreachable_influx_raises_after_retries_until_deadline(settings: Settings) -> None:
+    closed = settings.model_copy(update={"influx_url": "http://127.0.0.1:9"})
     policy = RetryPolicy(initial_delay_s=0.01, max_delay_s=0.05, deadline_s=0.5)
     with make_sink(closed, policy=policy) as down:
         with pytest.raises(SinkUnavailableError, match="unavailable after"):
@@ -154,15 +163,15 @@ def test_unreachable_influx_raises_after_retries_until_deadline(sink_settings: S
         assert down.stats.retries >= 3 and down.stats.failures == 1 and down.stats.writes == 0
 
 
-def test_restart_influx_mid_stream_loses_nothing(restartable_influx: PrivateInflux) -> None:
-    settings = restartable_influx.with_databases()
+def test_restart_influx_mid_stream_loses_nothing(stack: RunningStack, settings: Settings) -> None:
+    """Stop the stack's InfluxDB between two writes, restart it once a write is retrying."""
     db = settings.influx_db_sensitive
     retried = threading.Event()
     with make_sink(settings, policy=RetryPolicy(initial_delay_s=0.05, max_delay_s=0.5)) as sink:
         sink.ensure_databases()
         batches = [_vitals(5_000, seed=i, t0=T0 + i * 10**12)[0] for i in range(4)]
         sink.write(db, batches[0])
-        restartable_influx.stop()
+        stop(Influx(stack.settings).paths.pid, grace_s=20)
 
         errors: list[BaseException] = []
 
@@ -178,7 +187,7 @@ def test_restart_influx_mid_stream_loses_nothing(restartable_influx: PrivateInfl
         writer = threading.Thread(target=write_while_down)
         writer.start()
         assert retried.wait(60), "the write never retried while InfluxDB was down"
-        restartable_influx.start()
+        stack.manager.up()  # starts what is not running: InfluxDB
         writer.join(120)
         assert not writer.is_alive() and errors == []
         sink.write(db, batches[3])
@@ -194,15 +203,15 @@ def test_split_body_cuts_at_line_boundaries() -> None:
     assert list(split_body(b"x" * 50, 10)) == [b"x" * 50]
 
 
-def test_v1_sink_repr_hides_credentials(sink_settings: Settings) -> None:
-    s = V1Sink(sink_settings.influx_url, {}, username="u", password=sink_settings.influx_password)
-    assert sink_settings.influx_password.get_secret_value() not in repr(s)
+def test_v1_sink_repr_hides_credentials(settings: Settings) -> None:
+    s = V1Sink(settings.influx_url, {}, username="u", password=settings.influx_password)
+    assert settings.influx_password.get_secret_value() not in repr(s)
 
 
 def test_write_many_pipelines_in_order_and_stops_at_first_error(
-    sink: InfluxSink, sink_settings: Settings
+    sink: InfluxSink, settings: Settings
 ) -> None:
-    db = sink_settings.influx_db_sensitive
+    db = settings.influx_db_sensitive
     produced: list[int] = []
 
     def chunks():
