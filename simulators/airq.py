@@ -108,10 +108,10 @@ class AirQualitySimulator(Simulator):
         )
         self.pm_ratio = rng.uniform(1.5, 1.8, n)
         # episodes per district: field index, excess, start, end
-        self.ep_field = np.full(nd, -1, dtype=np.int64)
-        self.ep_amp = np.zeros(nd)
-        self.ep_start = np.zeros(nd)
-        self.ep_end = np.full(nd, -np.inf)
+        # one slot per (district, episode type): episodes of different types may overlap
+        self.ep_amp = np.zeros((nd, len(EPISODES)))
+        self.ep_start = np.zeros((nd, len(EPISODES)))
+        self.ep_end = np.full((nd, len(EPISODES)), -np.inf)
         # station faults
         self.busy_until = np.full(n, -np.inf)
         self.stuck_field = np.full(n, -1, dtype=np.int64)
@@ -149,31 +149,15 @@ class AirQualitySimulator(Simulator):
     def _inject(self, now: float, due: np.ndarray) -> None:
         r = self.roster
         # district episodes: one draw per district, every tick (dt = tick_s)
-        free = np.flatnonzero(self.ep_end <= now)
-        for etype, dists in self.episodes.draw(now, free, self.scenario.tick_s):
-            dists = dists[self.ep_end[dists] <= now]
-            field, (lo, hi) = EPISODES[etype]
-            dur = self.episodes.duration(etype, dists.size)
-            amp = self.rng.uniform(lo, hi, dists.size)
-            self.ep_field[dists] = FIELDS.index(field)
-            self.ep_amp[dists] = amp
-            self.ep_start[dists] = now
-            self.ep_end[dists] = now + dur
-            for j, dc in enumerate(dists.tolist()):
-                for s in np.flatnonzero(self.dcode == dc).tolist():
-                    self._truth.append(
-                        truth_record(
-                            etype,
-                            r.ids[s],
-                            self.family,
-                            r.districts[s],
-                            now,
-                            now + float(dur[j]),
-                            channel="air",
-                            field=field,
-                            severity=round(float(amp[j]), 1),
-                        )
-                    )
+        for k, (etype, (field, (lo, hi))) in enumerate(EPISODES.items()):
+            free = np.flatnonzero(self.ep_end[:, k] <= now)
+            for _, dists in self.episodes.draw(now, free, self.scenario.tick_s, types=(etype,)):
+                dur = self.episodes.duration(etype, dists.size)
+                amp = self.rng.uniform(lo, hi, dists.size)
+                self.ep_amp[dists, k] = amp
+                self.ep_start[dists, k] = now
+                self.ep_end[dists, k] = now + dur
+                self._episode_truth(now, etype, field, dists, dur, amp)
         # station faults, drawn among stations reporting now (each covers `period` s)
         eligible = due[self.busy_until[due] <= now]
         for etype, chosen in self.clock.draw(now, eligible, float(self.period)):
@@ -204,6 +188,33 @@ class AirQualitySimulator(Simulator):
                     )
                 )
 
+    def _episode_truth(
+        self,
+        now: float,
+        etype: str,
+        field: str,
+        dists: np.ndarray,
+        dur: np.ndarray,
+        amp: np.ndarray,
+    ) -> None:
+        """One truth line per station of each district where an episode starts."""
+        r = self.roster
+        for j, dc in enumerate(dists.tolist()):
+            for s in np.flatnonzero(self.dcode == dc).tolist():
+                self._truth.append(
+                    truth_record(
+                        etype,
+                        r.ids[s],
+                        self.family,
+                        r.districts[s],
+                        now,
+                        now + float(dur[j]),
+                        channel="air",
+                        field=field,
+                        severity=round(float(amp[j]), 1),
+                    )
+                )
+
     # ------------------------------------------------------------------ signals
     def _weather(self, now: float) -> None:
         """Advance district weather (once per simulated minute)."""
@@ -220,32 +231,30 @@ class AirQualitySimulator(Simulator):
         h = local_hour(now, self.scenario.utc_offset_h)
         weekday = int(((now / 86400.0) + 3) % 7) < 5  # 1970-01-01 was a Thursday
         dc = self.dcode[s]
-        ep = (self.ep_end[dc] > now) & (self.ep_field[dc] >= 0)
-        shape = np.zeros(k)
-        if ep.any():
-            span = np.maximum(self.ep_end[dc][ep] - self.ep_start[dc][ep], 1e-9)
-            shape[ep] = self.ep_amp[dc][ep] * trapezoid((now - self.ep_start[dc][ep]) / span)
-        field = np.where(ep, self.ep_field[dc], -1)
+        # excess of each episode type at each station: amplitude x trapezoid, 0 when inactive
+        span = np.maximum(self.ep_end[dc] - self.ep_start[dc], 1e-9)
+        x = np.where(self.ep_end[dc] > now, (now - self.ep_start[dc]) / span, -1.0)
+        excess = dict(zip(EPISODES, (self.ep_amp[dc] * trapezoid(x)).T, strict=True))
         temp = (
             self.t_mean[dc]
             + self.t_amp[dc] * np.sin(2 * np.pi * (h - 9.0) / 24.0)
             + self.t_anom[dc]
-            + np.where(field == 6, shape, 0.0)
+            + excess["heat_episode"]
         )
-        dew = self.dew[dc] + np.where(field == 6, -0.3 * shape, 0.0)
+        dew = self.dew[dc] + -0.3 * excess["heat_episode"]
         rh = magnus_rh(temp, np.minimum(dew, temp))
         wind = np.exp(self.log_wind[dc])
         load = traffic(h, weekday) * self.site[s] / (wind + 0.5)
         sun = max(0.0, float(np.sin(np.pi * (h - 6.0) / 14.0))) if 6.0 <= h <= 20.0 else 0.0
-        no2 = self.bg[3, s] + 60.0 * load + np.where(field == 3, shape, 0.0)
+        no2 = self.bg[3, s] + 60.0 * load + excess["no2_episode"]
         pm25 = (self.bg[0, s] + 18.0 * load) * (1.0 + 0.4 * (rh / 100.0) ** 4)
-        pm25 += np.where(field == 0, shape, 0.0)
+        pm25 += excess["pm25_episode"]
         pm10 = pm25 * self.pm_ratio[s] + self.bg[1, s] * 0.5 + 8.0 * load
         o3 = (
             self.bg[2, s]
             + 45.0 * sun * np.clip((temp - 10.0) / 20.0, 0.0, 1.5)
             - 0.3 * no2
-            + np.where(field == 2, shape, 0.0)
+            + excess["o3_episode"]
         )
         so2 = self.bg[4, s] + 1.5 * load
         co = self.bg[5, s] + 0.9 * load

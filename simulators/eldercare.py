@@ -47,6 +47,8 @@ LYING, SITTING, ACTIVE, FLOOR, STILL = range(5)
 #: Seconds between PIR re-triggers by posture (lying, sitting, active, floor, still).
 MOTION_EVERY = np.array([1800.0, 180.0, 30.0, np.inf, np.inf])
 MEAL_H = (8.0, 12.5, 18.5)
+#: Events that only happen to a resident who is up and about at home.
+AWAKE_EVENTS = ("fall", "fall_like", "inactivity")
 
 
 class ElderCareSimulator(Simulator):
@@ -133,17 +135,16 @@ class ElderCareSimulator(Simulator):
 
     # ------------------------------------------------------------------ events
     def _inject(self, now: float, d: np.ndarray, loc: np.ndarray, posture: np.ndarray) -> None:
-        home = loc != OUT
-        awake = home & (posture != LYING)
-        eligible = d[home & (self.busy_until[d] <= now)]
+        free = (loc != OUT) & (self.busy_until[d] <= now)
+        awake = free & (posture != LYING)
         r = self.roster
         pos = {dev: j for j, dev in enumerate(d.tolist())}
-        for etype, chosen in self.clock.draw(now, eligible, 1.0):
+        draws = self.clock.draw(now, d[awake], 1.0, types=AWAKE_EVENTS)
+        others = tuple(t for t in self.clock.types if t not in AWAKE_EVENTS)
+        draws += self.clock.draw(now, d[free], 1.0, types=others)
+        for etype, chosen in draws:
+            chosen = chosen[self.busy_until[chosen] <= now]
             rows = np.array([pos[c] for c in chosen.tolist()], dtype=np.int64)
-            ok = self.busy_until[chosen] <= now
-            if etype in ("fall", "fall_like", "inactivity"):
-                ok &= awake[rows]
-            chosen, rows = chosen[ok], rows[ok]
             if chosen.size == 0:
                 continue
             dur = self.clock.duration(etype, chosen.size)

@@ -129,17 +129,27 @@ class EventClock:
         for t in self.types:
             self._forced[t] = t_start + float(self.rng.uniform(1.0, hi))
 
-    def draw(self, now: float, candidates: np.ndarray, dt: float) -> list[tuple[str, np.ndarray]]:
+    def draw(
+        self,
+        now: float,
+        candidates: np.ndarray,
+        dt: float,
+        types: tuple[str, ...] | None = None,
+    ) -> list[tuple[str, np.ndarray]]:
         """Event starts in ``[now, now + dt)`` among ``candidates`` (device indices).
 
         Returns ``(type, devices)`` pairs in catalogue order; a device appears at most once
-        per type. Forced (guaranteed) events pick one random candidate.
+        per type. ``types`` restricts the draw (for types with their own eligibility).
+        Forced (guaranteed) events pick one random candidate; with no candidate they stay
+        pending.
         """
         out: list[tuple[str, np.ndarray]] = []
         n = candidates.size
         if n == 0:
             return out
         for t in self.types:
+            if types is not None and t not in types:
+                continue
             lam = self.rates[t].rate_per_hour / 3600.0 * n * dt
             k = int(self.rng.poisson(lam)) if lam > 0 else 0
             forced = self._forced.get(t)

@@ -1,0 +1,157 @@
+"""Simulators without a broker: validity, ground truth, signal behaviour, determinism."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import orjson
+import pytest
+
+from ingest.contract import ContractViolation, decode
+from simulators.events import EVENT_TYPES
+from tests.simulators.helpers import START, run_inprocess
+
+NOW = START + 60.0  # reference clock for the contract's time rules
+
+
+@pytest.fixture(scope="module")
+def smoke() -> tuple[list[tuple[str, bytes]], list[dict], object]:
+    return run_inprocess("smoke", seed=7, duration=40.0)
+
+
+def test_every_message_decodes(smoke) -> None:
+    msgs, _, _ = smoke
+    assert len(msgs) > 7_000
+    encodings = defaultdict(int)
+    for topic, payload in msgs:
+        encodings[decode(topic, payload, now=NOW).encoding] += 1
+    # a share of devices speaks SenML (all air-quality stations' half, 10 % of the others)
+    assert encodings["senml"] > 100 and encodings["json"] > 7_000
+
+
+def test_truth_has_every_event_type(smoke) -> None:
+    _, truth, _ = smoke
+    types = {e["type"] for e in truth}
+    assert types == set(EVENT_TYPES)
+    for e in truth:
+        assert {"type", "device_id", "family", "start", "end", "district"} <= set(e)
+        assert START <= e["start"] <= e["end"]
+        assert e["family"] in EVENT_TYPES[e["type"]].families
+    falls = [e for e in truth if e["type"] == "fall"]
+    assert all(e["fall_type"] in {"forward", "backward", "lateral", "slump_chair"} for e in falls)
+    assert all(e["start"] <= e["impact_ts"] <= e["end"] for e in falls)
+    assert {e["activity"] for e in truth if e["type"] == "fall_like"} <= {
+        "sitting_down_hard",
+        "jumping",
+        "lying_down_bed",
+    }
+
+
+def _series(msgs, device: str, channel: str, field: str) -> list[tuple[float, float]]:
+    out = []
+    for topic, payload in msgs:
+        parts = topic.split("/")
+        if parts[3] == device and parts[4] == channel:
+            m = decode(topic, payload, now=NOW).model
+            v = getattr(m, field, None)
+            if v is not None:
+                out.append((m.ts, v))
+    return out
+
+
+def _inside(series, e, margin: float = 1.5) -> list[float]:
+    return [v for t, v in series if e["start"] + margin <= t <= e["end"] - margin]
+
+
+def test_vital_events_show_in_the_signals(smoke) -> None:
+    msgs, truth, _ = smoke
+    checks = {
+        "tachycardia": ("heart_rate", lambda v: min(v) >= 115),
+        "bradycardia": ("heart_rate", lambda v: max(v) <= 55),
+        "desaturation": ("spo2", lambda v: max(v) <= 92),
+    }
+    seen = 0
+    for e in truth:
+        if e["type"] in checks and e["end"] - e["start"] > 5:
+            field, ok = checks[e["type"]]
+            values = _inside(_series(msgs, e["device_id"], "vitals", field), e)
+            if values:
+                seen += 1
+                assert ok(values), (e, values)
+    assert seen >= 3
+
+
+def test_offline_devices_are_silent(smoke) -> None:
+    msgs, truth, _ = smoke
+    for e in truth:
+        if e["type"] == "device_offline":
+            for topic, payload in msgs:
+                if topic.split("/")[3] == e["device_id"]:
+                    m = decode(topic, payload, now=NOW).model
+                    t = getattr(m, "ts", None) or getattr(m, "t0", None)
+                    assert t is None or not (e["start"] + 0.01 < t < e["end"] - 0.01), e
+
+
+def test_pm25_episode_raises_pm25(smoke) -> None:
+    msgs, truth, _ = smoke
+    episodes = [e for e in truth if e["type"] == "pm25_episode"]
+    assert episodes
+    e = episodes[0]
+    s = _series(msgs, e["device_id"], "air", "pm25")
+    mid = (e["start"] + e["end"]) / 2
+    peak = [v for t, v in s if abs(t - mid) <= (e["end"] - e["start"]) * 0.3]
+    before = [v for t, v in s if t < e["start"]]
+    if peak and before:
+        assert np.median(peak) > np.median(before) + 40
+
+
+def test_fall_windows_show_an_impact(smoke) -> None:
+    msgs, truth, _ = smoke
+    by_topic = defaultdict(list)
+    for topic, payload in msgs:
+        if topic.endswith(("/accel", "/pendant")):
+            by_topic[topic.split("/")[3]].append(payload)
+    falls = [e for e in truth if e["type"] == "fall" and e["impact_ts"] < START + 39.0]
+    assert len(falls) >= 3
+    for e in falls:  # (impacts after the end of the run were never sent)
+        peak = 0.0
+        for payload in by_topic[e["device_id"]]:
+            w = orjson.loads(payload) if payload[:1] == b"{" else None
+            if w and w["t0"] <= e["impact_ts"] <= w["t0"] + 1.0:
+                a = np.sqrt(np.square(w["x"]) + np.square(w["y"]) + np.square(w["z"]))
+                peak = max(peak, float(a.max()))
+        assert peak > 1.3 * 9.81, e  # an impact well above 1 g in the impact window
+
+
+def test_same_seed_same_bytes() -> None:
+    a, ta, _ = run_inprocess("smoke", seed=3, duration=15.0, malformed_rate=0.02)
+    b, tb, _ = run_inprocess("smoke", seed=3, duration=15.0, malformed_rate=0.02)
+    c, _, _ = run_inprocess("smoke", seed=4, duration=15.0)
+    assert a == b and ta == tb
+    assert a != c
+
+
+def test_malformed_messages_are_rejected_and_counted_apart() -> None:
+    msgs, _, runner = run_inprocess("smoke", seed=5, duration=10.0, malformed_rate=0.05)
+    st = runner.stats
+    assert st.malformed > 50 and len(msgs) == st.published + st.malformed
+    assert set(st.malformed_by_kind) == {
+        "bad_json",
+        "out_of_range",
+        "wrong_type",
+        "missing_field",
+        "future_ts",
+        "bad_topic",
+    }
+    rejected = 0
+    for topic, payload in msgs:
+        try:
+            decode(topic, payload, now=START + 10.0)
+        except ContractViolation as exc:
+            assert exc.to_dict()  # structured, never a crash
+            rejected += 1
+    assert rejected == st.malformed
+    # without malformed messages, the valid sequence is the same as with them
+    clean, _, _ = run_inprocess("smoke", seed=5, duration=10.0)
+    assert len(clean) == st.published
