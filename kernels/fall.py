@@ -1,0 +1,395 @@
+"""Fall detection from a tri-axial accelerometer: impact, orientation change, stillness.
+
+Method
+------
+A phase model of a fall (Noury et al. 2007, "Fall detection - principles and methods",
+IEEE EMBS 29:1663): a *critical phase* (optional free fall, then an impact) followed by a
+*post-fall phase* (lying still in a new orientation). Each decision combines the classic
+cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas et al.
+2008, Gait & Posture 28:285):
+
+1. **Impact**: ``|a|`` (magnitude, so independent of how the device is mounted) crosses
+   ``impact_g``. The candidate's impact is the largest ``|a|`` within ``impact_window_s``
+   of that first crossing; its time is the reported fall time. A new crossing later than
+   the window replaces the candidate (e.g. a stumble followed by the real impact).
+2. **Free-fall evidence**: ``|a| < freefall_g`` at some point within ``freefall_window_s``
+   before the first crossing. Impacts weaker than ``strong_impact_g`` need it.
+3. **Orientation change**: gravity direction before vs after. *Before* is a snapshot of a
+   low-pass gravity estimate (first-order, time constant ``gravity_tau_s``) taken at least
+   ``pre_s`` before the crossing; snapshots are kept in a per-device ring buffer every
+   ``snapshot_s`` seconds. *After* is the mean acceleration vector over the stillness
+   window. The angle between them (so no device axis is ever assumed) must reach
+   ``angle_deg``.
+4. **Stillness**: over ``[t_imp + settle_s, t_imp + settle_s + still_s)`` the total
+   standard deviation of the acceleration vector stays below ``still_g``.
+
+The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
+event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
+with the next batch that reaches that time; the reported time is the impact time.
+
+All windows are in seconds and the low-pass uses ``alpha = dt / (tau + dt)`` with the
+actual sample spacing, so irregular sampling between 20 and 200 Hz needs no tuning.
+
+Bad input (documented behaviour)
+--------------------------------
+* a sample with a non-finite ``t``, ``ax``, ``ay`` or ``az`` is skipped and counted in
+  :attr:`FallDetector.skipped_nonfinite`;
+* a sample whose time is not after its device's previous accepted sample (duplicate or
+  going back in time) is skipped and counted in :attr:`FallDetector.skipped_out_of_order`;
+* empty arrays return empty events;
+* mismatched lengths, non-1-D input or device indices outside ``[0, n_devices)`` raise
+  ``ValueError`` before any state changes.
+
+State lives in numpy arrays (one row per device), the per-sample recursion is exact and
+sequential, so splitting a stream into any sequence of calls gives exactly the one-shot
+result; :meth:`export_state` / :meth:`import_state` / :meth:`grow` come from
+:class:`kernels._state.DeviceStateArrays`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from kernels._state import DeviceStateArrays
+
+G0 = 9.80665
+RING = 16
+"""Snapshots of the gravity estimate kept per device (``RING * snapshot_s`` of history)."""
+
+DEFAULTS: dict[str, float] = {
+    "impact_g": 1.8,
+    "strong_impact_g": 1.8,
+    "impact_window_s": 0.5,
+    "freefall_g": 0.6,
+    "freefall_window_s": 1.0,
+    "gravity_tau_s": 0.3,
+    "snapshot_s": 0.25,
+    "pre_s": 1.5,
+    "settle_s": 1.0,
+    "still_s": 1.5,
+    "still_g": 0.1,
+    "angle_deg": 40.0,
+}
+"""Default parameters; see ``docs/kernels/fall.md`` for why each value."""
+
+# Columns of the per-device "track" row: everything touched on every sample sits in one
+# 72-byte row, so a run of samples costs one state load and one store (cache friendly with
+# 10^4 devices). A candidate is pending iff its decision time is finite.
+_LAST_T, _GX, _GY, _GZ, _NEXT_SNAP, _LAST_LOW, _T_SETTLE, _T_DECIDE, _N_SNAP = range(9)
+# columns of the "cand" row (the pending impact)
+_C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
+# columns of the "acc" row (stillness-window sums)
+_A_SX, _A_SY, _A_SZ, _A_QX, _A_QY, _A_QZ, _A_N = range(7)
+
+
+def params_vector(params: dict[str, float]) -> np.ndarray:
+    """Derived constants in the order the compiled kernel reads them (squared g, cosines)."""
+    p = {**DEFAULTS, **params}
+    g2 = G0 * G0
+    return np.array(
+        [
+            p["impact_g"] ** 2 * g2,
+            p["strong_impact_g"] ** 2 * g2,
+            p["impact_window_s"],
+            p["freefall_g"] ** 2 * g2,
+            p["freefall_window_s"],
+            p["gravity_tau_s"],
+            p["snapshot_s"],
+            p["pre_s"],
+            p["settle_s"],
+            p["settle_s"] + p["still_s"],
+            p["still_g"] ** 2 * g2,
+            math.cos(math.radians(p["angle_deg"])),
+        ],
+        dtype=np.float64,
+    )
+
+
+@njit(cache=True)
+def _all_finite(t: np.ndarray, ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -> bool:
+    """True when no value is NaN or infinite (0 * inf and 0 * NaN are NaN)."""
+    s = 0.0
+    for i in range(t.size):
+        s += t[i] * 0.0 + ax[i] * 0.0 + ay[i] * 0.0 + az[i] * 0.0
+    return s == 0.0
+
+
+@njit(cache=True)
+def _pre_orientation(ring: np.ndarray, n: int, t_ref: float) -> int:
+    """Slot of the newest snapshot taken at or before ``t_ref``; else the oldest one."""
+    best = -1
+    oldest = -1
+    for j in range(n):
+        tj = ring[j, 3]
+        if tj <= t_ref and (best < 0 or tj > ring[best, 3]):
+            best = j
+        if oldest < 0 or tj < ring[oldest, 3]:
+            oldest = j
+    return best if best >= 0 else oldest
+
+
+@njit(cache=True)
+def _decide(
+    cand: np.ndarray, acc: np.ndarray, strong2: float, still2: float, cos_min: float
+) -> bool:
+    """The fall rule for a candidate whose stillness window has elapsed."""
+    ns = acc[_A_N]
+    if ns == 0:
+        return False
+    mx = acc[_A_SX] / ns
+    my = acc[_A_SY] / ns
+    mz = acc[_A_SZ] / ns
+    var = (acc[_A_QX] / ns - mx * mx) + (acc[_A_QY] / ns - my * my) + (acc[_A_QZ] / ns - mz * mz)
+    px, py, pz = cand[_C_PREX], cand[_C_PREY], cand[_C_PREZ]
+    dot = px * mx + py * my + pz * mz
+    norm = math.sqrt((px * px + py * py + pz * pz) * (mx * mx + my * my + mz * mz))
+    strong = cand[_C_PEAK2] >= strong2 or cand[_C_LOWOK] > 0
+    return var <= still2 and dot <= cos_min * norm and strong
+
+
+@njit(cache=True)
+def _update(
+    device: np.ndarray,
+    t: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    az: np.ndarray,
+    prm: np.ndarray,
+    track: np.ndarray,
+    ring: np.ndarray,
+    cand: np.ndarray,
+    acc: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    imp2, strong2, imp_win, ff2, ff_win, tau = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
+    snap_s, pre_s, settle, decide, still2, cos_min = (
+        prm[6], prm[7], prm[8], prm[9], prm[10], prm[11],
+    )  # fmt: skip
+    n = t.size
+    cap = 16
+    ev_pos = np.empty(cap, np.int64)
+    ev_t = np.empty(cap, np.float64)
+    k = 0
+    i = 0
+    while i < n:
+        d = device[i]
+        # a run of consecutive samples of one device: its state lives in locals meanwhile
+        row = track[d]
+        lt, gx, gy, gz = row[_LAST_T], row[_GX], row[_GY], row[_GZ]
+        nsnap, llow, t_set, t_dec = row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE]
+        n_snap = row[_N_SNAP]
+        while i < n and device[i] == d:
+            ti, x, y, z = t[i], ax[i], ay[i], az[i]
+            if ti <= lt:
+                counts[d, 1] += 1
+                i += 1
+                continue
+            m2 = x * x + y * y + z * z
+            # 1. decide a pending candidate once its stillness window has elapsed
+            if ti >= t_dec:
+                if _decide(cand[d], acc[d], strong2, still2, cos_min):
+                    if k == cap:
+                        cap *= 2
+                        grown_pos = np.empty(cap, np.int64)
+                        grown_t = np.empty(cap, np.float64)
+                        grown_pos[:k] = ev_pos[:k]
+                        grown_t[:k] = ev_t[:k]
+                        ev_pos, ev_t = grown_pos, grown_t
+                    ev_pos[k] = i
+                    ev_t[k] = cand[d, _C_TIMP]
+                    k += 1
+                    counts[d, 2] += 1
+                t_set = np.inf
+                t_dec = np.inf
+            # 2. gravity low-pass (the first sample of a device starts it at the reading)
+            if lt == -np.inf:
+                gx, gy, gz = x, y, z
+            else:
+                dt = ti - lt
+                alpha = dt / (tau + dt)
+                gx += alpha * (x - gx)
+                gy += alpha * (y - gy)
+                gz += alpha * (z - gz)
+            if ti >= nsnap:
+                slot = int(n_snap) % RING
+                ring[d, slot, 0] = gx
+                ring[d, slot, 1] = gy
+                ring[d, slot, 2] = gz
+                ring[d, slot, 3] = ti
+                n_snap += 1.0
+                nsnap = ti + snap_s
+            # 3. impacts: start, refine or replace a candidate
+            if m2 >= imp2:
+                c = cand[d]
+                if t_dec < np.inf and ti <= c[_C_TWIN]:
+                    if m2 > c[_C_PEAK2]:
+                        c[_C_PEAK2] = m2
+                        c[_C_TIMP] = ti
+                        t_set = ti + settle
+                        t_dec = ti + decide
+                else:
+                    j = _pre_orientation(ring[d], min(int(n_snap), RING), ti - pre_s)
+                    c[_C_TWIN] = ti + imp_win
+                    c[_C_TIMP] = ti
+                    c[_C_PEAK2] = m2
+                    c[_C_PREX] = ring[d, j, 0]
+                    c[_C_PREY] = ring[d, j, 1]
+                    c[_C_PREZ] = ring[d, j, 2]
+                    c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
+                    acc[d, :] = 0.0
+                    t_set = ti + settle
+                    t_dec = ti + decide
+            elif ti >= t_set:
+                # 4. stillness-window statistics
+                a = acc[d]
+                a[_A_SX] += x
+                a[_A_SY] += y
+                a[_A_SZ] += z
+                a[_A_QX] += x * x
+                a[_A_QY] += y * y
+                a[_A_QZ] += z * z
+                a[_A_N] += 1.0
+            if m2 < ff2:
+                llow = ti
+            lt = ti
+            i += 1
+        row[_LAST_T], row[_GX], row[_GY], row[_GZ] = lt, gx, gy, gz
+        row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE] = nsnap, llow, t_set, t_dec
+        row[_N_SNAP] = n_snap
+    return ev_pos[:k].copy(), ev_t[:k].copy()
+
+
+class FallDetector(DeviceStateArrays):
+    """Multi-device, stateful fall detector (see the module docstring for the method).
+
+    Parameters
+    ----------
+    n_devices : int
+        Initial device capacity (grow with :meth:`grow`).
+    **params : float
+        Overrides of :data:`DEFAULTS` (thresholds in g, windows in s, angle in degrees).
+    """
+
+    def __init__(self, n_devices: int, **params: float) -> None:
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown parameters: {sorted(unknown)}")
+        merged = {**DEFAULTS, **{k: float(v) for k, v in params.items()}}
+        bad = [k for k, v in merged.items() if not (math.isfinite(v) and v >= 0)]
+        if bad:
+            raise ValueError(f"parameters must be finite and >= 0: {bad}")
+        if merged["snapshot_s"] <= 0 or merged["pre_s"] > (RING - 2) * merged["snapshot_s"]:
+            raise ValueError(f"need snapshot_s > 0 and pre_s <= {RING - 2} * snapshot_s")
+        self.params = merged
+        self._prm = params_vector(merged)
+        super().__init__(n_devices)
+
+    def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
+        n = n_devices
+        track = np.zeros((n, 9))
+        track[:, [_LAST_T, _NEXT_SNAP, _LAST_LOW]] = -np.inf
+        track[:, [_T_SETTLE, _T_DECIDE]] = np.inf  # no candidate pending
+        return {
+            "track": track,  # last_t, gravity xyz, next_snap, last_low, t_settle, t_decide, n
+            "ring": np.zeros((n, RING, 4)),  # gravity snapshots: gx, gy, gz, t
+            "cand": np.zeros((n, 7)),  # window end, t_imp, peak^2, pre xyz, free fall seen
+            "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
+            "counts": np.zeros((n, 3), np.int64),  # non-finite, out of order, falls
+        }
+
+    @property
+    def skipped_nonfinite(self) -> np.ndarray:
+        """Samples skipped per device because a value was NaN or infinite."""
+        return self._state["counts"][:, 0].copy()
+
+    @property
+    def skipped_out_of_order(self) -> np.ndarray:
+        """Samples skipped per device because their time did not increase."""
+        return self._state["counts"][:, 1].copy()
+
+    @property
+    def last_time(self) -> np.ndarray:
+        """Time of the last accepted sample per device (-inf before the first)."""
+        return self._state["track"][:, _LAST_T].copy()
+
+    @property
+    def falls_detected(self) -> np.ndarray:
+        """Falls emitted so far per device."""
+        return self._state["counts"][:, 2].copy()
+
+    def update(
+        self,
+        device: npt.ArrayLike,
+        t: npt.ArrayLike,
+        ax: npt.ArrayLike,
+        ay: npt.ArrayLike,
+        az: npt.ArrayLike,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Process an interleaved batch; return the falls decided during it.
+
+        Parameters
+        ----------
+        device : int64[n]
+            Device index of each sample, in ``[0, n_devices)``.
+        t : float64[n]
+            Sample times (s); increasing per device within and across calls.
+        ax, ay, az : float64[n]
+            Acceleration (m/s^2, gravity included), any device orientation.
+
+        Returns
+        -------
+        event_device : int64[k]
+        event_t : float64[k]
+            Device and impact time of each fall, in the order the decisions were made
+            (by the position of the deciding sample in the batch).
+        """
+        dev = np.ascontiguousarray(device, dtype=np.int64)
+        arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (t, ax, ay, az)]
+        if dev.ndim != 1 or any(a.ndim != 1 for a in arrays):
+            raise ValueError("device, t, ax, ay, az must be 1-D arrays")
+        if any(a.size != dev.size for a in arrays):
+            raise ValueError(
+                f"length mismatch: device={dev.size}, t/ax/ay/az={[a.size for a in arrays]}"
+            )
+        if dev.size == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        self._device_indices(dev)  # range check, raises before any state change
+        s = self._state
+        t_, ax_, ay_, az_ = arrays
+        if not _all_finite(t_, ax_, ay_, az_):
+            # rare path: drop non-finite samples up front (they never touch the state), so
+            # the compiled loop needs no per-sample finiteness branch
+            ok = np.isfinite(t_) & np.isfinite(ax_) & np.isfinite(ay_) & np.isfinite(az_)
+            np.add.at(s["counts"][:, 0], dev[~ok], 1)
+            dev, t_, ax_, ay_, az_ = dev[ok], t_[ok], ax_[ok], ay_[ok], az_[ok]
+        pos, ev_t = _update(
+            dev, t_, ax_, ay_, az_, self._prm,
+            s["track"], s["ring"], s["cand"], s["acc"], s["counts"],
+        )  # fmt: skip
+        return dev[pos], ev_t
+
+
+def detect(t: npt.ArrayLike, ax: npt.ArrayLike, ay: npt.ArrayLike, az: npt.ArrayLike) -> np.ndarray:
+    """Fall times (s) in one recording: :class:`FallDetector` with one device and defaults.
+
+    Parameters
+    ----------
+    t : float64[n]
+        Sample times (s), increasing; irregular sampling between 20 and 200 Hz works.
+    ax, ay, az : float64[n]
+        Acceleration in m/s^2 including gravity; the device placement (wrist, waist,
+        pocket, pendant) and orientation are unknown.
+
+    Returns
+    -------
+    float64[k]
+        Impact time of each detected fall. A fall is only reported once
+        ``settle_s + still_s`` (2.5 s) of data after its impact are present.
+    """
+    t_arr = np.asarray(t, dtype=np.float64)
+    _, ev_t = FallDetector(1).update(np.zeros(t_arr.shape, np.int64), t_arr, ax, ay, az)
+    return ev_t

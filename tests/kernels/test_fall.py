@@ -1,0 +1,268 @@
+"""kernels.fall: Numba == naive reference, chunk invariance, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels.fall import DEFAULTS, FallDetector, detect
+from simulators.motion import synthesize
+from tests.reference.fall import ReferenceFallDetector, detect_events
+
+HYP = settings(max_examples=40, deadline=None)
+
+# Low thresholds make candidates and decisions frequent, so random streams exercise the
+# decision path (both outcomes) rather than only the watching state.
+TWITCHY = {
+    "impact_g": 1.05,
+    "strong_impact_g": 1.3,
+    "freefall_g": 0.95,
+    "settle_s": 0.2,
+    "still_s": 0.3,
+    "still_g": 0.4,
+    "angle_deg": 5.0,
+    "pre_s": 0.5,
+    "snapshot_s": 0.1,
+}
+PARAM_SETS = [{}, TWITCHY]
+
+
+@cache
+def _pool() -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]:
+    """A few simulated recordings (falls and their confounders) to cut streams from."""
+    specs = [
+        ("fall_forward", "waist", 50.0),
+        ("fall_lateral", "pocket", 20.0),
+        ("fall_slump_chair", "pendant", 100.0),
+        ("sitting_down_hard", "pocket", 25.0),
+        ("jumping", "wrist", 50.0),
+        ("fall_backward", "wrist", 200.0),
+    ]
+    out = []
+    for k, (act, place, rate) in enumerate(specs):
+        tr = synthesize(
+            act, rate_hz=rate, duration_s=8.0, placement=place,
+            rng=np.random.default_rng(k), jitter=0.3,
+        )  # fmt: skip
+        out.append((tr.t, tr.ax, tr.ay, tr.az))
+    return tuple(out)
+
+
+Stream = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> Stream:
+    """Interleaved multi-device streams with NaN/inf, duplicate and backwards times."""
+    n_dev = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["simulated", "simulated", "drawn"]))
+    per_dev = []
+    for _ in range(n_dev):
+        if kind == "simulated":
+            t, ax, ay, az = _pool()[int(rng.integers(len(_pool())))]
+            a = int(rng.integers(0, t.size // 2))
+            b = int(rng.integers(a, t.size + 1))
+            per_dev.append((t[a:b] + rng.uniform(0, 1e3), ax[a:b], ay[a:b], az[a:b]))
+        else:
+            n = draw(st.integers(0, 60))
+            steps = rng.choice([0.005, 0.02, 0.05, 0.3, 2.0], n)
+            vals = rng.choice([0.0, 9.8, -9.8, 30.0, 3.0, 1e300], (3, n)) * rng.random((3, n))
+            per_dev.append((np.cumsum(steps), vals[0], vals[1], vals[2]))
+    sizes = [p[0].size for p in per_dev]
+    owner = np.repeat(np.arange(n_dev), sizes)
+    if draw(st.booleans()):
+        rng.shuffle(owner)  # sample-wise interleaving
+    else:  # message-wise interleaving: runs of one device, like MQTT payloads
+        runs = [
+            np.full(len(part), d)
+            for d, size in enumerate(sizes)
+            for part in np.array_split(np.arange(size), max(1, size // 7))
+        ]
+        order = rng.permutation(len(runs))
+        owner = np.concatenate([runs[k] for k in order]) if runs else owner
+    pos = np.zeros(n_dev, np.int64)
+    n = owner.size
+    t = np.empty(n)
+    xyz = np.empty((3, n))
+    for i, d in enumerate(owner):
+        src = per_dev[d]
+        t[i] = src[0][pos[d]]
+        xyz[:, i] = (src[1][pos[d]], src[2][pos[d]], src[3][pos[d]])
+        pos[d] += 1
+    if n:
+        for _ in range(draw(st.integers(0, 4))):  # corruptions
+            i = int(rng.integers(n))
+            what = draw(st.sampled_from(["nan", "inf", "dup", "back", "tnan"]))
+            if what == "nan":
+                xyz[int(rng.integers(3)), i] = np.nan
+            elif what == "inf":
+                xyz[int(rng.integers(3)), i] = -np.inf
+            elif what == "tnan":
+                t[i] = np.nan
+            elif i > 0:
+                t[i] = t[i - 1] if what == "dup" else t[i - 1] - 0.5
+    return owner.astype(np.int64), t, xyz[0].copy(), xyz[1].copy(), xyz[2].copy()
+
+
+def _reference(stream: Stream, params: dict[str, float]) -> tuple[ReferenceFallDetector, Stream]:
+    ref = ReferenceFallDetector(**params)
+    ev_d, ev_t = detect_events(*stream, detector=ref)
+    return ref, (ev_d, ev_t, np.empty(0), np.empty(0), np.empty(0))
+
+
+@HYP
+@given(streams(), st.sampled_from(PARAM_SETS))
+def test_numba_equals_reference(stream: Stream, params: dict[str, float]) -> None:
+    det = FallDetector(4, **params)
+    ev_d, ev_t = det.update(*stream)
+    ref, (rd, rt, *_) = _reference(stream, params)
+    np.testing.assert_array_equal(ev_d, rd)
+    np.testing.assert_array_equal(ev_t, rt)
+    for d in range(4):
+        st_ = ref.devices.get(d)
+        nonfinite = st_["skipped_nonfinite"] if st_ else 0
+        backwards = st_["skipped_out_of_order"] if st_ else 0
+        assert det.skipped_nonfinite[d] == nonfinite
+        assert det.skipped_out_of_order[d] == backwards
+        assert det.falls_detected[d] == (st_["falls"] if st_ else 0)
+
+
+@HYP
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=6), st.sampled_from(PARAM_SETS))
+def test_chunked_equals_one_shot(stream: Stream, cuts: list[int], params: dict[str, float]) -> None:
+    n = stream[0].size
+    whole_det = FallDetector(4, **params)
+    whole = whole_det.update(*stream)
+    det = FallDetector(4, **params)
+    bounds = [0, *sorted(c % (n + 1) for c in cuts), n]
+    parts = [det.update(*(a[lo:hi] for a in stream)) for lo, hi in itertools.pairwise(bounds)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), whole[1])
+    devs = np.arange(4)
+    for key, arr in whole_det.export_state(devs).items():
+        np.testing.assert_array_equal(det.export_state(devs)[key], arr, err_msg=key)
+
+
+@HYP
+@given(streams(), st.integers(0, 10**6), st.sampled_from(PARAM_SETS))
+def test_checkpoint_restore_and_grow(stream: Stream, cut: int, params: dict[str, float]) -> None:
+    """Export mid-stream, import into a fresh (smaller, then grown) detector, carry on."""
+    n = stream[0].size
+    c = cut % (n + 1)
+    whole = FallDetector(4, **params).update(*stream)
+    first = FallDetector(4, **params)
+    head = first.update(*(a[:c] for a in stream))
+    saved = first.export_state(np.arange(4))
+    second = FallDetector(1, **params)
+    second.grow(2)
+    second.import_state(np.arange(4), saved)  # grows to 4
+    tail = second.update(*(a[c:] for a in stream))
+    np.testing.assert_array_equal(np.concatenate([head[1], tail[1]]), whole[1])
+    np.testing.assert_array_equal(np.concatenate([head[0], tail[0]]), whole[0])
+
+
+def test_detect_is_single_device_update() -> None:
+    t, ax, ay, az = _pool()[0]
+    _, ev = FallDetector(1).update(np.zeros(t.size, np.int64), t, ax, ay, az)
+    got = detect(t, ax, ay, az)
+    np.testing.assert_array_equal(got, ev)
+    assert got.dtype == np.float64 and got.size == 1
+
+
+def test_devices_do_not_interfere() -> None:
+    """A fall on device 2 is reported for device 2 only, whatever the interleaving."""
+    fall = _pool()[0]
+    calm = synthesize(
+        "walking", rate_hz=50, duration_s=8, placement="waist", rng=np.random.default_rng(9)
+    )
+    n1, n2 = calm.t.size, fall[0].size
+    device = np.concatenate([np.zeros(n1, np.int64), np.full(n2, 2, np.int64)])
+    order = np.random.default_rng(1).permutation(device.size)
+    # keep each device's samples in time order while interleaving devices randomly
+    device = device[order]
+    t = np.empty(device.size)
+    xyz = np.empty((3, device.size))
+    for d, (tt, x, y, z) in ((0, (calm.t, calm.ax, calm.ay, calm.az)), (2, fall)):
+        sel = device == d
+        t[sel], xyz[0, sel], xyz[1, sel], xyz[2, sel] = tt, x, y, z
+    ev_d, ev_t = FallDetector(3).update(device, t, *xyz)
+    assert ev_d.tolist() == [2]
+    np.testing.assert_array_equal(ev_t, detect(*fall))
+
+
+def test_orientation_does_not_matter() -> None:
+    t, ax, ay, az = _pool()[0]
+    expected = detect(t, ax, ay, az)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        q, _r = np.linalg.qr(rng.standard_normal((3, 3)))
+        a = q @ np.vstack([ax, ay, az])
+        np.testing.assert_array_equal(detect(t, a[0], a[1], a[2]), expected)
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def _fed_detector() -> FallDetector:
+    det = FallDetector(2)
+    t, ax, ay, az = _pool()[1]
+    det.update(np.zeros(100, np.int64), t[:100], ax[:100], ay[:100], az[:100])
+    return det
+
+
+@pytest.mark.parametrize(
+    ("device", "n_t", "message"),
+    [
+        ([0, 0, 1], 2, "length mismatch"),
+        ([0, 2], 2, "out of range"),
+        ([-1, 0], 2, "out of range"),
+    ],
+)
+def test_bad_batches_raise_before_any_change(device: list[int], n_t: int, message: str) -> None:
+    det = _fed_detector()
+    before = det.export_state(np.arange(2))
+    t = np.arange(n_t, dtype=float) + 100.0
+    with pytest.raises(ValueError, match=message):
+        det.update(np.array(device), t, t * 0, t * 0, t * 0 + 9.8)
+    for key, arr in det.export_state(np.arange(2)).items():
+        np.testing.assert_array_equal(arr, before[key], err_msg=key)
+
+
+def test_two_dimensional_input_rejected() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        FallDetector(1).update(np.zeros((2, 2), np.int64), *(np.zeros((2, 2)),) * 4)
+
+
+def test_empty_batch() -> None:
+    det = FallDetector(1)
+    ev_d, ev_t = det.update(*(np.empty(0),) * 5)
+    assert ev_d.dtype == np.int64 and ev_t.dtype == np.float64
+    assert ev_d.size == ev_t.size == 0
+    assert detect([], [], [], []).size == 0
+
+
+def test_bad_samples_are_skipped_and_counted() -> None:
+    t = np.array([0.0, 0.02, 0.02, 0.01, np.nan, 0.04, 0.06])
+    ax = np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
+    det = FallDetector(1)
+    det.update(np.zeros(7, np.int64), t, ax, np.zeros(7), np.full(7, 9.8))
+    assert det.skipped_nonfinite.tolist() == [2]
+    assert det.skipped_out_of_order.tolist() == [2]
+    assert det.last_time.tolist() == [0.06]
+
+
+def test_unknown_or_invalid_parameters() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        FallDetector(1, impact=3.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        FallDetector(1, still_g=-1.0)
+    with pytest.raises(ValueError, match="pre_s"):
+        FallDetector(1, pre_s=100.0)
+    assert FallDetector(1).params == DEFAULTS

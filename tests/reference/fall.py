@@ -1,0 +1,183 @@
+"""Naive pure-Python reference of :mod:`kernels.fall` (one sample at a time, dict state).
+
+Written for clarity, not speed: every device has a plain dict, samples are handled in input
+order with the same arithmetic (same formulas, same order of operations) as the compiled
+kernel, so results must be *identical*. Benchmarks reuse :func:`detect_events` as the
+naive baseline and :func:`make_inputs` for the batch layout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kernels.fall import DEFAULTS, G0, RING
+
+
+class ReferenceFallDetector:
+    """Per-sample fall detector with the algorithm of :mod:`kernels.fall`."""
+
+    def __init__(self, **params: float) -> None:
+        self.p = {**DEFAULTS, **params}
+        self.devices: dict[int, dict[str, Any]] = {}
+
+    def _fresh(self) -> dict[str, Any]:
+        return {
+            "last_t": None,
+            "g": [0.0, 0.0, 0.0],
+            "next_snap": -math.inf,
+            "last_low": -math.inf,
+            "snapshots": [],  # (t, [gx, gy, gz]), at most RING, oldest first
+            "candidate": None,
+            "skipped_nonfinite": 0,
+            "skipped_out_of_order": 0,
+            "falls": 0,
+        }
+
+    def _pre_orientation(self, st: dict[str, Any], t_ref: float) -> list[float]:
+        before = [s for s in st["snapshots"] if s[0] <= t_ref]
+        chosen = max(before, key=lambda s: s[0]) if before else st["snapshots"][0]
+        return list(chosen[1])
+
+    def _decide(self, c: dict[str, Any]) -> bool:
+        """The fall rule: impact (strong or after free fall), tilt, stillness."""
+        p = self.p
+        ns = c["n"]
+        if ns == 0:
+            return False
+        mean = [c["sum"][k] / ns for k in range(3)]
+        var = (
+            (c["sq"][0] / ns - mean[0] * mean[0])
+            + (c["sq"][1] / ns - mean[1] * mean[1])
+            + (c["sq"][2] / ns - mean[2] * mean[2])
+        )
+        pre = c["pre"]
+        dot = pre[0] * mean[0] + pre[1] * mean[1] + pre[2] * mean[2]
+        norm = math.sqrt(
+            (pre[0] * pre[0] + pre[1] * pre[1] + pre[2] * pre[2])
+            * (mean[0] * mean[0] + mean[1] * mean[1] + mean[2] * mean[2])
+        )
+        still = var <= p["still_g"] ** 2 * (G0 * G0)
+        tilted = dot <= math.cos(math.radians(p["angle_deg"])) * norm
+        strong = c["peak2"] >= p["strong_impact_g"] ** 2 * (G0 * G0) or c["low_ok"]
+        return still and tilted and strong
+
+    def sample(self, d: int, t: float, x: float, y: float, z: float) -> float | None:
+        """Feed one sample; return an impact time when a fall is decided at it."""
+        p = self.p
+        g2 = G0 * G0
+        st = self.devices.setdefault(d, self._fresh())
+        if not all(math.isfinite(v) for v in (t, x, y, z)):
+            st["skipped_nonfinite"] += 1
+            return None
+        if st["last_t"] is not None and t <= st["last_t"]:
+            st["skipped_out_of_order"] += 1
+            return None
+        m2 = x * x + y * y + z * z
+        event = None
+        c = st["candidate"]
+        if c is not None and t >= c["t_imp"] + (p["settle_s"] + p["still_s"]):
+            if self._decide(c):
+                event = c["t_imp"]
+                st["falls"] += 1
+            st["candidate"] = c = None
+        g = st["g"]
+        if st["last_t"] is None:
+            g[0], g[1], g[2] = x, y, z
+        else:
+            dt = t - st["last_t"]
+            alpha = dt / (p["gravity_tau_s"] + dt)
+            g[0] += alpha * (x - g[0])
+            g[1] += alpha * (y - g[1])
+            g[2] += alpha * (z - g[2])
+        if t >= st["next_snap"]:
+            st["snapshots"].append((t, list(g)))
+            st["snapshots"] = st["snapshots"][-RING:]
+            st["next_snap"] = t + p["snapshot_s"]
+        if m2 >= p["impact_g"] ** 2 * g2:
+            if c is not None and t <= c["t_cross"] + p["impact_window_s"]:
+                if m2 > c["peak2"]:
+                    c["peak2"], c["t_imp"] = m2, t
+            else:
+                st["candidate"] = {
+                    "t_cross": t,
+                    "t_imp": t,
+                    "peak2": m2,
+                    "pre": self._pre_orientation(st, t - p["pre_s"]),
+                    "low_ok": t - st["last_low"] <= p["freefall_window_s"],
+                    "sum": [0.0, 0.0, 0.0],
+                    "sq": [0.0, 0.0, 0.0],
+                    "n": 0.0,
+                }
+        elif c is not None and t >= c["t_imp"] + p["settle_s"]:
+            for k, v in enumerate((x, y, z)):
+                c["sum"][k] += v
+                c["sq"][k] += v * v
+            c["n"] += 1.0
+        if m2 < p["freefall_g"] ** 2 * g2:
+            st["last_low"] = t
+        st["last_t"] = t
+        return event
+
+
+def detect_events(
+    device: np.ndarray,
+    t: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    az: np.ndarray,
+    detector: ReferenceFallDetector | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the reference over an interleaved batch; same return shape as the kernel."""
+    det = detector if detector is not None else ReferenceFallDetector()
+    ev_d: list[int] = []
+    ev_t: list[float] = []
+    for d, ti, x, y, z in zip(
+        device.tolist(), t.tolist(), ax.tolist(), ay.tolist(), az.tolist(), strict=True
+    ):
+        e = det.sample(int(d), ti, x, y, z)
+        if e is not None:
+            ev_d.append(int(d))
+            ev_t.append(e)
+    return np.array(ev_d, dtype=np.int64), np.array(ev_t, dtype=np.float64)
+
+
+def make_inputs(
+    n_samples: int,
+    n_devices: int,
+    *,
+    seed: int = 0,
+    rate_hz: float = 50.0,
+    block: int = 50,
+    fall_fraction: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Benchmark batch: ``(device, t, ax, ay, az)`` like the ingest bridge produces.
+
+    Each device sends messages of ``block`` consecutive samples (one MQTT accel payload);
+    messages of all devices are interleaved in random order while each device's samples
+    stay in time order. Signals are gravity in a random direction plus walking-like
+    motion and noise; ``fall_fraction`` of the messages hold a 4 g impact followed by a
+    tilt, so the candidate/decision path is exercised too.
+    """
+    rng = np.random.default_rng(seed)
+    n_msgs = max(n_samples // block, 1)
+    owner = rng.integers(0, n_devices, n_msgs)
+    order = np.argsort(owner, kind="stable")
+    # message index within its device -> time offset, so each device stays ordered
+    seq = np.empty(n_msgs, np.int64)
+    counts = np.bincount(owner, minlength=n_devices)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    seq[order] = np.arange(n_msgs) - np.repeat(starts, counts)
+    device = np.repeat(owner, block).astype(np.int64)
+    k = np.tile(np.arange(block), n_msgs)
+    t = (np.repeat(seq, block) * block + k) / rate_hz
+    up = rng.standard_normal((n_devices, 3))
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    a = G0 * up[device] + rng.normal(0, 1.5, (device.size, 3))
+    impact_msgs = np.flatnonzero(rng.random(n_msgs) < fall_fraction)
+    a[impact_msgs * block] *= 4.0
+    tilt = np.repeat(rng.random(n_msgs) < fall_fraction, block)
+    a[tilt] = a[tilt][:, [1, 2, 0]]
+    return device, t, a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy()
