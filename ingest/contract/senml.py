@@ -115,6 +115,8 @@ def decode_pack(spec: ChannelSpec, payload: Any, context: dict[str, Any]) -> Con
         ``senml_axes``, ``type``, ``finite`` and every model rule.
     """
     data = payload.tobytes() if isinstance(payload, memoryview) else payload
+    # One pass in pydantic-core parses the pack and checks every label's type (faster than
+    # json.loads plus Python checks); the loop below then only resolves and maps.
     try:
         pack = _PACK.validate_json(data)
     except ValidationError as exc:
@@ -126,7 +128,7 @@ def decode_pack(spec: ChannelSpec, payload: Any, context: dict[str, Any]) -> Con
             if err["rule"] in ("min_length", "max_length") and err["field"] == "$":
                 err["rule"] = "senml_pack"
             elif err["rule"] == "type" and err["field"].count(".") == 0:
-                err["rule"] = "senml_pack"  # a record that is not an object
+                err["rule"] = "senml_pack"  # the pack or a record is not the right container
         raise violation from None
     rows = _resolve(pack, context["now"])
     fields = _FIELDS[spec.model]
@@ -144,39 +146,63 @@ _Resolved = tuple[int, str, float, str | None, str, Any]
 
 
 def _resolve(pack: list[SenMLRecord], now: float) -> list[_Resolved]:
-    """Apply base fields and relative times (RFC 8428 sections 4.5.1-4.5.3)."""
+    """Apply base fields and relative times (RFC 8428 sections 4.5.1-4.5.3).
+
+    Written for speed (a 50-sample window is 150 records): membership tests instead of
+    per-record set algebra, and the common record shape (``n``, ``v``, optional ``t``/``u``)
+    takes the shortest path.
+    """
     out: list[_Resolved] = []
+    append = out.append
     bn, bt, bu, bv = "", 0.0, None, 0.0
+    only_known = _KNOWN.issuperset
     for i, rec in enumerate(pack):
-        if len(rec.keys() - _KNOWN):
-            for key in rec.keys() - _KNOWN:
-                if key.endswith("_"):
-                    raise ContractViolation.single(
-                        f"[{i}].{key}",
-                        rec[key],  # type: ignore[literal-required]
-                        "senml_label",
-                        f"unknown must-understand label {key!r}",
-                    )
-        bn = rec.get("bn", bn)
-        bt = rec.get("bt", bt)
-        bu = rec.get("bu", bu)
-        bv = rec.get("bv", bv)
-        labels = [k for k in _VALUE_LABELS if k in rec]
-        if len(labels) != 1:
-            raise ContractViolation.single(
-                f"[{i}]", rec, "senml_value", "a record needs exactly one of v, vs, vb, vd"
-            )
-        label = labels[0]
-        value = rec[label]  # type: ignore[literal-required]
-        if label == "v" and bv:
-            value = value + bv
-        time = bt + rec.get("t", 0.0)
+        if not only_known(rec):
+            _check_labels(i, rec)
+        if "bn" in rec:
+            bn = rec["bn"]
+        if "bt" in rec:
+            bt = rec["bt"]
+        if "bu" in rec:
+            bu = rec["bu"]
+        if "bv" in rec:
+            bv = rec["bv"]
+        if "v" in rec and "vs" not in rec and "vb" not in rec and "vd" not in rec:
+            label, value = "v", rec["v"]
+            if bv:
+                value = value + bv
+        else:
+            label, value = _other_value(i, rec)
+        time = bt + rec["t"] if "t" in rec else bt
         if time < RELATIVE_TIME_LIMIT:
             time = now + time
-        name = bn + rec.get("n", "")
-        cut = max(name.rfind(":"), name.rfind("/"))
-        out.append((i, name[cut + 1 :], time, rec.get("u", bu), label, value))
+        name = bn + rec["n"] if "n" in rec else bn
+        if ":" in name or "/" in name:
+            name = name[max(name.rfind(":"), name.rfind("/")) + 1 :]
+        append((i, name, time, rec.get("u", bu), label, value))
     return out
+
+
+def _check_labels(i: int, rec: SenMLRecord) -> None:
+    """Reject unknown must-understand labels (ending in ``_``, RFC 8428 section 4.4)."""
+    for key in rec.keys() - _KNOWN:
+        if key.endswith("_"):
+            raise ContractViolation.single(
+                f"[{i}].{key}",
+                rec[key],  # type: ignore[literal-required]
+                "senml_label",
+                f"unknown must-understand label {key!r}",
+            )
+
+
+def _other_value(i: int, rec: SenMLRecord) -> tuple[str, Any]:
+    """The value of a record without a lone ``v``: exactly one of ``vs``, ``vb``, ``vd``."""
+    labels = [k for k in _VALUE_LABELS if k in rec]
+    if len(labels) != 1:
+        raise ContractViolation.single(
+            f"[{i}]", rec, "senml_value", "a record needs exactly one of v, vs, vb, vd"
+        )
+    return labels[0], rec[labels[0]]  # type: ignore[literal-required]
 
 
 def _field_value(
@@ -249,18 +275,22 @@ def _window(
     rate: float | None = None
     samples: dict[float, dict[str, float]] = {}
     for rec in rows:
-        name, value = _field_value(fields, rec, False)
+        i, name, t, unit, label, value = rec
+        if name in _AXES and label == "v" and (unit is None or unit == "m/s2"):
+            pass  # the common case, already checked: skip the general mapping
+        else:
+            name, value = _field_value(fields, rec, False)
         if name == "rate_hz":
             if rate is not None:
-                raise ContractViolation.single(
-                    f"[{rec[0]}].n", name, "senml_duplicate", "rate_hz twice"
-                )
+                raise ContractViolation.single(f"[{i}].n", name, "senml_duplicate", "rate_hz twice")
             rate = value
             continue
-        row = samples.setdefault(rec[2], {})
-        if name in row:
+        row = samples.get(t)
+        if row is None:
+            samples[t] = row = {}
+        elif name in row:
             raise ContractViolation.single(
-                f"[{rec[0]}].n", name, "senml_duplicate", f"{name} twice at time {rec[2]}"
+                f"[{i}].n", name, "senml_duplicate", f"{name} twice at time {t}"
             )
         row[name] = value
     if not samples:
