@@ -142,3 +142,19 @@ def test_cli_check_reports_structured_errors() -> None:
         "rule": "min",
         "message": "Input should be greater than or equal to 20",
     }
+
+
+def test_cli_speed_reports_every_case_with_a_baseline() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cityhealth.cli", "contract", "speed", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert "json.loads" in lines[0]
+    assert len(lines) == 5
+    for line in lines[1:]:
+        ours, base, ratio = (float(x) for x in line.split()[-3:])
+        assert ours > 0 and base > 0 and ratio == pytest.approx(ours / base, abs=0.01)
