@@ -134,7 +134,7 @@ def _first_char(payload: Payload) -> int:
     if isinstance(payload, str):
         stripped = payload.lstrip()
         return ord(stripped[0]) if stripped else -1
-    for b in payload if not isinstance(payload, memoryview) else payload.tobytes()[:64]:
+    for b in bytes(payload) if isinstance(payload, memoryview) else payload:
         if b not in _BLANK:
             return int(b)
     return -1

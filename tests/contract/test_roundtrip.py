@@ -164,7 +164,8 @@ def test_window_times_in_rate_form() -> None:
 
 def test_payload_may_be_str_bytearray_or_memoryview() -> None:
     raw = json.dumps({"ts": NOW, "battery": 50}).encode()
-    for payload in (raw.decode(), bytearray(raw), memoryview(raw), b"  \n" + raw):
+    padded = b" " * 100 + raw
+    for payload in (raw.decode(), bytearray(raw), memoryview(raw), padded, memoryview(padded)):
         assert decode(topic("wearable", "status"), payload, now=NOW).model.battery == 50.0  # type: ignore[attr-defined]
 
 
