@@ -35,6 +35,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from kernels._state import DeviceStateArrays
+
 __all__ = [
     "AQI_CEILING",
     "CATEGORY_COLORS",
@@ -44,6 +46,7 @@ __all__ = [
     "NOWCAST_POLLUTANTS",
     "POLLUTANTS",
     "AqiCategory",
+    "NowCastStream",
     "category",
     "nowcast",
     "us_epa",
@@ -285,41 +288,46 @@ NOWCAST_POLLUTANTS: dict[str, tuple[int, float]] = {
 
 
 @njit(cache=True, nogil=True)
+def _nowcast_row(v: np.ndarray, w_floor: float) -> float:
+    """NowCast of one window ``v`` (column 0 = most recent hour); NaN if not computable."""
+    hours = v.size
+    recent_valid = 0
+    c_min = np.inf
+    c_max = -np.inf
+    for h in range(hours):
+        x = v[h]
+        if x >= 0.0 and x < np.inf:
+            if h < 3:
+                recent_valid += 1
+            c_min = min(c_min, x)
+            c_max = max(c_max, x)
+    if recent_valid < 2:  # EPA: 2 of the 3 most recent hours must be valid
+        return np.nan
+    w = 1.0 if c_max <= 0.0 else c_min / c_max  # = 1 - (max - min) / max
+    if w < w_floor:
+        w = w_floor
+    # Weights w ** (h - h0) from the newest valid hour h0: the common factor w ** h0
+    # cancels, and w = 0 (ozone, some hour at 0) gives the newest valid value, not 0/0.
+    num = 0.0
+    den = 0.0
+    wh = -1.0  # not started
+    for h in range(hours):
+        x = v[h]
+        if wh >= 0.0:
+            wh *= w
+        if x >= 0.0 and x < np.inf:
+            if wh < 0.0:
+                wh = 1.0
+            num += wh * x
+            den += wh
+    return num / den
+
+
+@njit(cache=True, nogil=True)
 def _nowcast_kernel(hourly: np.ndarray, w_floor: float, out: np.ndarray) -> None:
     # hourly: (n, hours), column 0 = most recent hour.
-    n, hours = hourly.shape
-    for s in range(n):
-        recent_valid = 0
-        c_min = np.inf
-        c_max = -np.inf
-        for h in range(hours):
-            v = hourly[s, h]
-            if v >= 0.0 and v < np.inf:
-                if h < 3:
-                    recent_valid += 1
-                c_min = min(c_min, v)
-                c_max = max(c_max, v)
-        if recent_valid < 2:  # EPA: 2 of the 3 most recent hours must be valid
-            out[s] = np.nan
-            continue
-        w = 1.0 if c_max <= 0.0 else c_min / c_max  # = 1 - (max - min) / max
-        if w < w_floor:
-            w = w_floor
-        # Weights w ** (h - h0) from the newest valid hour h0: the common factor w ** h0
-        # cancels, and w = 0 (ozone, some hour at 0) gives the newest valid value, not 0/0.
-        num = 0.0
-        den = 0.0
-        wh = -1.0  # not started
-        for h in range(hours):
-            v = hourly[s, h]
-            if wh >= 0.0:
-                wh *= w
-            if v >= 0.0 and v < np.inf:
-                if wh < 0.0:
-                    wh = 1.0
-                num += wh * v
-                den += wh
-        out[s] = num / den
+    for s in range(hourly.shape[0]):
+        out[s] = _nowcast_row(hourly[s], w_floor)
 
 
 def nowcast(
@@ -377,6 +385,101 @@ def nowcast(
     out = np.empty(window.shape[0], dtype=np.float64)
     _nowcast_kernel(window, w_floor, out)
     return out.reshape(lead)
+
+
+_NO_HOUR = np.iinfo(np.int64).min  # "no hour seen yet"
+
+
+@njit(cache=True, nogil=True)
+def _nowcast_stream_kernel(
+    station: np.ndarray,
+    hour: np.ndarray,
+    value: np.ndarray,
+    window: np.ndarray,
+    last_hour: np.ndarray,
+    w_floor: float,
+    out: np.ndarray,
+) -> None:
+    hours = window.shape[1]
+    for i in range(station.size):
+        s = station[i]
+        h = hour[i]
+        last = last_hour[s]
+        if last != _NO_HOUR and h < last:  # late hour: skipped, state untouched
+            out[i] = np.nan
+            continue
+        gap = hours if last == _NO_HOUR else min(h - last, hours)
+        if gap > 0:  # shift the window: column 0 is the newest hour
+            for c in range(hours - 1, gap - 1, -1):
+                window[s, c] = window[s, c - gap]
+            for c in range(gap):
+                window[s, c] = np.nan
+            last_hour[s] = h
+        window[s, 0] = value[i]  # same hour again: the newer value replaces it
+        out[i] = _nowcast_row(window[s], w_floor)
+
+
+class NowCastStream(DeviceStateArrays):
+    """Streaming NowCast for many stations: one hourly average in, the NowCast out.
+
+    State per station: the last 12 (PM) or 8 (O3) hourly values, newest first, and the
+    index of the newest hour. Each sample ``(station, hour, value)`` is an hourly average
+    for the integer hour ``hour`` (e.g. ``floor(unix_seconds / 3600)``); hours that
+    were skipped count as missing, a repeated hour replaces that hour's value (a
+    correction), and an hour older than the station's newest is skipped (NaN output,
+    state untouched). NaN, ±inf and negative values are stored as missing hours. The
+    output after each sample is :func:`nowcast` of the station's window, so splitting a
+    stream into calls in any way gives the same outputs.
+    """
+
+    def __init__(self, n_stations: int, pollutant: Literal["pm25", "pm10", "o3"] = "pm25"):
+        spec = NOWCAST_POLLUTANTS.get(pollutant)
+        if spec is None:
+            raise ValueError(
+                f"unknown NowCast pollutant {pollutant!r}; "
+                f"expected one of {tuple(NOWCAST_POLLUTANTS)}"
+            )
+        self.pollutant = pollutant
+        self._hours, self._w_floor = spec
+        super().__init__(n_stations)
+
+    def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
+        return {
+            "window": np.full((n_devices, self._hours), np.nan),
+            "last_hour": np.full(n_devices, _NO_HOUR, dtype=np.int64),
+        }
+
+    def update(
+        self, station: npt.ArrayLike, hour: npt.ArrayLike, value: npt.ArrayLike
+    ) -> np.ndarray:
+        """Absorb hourly averages (interleaved stations); return the NowCast after each.
+
+        Raises ``ValueError`` (before any state change) for mismatched lengths, station
+        indices out of range, non-integer hours or hours beyond ±2**52.
+        """
+        st = np.ascontiguousarray(station, dtype=np.int64).reshape(-1)
+        hr_raw = np.asarray(hour)
+        if hr_raw.dtype.kind == "f":
+            if not np.all(np.isfinite(hr_raw)) or np.any(hr_raw != np.floor(hr_raw)):
+                raise ValueError("hour must hold whole hour indices, e.g. floor(ts / 3600)")
+        elif hr_raw.dtype.kind not in "iu" and hr_raw.size:
+            raise ValueError(f"hour must be integer hour indices, got dtype {hr_raw.dtype}")
+        hr = np.ascontiguousarray(hr_raw, dtype=np.int64).reshape(-1)
+        if hr.size and np.abs(hr).max() >= 2**52:  # keeps hour differences exact
+            raise ValueError("hour indices must be below 2**52 in magnitude")
+        val = _as_float_array(value, "value").reshape(-1)
+        if not (st.size == hr.size == val.size):
+            raise ValueError(
+                f"length mismatch: station={st.size}, hour={hr.size}, value={val.size}"
+            )
+        self._device_indices(st)  # range check before any state change
+        out = np.empty(st.size, dtype=np.float64)
+        state = self._state
+        _nowcast_stream_kernel(
+            st, hr, np.ascontiguousarray(val), state["window"], state["last_hour"],
+            self._w_floor, out,
+        )  # fmt: skip
+        return out
 
 
 # -------------------------------------------------------------------------- categories

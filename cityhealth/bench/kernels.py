@@ -311,6 +311,34 @@ def nowcast_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -
     )
 
 
+def nowcast_stream_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> Case:
+    aqi = _kernel("aqi")
+    ref = _reference("aqi")
+    if not hasattr(aqi, "NowCastStream"):
+        raise UnavailableError("kernels.aqi has no NowCastStream")
+    station, t = _interleaved_times(rng, n, devices)
+    hour = t.astype(np.int64)  # one hourly average per station and hour
+    value = rng.lognormal(np.log(15.0), 0.6, n)
+    m = _device_subset(station, devices, naive_n)
+    sub = list(zip(station[m].tolist(), hour[m].tolist(), value[m].tolist(), strict=True))
+
+    def naive() -> list[float]:
+        stream = ref.ReferenceNowCastStream(12, 0.5)
+        return [stream.step(s, h, v) for s, h, v in sub]
+
+    return Case(
+        name="aqi.NowCastStream.update",
+        unit="hourly values",
+        values=n,
+        setup=lambda: aqi.NowCastStream(devices, "pm25"),
+        run=lambda stream: stream.update(station, hour, value),
+        inputs=(station, hour, value),
+        naive=naive,
+        naive_values=len(sub),
+        note="sequential per-station state: no NumPy version",
+    )
+
+
 def news2_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> Case:
     news2 = _kernel("news2")
     ref = _reference("news2")
@@ -414,6 +442,7 @@ BUILDERS: dict[str, Callable[[int, int, int, np.random.Generator], Case]] = {
     "anomaly": anomaly_case,
     "aqi": aqi_case,
     "nowcast": nowcast_case,
+    "nowcast_stream": nowcast_stream_case,
     "news2": news2_case,
     "heat": heat_case,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -295,3 +296,110 @@ def test_chunked_equals_one_shot(values, cut):
         aqi.us_epa("pm25", np.array(p, dtype=np.float64)) for p in (values[:cut], values[cut:])
     ]
     assert np.concatenate(parts).tolist() == whole.tolist()
+
+
+# ---------------------------------------------------------------------- NowCast stream
+def test_stream_matches_batch_nowcast_and_handles_gaps():
+    stream = aqi.NowCastStream(2, "pm25")
+    hours = np.arange(100, 112)
+    values = np.array([50, 80, 75, 90, 82, 53, 64, 74, 21, 10, 16, 13], dtype=float)
+    out = stream.update(np.zeros(12, np.int64), hours, values)
+    assert out[-1] == pytest.approx(float(aqi.nowcast("pm25", values, most_recent="last")))
+    # The first hour alone: 1 of 3 recent hours valid -> NaN; the second makes 2 of 3.
+    assert math.isnan(out[0]) and not math.isnan(out[1])
+    # A gap of 2 hours: the skipped hours are missing, so only 1 of 3 recent is valid.
+    assert math.isnan(stream.update([0], [114], [20.0])[0])
+    # The same hour again replaces its value (a correction).
+    first = stream.update([0], [115], [30.0])[0]
+    again = stream.update([0], [115], [31.0])[0]
+    assert again > first
+    # A late hour is skipped and leaves the state alone.
+    before = stream.export_state([0])
+    assert math.isnan(stream.update([0], [110], [999.0])[0])
+    after = stream.export_state([0])
+    np.testing.assert_array_equal(before["window"], after["window"])
+    # Station 1 is independent.
+    assert math.isnan(stream.update([1], [115], [5.0])[0])
+
+
+def test_stream_validates_before_changing_state():
+    stream = aqi.NowCastStream(2, "o3")
+    stream.update([0, 0], [1, 2], [0.05, 0.06])
+    snapshot = stream.export_state([0, 1])
+    for args in (
+        ([0, 5], [3, 3], [1.0, 1.0]),  # station out of range
+        ([0], [3, 4], [1.0, 1.0]),  # length mismatch
+        ([0], [3.5], [1.0]),  # not a whole hour
+        ([0], [2**60], [1.0]),  # beyond the exact range
+        ([0], ["x"], [1.0]),  # not a number
+    ):
+        with pytest.raises(ValueError):
+            stream.update(*args)
+    np.testing.assert_array_equal(stream.export_state([0, 1])["window"], snapshot["window"])
+    with pytest.raises(ValueError, match="unknown NowCast"):
+        aqi.NowCastStream(1, "co")  # type: ignore[arg-type]
+
+
+def test_stream_checkpoint_and_grow():
+    a = aqi.NowCastStream(3)
+    a.update([0, 1, 2, 0, 1], [1, 1, 1, 2, 2], [10.0, 20.0, 30.0, 12.0, 22.0])
+    b = aqi.NowCastStream(1)
+    b.import_state([0, 1, 2], a.export_state([0, 1, 2]))  # grows to 3 stations
+    assert b.n_devices == 3
+    np.testing.assert_array_equal(
+        a.update([2, 0], [2, 3], [33.0, 14.0]), b.update([2, 0], [2, 3], [33.0, 14.0])
+    )
+
+
+stream_rows = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.sampled_from([0, 1, 1, 2, 10, -1]),  # same hour, next, gaps, a late hour
+        st.one_of(hour_value, st.just(math.inf)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=stream_rows, cuts=st.lists(st.integers(0, 60), max_size=4))
+def test_stream_equals_reference_and_is_chunk_invariant(rows, cuts):
+    clock = [0, 0, 0, 0]
+    station, hour, value = [], [], []
+    for s, step, v in rows:
+        clock[s] += step
+        station.append(s)
+        hour.append(clock[s])
+        value.append(v)
+    reference = ref.ReferenceNowCastStream(8, 0.0)
+    expected = [reference.step(s, h, v) for s, h, v in zip(station, hour, value, strict=True)]
+    whole = aqi.NowCastStream(4, "o3").update(station, hour, value)
+    np.testing.assert_allclose(whole, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    chunked = aqi.NowCastStream(4, "o3")
+    bounds = [0, *sorted(c % (len(rows) + 1) for c in cuts), len(rows)]
+    parts = [
+        chunked.update(station[a:b], hour[a:b], value[a:b]) for a, b in itertools.pairwise(bounds)
+    ]
+    np.testing.assert_array_equal(np.concatenate([np.empty(0), *parts]), whole)
+
+
+# ------------------------------------------------- the bench's NumPy baselines agree
+def test_bench_numpy_aqi_and_nowcast_agree_with_kernels():
+    from cityhealth.bench import kernels as bench
+
+    for pollutant in aqi.POLLUTANTS:
+        values = np.array([*_grid_neighbours(pollutant), -1.0, math.nan, math.inf, 1e300, 5e3])
+        np.testing.assert_array_equal(
+            bench.aqi_numpy(pollutant, values), aqi.us_epa(pollutant, values)
+        )
+    rng = np.random.default_rng(3)
+    hourly = rng.lognormal(2.0, 1.0, (200, 12))
+    hourly[rng.random(hourly.shape) < 0.3] = math.nan
+    hourly[:5] = 0.0
+    for pollutant, (hours, w_floor) in aqi.NOWCAST_POLLUTANTS.items():
+        np.testing.assert_allclose(
+            bench.nowcast_numpy(hourly[:, :hours], w_floor),
+            aqi.nowcast(pollutant, hourly),
+            rtol=1e-12,
+            equal_nan=True,
+        )

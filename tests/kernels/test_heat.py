@@ -145,3 +145,14 @@ def test_chunked_equals_one_shot(t, cut):
     whole = heat.heat_index(np.array(t), rh)
     parts = [heat.heat_index(np.array(t[s]), rh[s]) for s in (slice(0, cut), slice(cut, None))]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_bench_numpy_baseline_agrees():
+    from cityhealth.bench import kernels as bench
+
+    t = np.tile(np.linspace(-40, 60, 401), 3)
+    rh = np.repeat([0.0, 10.0, 95.0], 401)
+    t[::50] = math.nan
+    np.testing.assert_allclose(
+        bench.heat_numpy(t, rh), heat.heat_index(t, rh), rtol=1e-12, equal_nan=True
+    )

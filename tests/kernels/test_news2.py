@@ -203,3 +203,22 @@ def test_chunked_equals_one_shot(hr, cut):
     parts = [news2.score(**{**NORMAL, "heart_rate": np.array(p)}) for p in (hr[:cut], hr[cut:])]
     assert np.concatenate([p.total for p in parts]).tolist() == whole.total.tolist()
     assert np.concatenate([p.subscores for p in parts]).tolist() == whole.subscores.tolist()
+
+
+def test_bench_numpy_baseline_agrees():
+    from cityhealth.bench import kernels as bench
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    v = {
+        "resp_rate": rng.uniform(-2, 40, n),
+        "spo2": rng.uniform(75, 102, n),
+        "on_oxygen": rng.choice([0.0, 1.0, math.nan], n),
+        "temp_c": rng.uniform(33, 42, n).round(2),
+        "systolic_bp": rng.uniform(60, 240, n),
+        "heart_rate": rng.uniform(20, 160, n),
+        "consciousness_alert": rng.choice([0.0, 1.0, math.nan], n),
+        "spo2_scale": rng.choice([1.0, 2.0], n),
+    }
+    v["heart_rate"][::7] = math.nan
+    assert bench.news2_numpy(v).tolist() == news2.score(**v).total.tolist()

@@ -129,3 +129,21 @@ def category_index(aqi_value: float) -> int:
         if v <= upper:
             return i
     return 5
+
+
+class ReferenceNowCastStream:
+    """Per-station dict of {hour: value}; the NowCast recomputed from scratch each time."""
+
+    def __init__(self, hours: int, w_floor: float) -> None:
+        self.hours = hours
+        self.w_floor = w_floor
+        self.seen: dict[int, dict[int, float]] = {}
+
+    def step(self, station: int, hour: int, value: float) -> float:
+        history = self.seen.setdefault(station, {})
+        if history and hour < max(history):
+            return math.nan  # late hour: ignored
+        history[hour] = value
+        newest = max(history)
+        window = [history.get(newest - h, math.nan) for h in range(self.hours)]
+        return nowcast(window, self.hours, self.w_floor)
