@@ -158,3 +158,17 @@ def test_cli_speed_reports_every_case_with_a_baseline() -> None:
     for line in lines[1:]:
         ours, base, ratio = (float(x) for x in line.split()[-3:])
         assert ours > 0 and base > 0 and ratio == pytest.approx(ours / base, abs=0.01)
+
+
+@pytest.mark.parametrize(("key", "payloads"), sorted(examples().items()))
+def test_decoded_senml_dumps_validate_against_the_channel_schema(
+    key: tuple[str, str], payloads: list[dict[str, Any]]
+) -> None:
+    """How a subscriber checks SenML traffic against the channel schemas: decode, dump."""
+    from ingest.contract import decode, to_senml_json
+
+    v = validator(*key)
+    for payload in payloads:
+        model = decode(topic(*key), json.dumps(payload).encode(), now=NOW).model
+        again = decode(topic(*key), to_senml_json(model), now=NOW).model
+        assert not list(v.iter_errors(again.model_dump(mode="json", exclude_none=True)))
