@@ -251,6 +251,20 @@ def _kernel(module: str) -> Any:
         raise UnavailableError(f"kernels.{module}: {type(exc).__name__}: {exc}") from exc
 
 
+def _require(module: Any, *attrs: str) -> None:
+    for attr in attrs:
+        if not hasattr(module, attr):
+            raise UnavailableError(f"{module.__name__} has no {attr}")
+
+
+def _stateful_inputs(
+    rng: np.random.Generator, n: int, devices: int, naive_n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interleaved ``(device, t)`` and the mask of the whole devices the naive run gets."""
+    device, t = _interleaved_times(rng, n, devices)
+    return device, t, _device_subset(device, devices, naive_n)
+
+
 def _interleaved_times(rng: np.random.Generator, n: int, devices: int) -> tuple[Any, Any]:
     """One sample per message from random devices, each device's samples in time order."""
     device = rng.integers(0, devices, n)
@@ -314,12 +328,10 @@ def nowcast_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -
 def nowcast_stream_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> Case:
     aqi = _kernel("aqi")
     ref = _reference("aqi")
-    if not hasattr(aqi, "NowCastStream"):
-        raise UnavailableError("kernels.aqi has no NowCastStream")
-    station, t = _interleaved_times(rng, n, devices)
+    _require(aqi, "NowCastStream")
+    station, t, m = _stateful_inputs(rng, n, devices, naive_n)
     hour = t.astype(np.int64)  # one hourly average per station and hour
     value = rng.lognormal(np.log(15.0), 0.6, n)
-    m = _device_subset(station, devices, naive_n)
     sub = list(zip(station[m].tolist(), hour[m].tolist(), value[m].tolist(), strict=True))
 
     def naive() -> list[float]:
@@ -395,9 +407,7 @@ def heat_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> C
 def fall_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> Case:
     fall = _kernel("fall")
     ref = _reference("fall")
-    for attr in ("make_inputs", "detect_events"):
-        if not hasattr(ref, attr):
-            raise UnavailableError(f"tests.reference.fall has no {attr}")
+    _require(ref, "make_inputs", "detect_events")
     device, t, ax, ay, az = ref.make_inputs(n, devices, seed=int(rng.integers(1 << 31)))
     m = _device_subset(device, devices, naive_n)
     sub = (device[m], t[m], ax[m], ay[m], az[m])
@@ -417,12 +427,10 @@ def fall_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> C
 def anomaly_case(n: int, devices: int, naive_n: int, rng: np.random.Generator) -> Case:
     anomaly = _kernel("anomaly")
     ref = _reference("anomaly")
-    if not hasattr(ref, "ReferenceAnomalyScorer"):
-        raise UnavailableError("tests.reference.anomaly has no ReferenceAnomalyScorer")
-    device, t = _interleaved_times(rng, n, devices)
+    _require(ref, "ReferenceAnomalyScorer")
+    device, t, m = _stateful_inputs(rng, n, devices, naive_n)
     x = 70.0 + 5.0 * np.sin(t / 3600.0) + rng.normal(0.0, 2.0, n)
     x[rng.random(n) < 0.001] += 40.0  # spikes exercise the tail path
-    m = _device_subset(device, devices, naive_n)
     sub = (device[m], t[m], x[m])
     return Case(
         name="anomaly.AnomalyScorer.update",
