@@ -246,21 +246,33 @@ def _optional(present: np.ndarray) -> np.ndarray | None:
 
 
 def _float_objects(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Python objects whose ``str()`` is Point's float text; and the finite mask.
+    """Per-row ``str`` of Point's float text (object array); and the finite mask.
 
-    Integral values below 1e16 become ``int`` (``str(72.0)[:-2] == str(72)``); ``-0.0``
-    becomes the string ``"-0"``; everything else stays a ``float`` (shortest repr).
+    Sensor values repeat a lot (quantised heart rates, one-decimal SpO2), so each distinct
+    bit pattern is formatted once and rows gather from that table: the sort behind
+    ``np.unique`` is C, the ``repr`` calls are per *distinct* value. Bit patterns rather
+    than values, so ``-0.0`` and ``0.0`` stay distinct.
     """
     finite = np.isfinite(col)
-    values = col.astype(object)
+    bits, inverse = np.unique(col.view(np.int64), return_inverse=True)
+    return _float_texts(bits.view(np.float64))[inverse.reshape(-1)], finite
+
+
+def _float_texts(values: np.ndarray) -> np.ndarray:
+    """``str(v)`` minus a trailing ``.0``, as ``Point`` writes floats (object array).
+
+    Integral values below 1e16 print as their integer (``repr(72.0)[:-2] == str(72)``);
+    ``-0.0`` prints as ``-0``; everything else is ``repr`` (shortest round-trip).
+    """
+    finite = np.isfinite(values)
     with np.errstate(invalid="ignore"):
-        integral = finite & (np.abs(col) < _INT_SAFE) & (col == np.trunc(col))
+        integral = finite & (np.abs(values) < _INT_SAFE) & (values == np.trunc(values))
+    texts = np.empty(values.size, dtype=object)
+    texts[:] = list(map(repr, values.tolist()))
     if integral.any():
-        values[integral] = col[integral].astype(np.int64).astype(object)
-        negzero = integral & (col == 0) & np.signbit(col)
-        if negzero.any():
-            values[negzero] = "-0"
-    return values, finite
+        texts[integral] = list(map(str, values[integral].astype(np.int64).tolist()))
+        texts[(values == 0) & np.signbit(values)] = "-0"  # int(-0.0) lost the sign
+    return texts
 
 
 def _presence_groups(masks: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
