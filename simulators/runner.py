@@ -73,10 +73,16 @@ class Stats:
     max_lag_s: float = 0.0
 
 
+_KEYS: dict[str, str] = {}
+
+
 def channel_key(topic: str) -> str:
-    """``family/channel`` of a device topic."""
-    parts = topic.split("/")
-    return f"{parts[2]}/{parts[4]}"
+    """``family/channel`` of a device topic (memoised: topics repeat every second)."""
+    key = _KEYS.get(topic)
+    if key is None:
+        parts = topic.split("/")
+        key = _KEYS[topic] = f"{parts[2]}/{parts[4]}"
+    return key
 
 
 class Runner:

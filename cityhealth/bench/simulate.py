@@ -1,9 +1,187 @@
-"""`cityhealth bench simulate` (placeholder until its issue lands)."""
+"""``cityhealth bench simulate``: simulator messages/s vs a bare paho publish loop, same run.
+
+Both contenders publish the same messages (same scenario, seed and simulated start, so the
+simulator is deterministic and the payload bytes are identical) with QoS 1 to the broker
+from settings (``CITYHEALTH_MQTT_HOST`` / ``_PORT``; start one with ``cityhealth stack up``):
+
+* **baseline**: the messages are generated *before* the clock starts; a bare paho-mqtt 2.x
+  MQTT v5 client (network loop in its thread, no paho in-flight limit) publishes the list in
+  a plain loop and the clock stops at the last PUBACK;
+* **simulator**: the full ``cityhealth simulate --fast`` path -- signal models, events,
+  encoding, the windowed QoS 1 publisher -- from the first tick to the last PUBACK.
+
+Runs alternate (baseline, simulator, ...) and the best of ``--repeat`` is reported, with
+the generation-only rate (no broker) for context. Goal: simulator >= 80 % of the baseline.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+GOAL = 0.8
+
+
+@dataclass
+class SimulateReport:
+    """Result of one benchmark run (messages/s per repetition)."""
+
+    scenario: str
+    duration_s: float
+    messages: int
+    repeat: int
+    generate_msgs_per_s: float = 0.0
+    baseline_msgs_per_s: list[float] = field(default_factory=list)
+    simulator_msgs_per_s: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return max(self.simulator_msgs_per_s) / max(self.baseline_msgs_per_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["best_baseline_msgs_per_s"] = max(self.baseline_msgs_per_s)
+        out["best_simulator_msgs_per_s"] = max(self.simulator_msgs_per_s)
+        out["ratio"] = round(self.ratio, 4)
+        out["goal"] = GOAL
+        out["goal_met"] = self.ratio >= GOAL
+        return out
+
+
+def _generate(scenario: str, seed: int, duration: float, start: float) -> tuple[list, float]:
+    """All messages of a run, and the wall time it took to generate them."""
+    from simulators.plugins import build
+    from simulators.publisher import NullPublisher
+    from simulators.runner import Runner
+    from simulators.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    sims = build(sc, seed)
+    pub = NullPublisher(keep=True)
+    runner = Runner(sims, pub, tick_s=sc.tick_s, duration=duration, start=start, speed=None)
+    t = time.perf_counter()
+    runner.run()
+    elapsed = time.perf_counter() - t
+    assert pub.kept is not None
+    return pub.kept, elapsed
+
+
+def _bare_paho(host: str, port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Messages/s of a plain paho QoS 1 publish loop, first publish to last PUBACK."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    done = threading.Event()
+    acked = 0
+    n = len(messages)
+
+    def on_publish(client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == n:
+            done.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(0)
+    c.max_queued_messages_set(0)
+    c.on_publish = on_publish
+    c.connect(host, port)
+    c.loop_start()
+    try:
+        t = time.perf_counter()
+        for topic, payload in messages:
+            c.publish(topic, payload, qos=1)
+        if not done.wait(600):
+            raise RuntimeError(f"baseline: only {acked} of {n} PUBACKs")
+        return n / (time.perf_counter() - t)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def _simulator(
+    host: str, port: int, scenario: str, seed: int, duration: float, start: float, expected: int
+) -> float:
+    """Messages/s of the full simulator path (models + encoding + windowed publisher)."""
+    from simulators.plugins import build
+    from simulators.publisher import MqttPublisher
+    from simulators.runner import Runner
+    from simulators.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    sims = build(sc, seed)  # clip banks are rendered here, before the clock starts
+    pub = MqttPublisher(host, port)
+    try:
+        runner = Runner(sims, pub, tick_s=sc.tick_s, duration=duration, start=start, speed=None)
+        t = time.perf_counter()
+        runner.run()
+        if not pub.flush(600):
+            raise RuntimeError(f"simulator: {pub.outstanding} messages unacknowledged")
+        elapsed = time.perf_counter() - t
+    finally:
+        pub.close()
+    if runner.stats.published != expected:
+        raise RuntimeError(f"simulator published {runner.stats.published}, expected {expected}")
+    return expected / elapsed
 
 
 def register(bench_app: typer.Typer) -> None:
-    """Attach nothing yet: the benchmark arrives with its issue."""
+    """Attach ``bench simulate``."""
+    bench_app.command("simulate")(bench_simulate)
+
+
+def bench_simulate(
+    scenario: Annotated[str, typer.Option(help="Scenario to publish.")] = "district",
+    duration: Annotated[float, typer.Option(help="Simulated seconds per run.")] = 5.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    repeat: Annotated[int, typer.Option(help="Alternating runs of each contender.")] = 2,
+    mqtt_host: Annotated[str | None, typer.Option(help="Broker host (default: settings).")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="Broker port (default: settings).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+) -> None:
+    """Simulator publish rate vs a bare paho-mqtt loop with the same payloads (goal >= 80 %)."""
+    from rich.console import Console
+
+    from cityhealth.settings import get_settings
+    from simulators.runner import simulated_start
+
+    console = Console()
+    settings = get_settings()
+    host, port = mqtt_host or settings.mqtt_host, mqtt_port or settings.mqtt_port
+    start = simulated_start(duration, None)
+    messages, gen_s = _generate(scenario, seed, duration, start)
+    report = SimulateReport(scenario, duration, len(messages), repeat, len(messages) / gen_s)
+    console.print(
+        f"{len(messages):,} messages ({scenario}, {duration:g} simulated s); "
+        f"generation alone {report.generate_msgs_per_s:,.0f} msg/s"
+    )
+    try:
+        for i in range(repeat):
+            report.baseline_msgs_per_s.append(round(_bare_paho(host, port, messages), 1))
+            report.simulator_msgs_per_s.append(
+                round(_simulator(host, port, scenario, seed, duration, start, len(messages)), 1)
+            )
+            console.print(
+                f"run {i + 1}: baseline {report.baseline_msgs_per_s[-1]:,.0f} msg/s, "
+                f"simulator {report.simulator_msgs_per_s[-1]:,.0f} msg/s"
+            )
+    except (OSError, RuntimeError) as exc:
+        console.print(
+            f"[red]error:[/red] broker {host}:{port}: {exc} "
+            "(is Mosquitto running? `cityhealth stack up`)"
+        )
+        raise typer.Exit(3) from None
+    out = report.to_dict()
+    console.print(
+        f"best: baseline {out['best_baseline_msgs_per_s']:,.0f} msg/s, simulator "
+        f"{out['best_simulator_msgs_per_s']:,.0f} msg/s, ratio {out['ratio']:.2f} "
+        f"(goal >= {GOAL:.0%}: {'met' if out['goal_met'] else 'NOT met'})"
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(out, indent=2))
