@@ -89,7 +89,6 @@ class DeviceStateArrays:
         idx = np.asarray(devices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_devices):
             raise ValueError(
-                f"device index out of range [0, {self.n_devices}): "
-                f"min {idx.min()}, max {idx.max()}"
+                f"device index out of range [0, {self.n_devices}): min {idx.min()}, max {idx.max()}"
             )
         return idx
