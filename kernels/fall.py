@@ -57,7 +57,7 @@ from numba import njit
 from kernels._state import DeviceStateArrays
 
 G0 = 9.80665
-RING = 16
+RING = 8
 """Snapshots of the gravity estimate kept per device (``RING * snapshot_s`` of history)."""
 
 DEFAULTS: dict[str, float] = {
@@ -67,7 +67,7 @@ DEFAULTS: dict[str, float] = {
     "freefall_g": 0.6,
     "freefall_window_s": 1.0,
     "gravity_tau_s": 0.3,
-    "snapshot_s": 0.25,
+    "snapshot_s": 0.5,
     "pre_s": 1.5,
     "settle_s": 1.0,
     "still_s": 1.5,

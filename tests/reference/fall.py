@@ -153,31 +153,42 @@ def make_inputs(
     block: int = 50,
     fall_fraction: float = 0.01,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Benchmark batch: ``(device, t, ax, ay, az)`` like the ingest bridge produces.
+    """Benchmark batch: ``(device, t, ax, ay, az)`` laid out like the ingest bridge's.
 
     Each device sends messages of ``block`` consecutive samples (one MQTT accel payload);
     messages of all devices are interleaved in random order while each device's samples
-    stay in time order. Signals are gravity in a random direction plus walking-like
-    motion and noise; ``fall_fraction`` of the messages hold a 4 g impact followed by a
-    tilt, so the candidate/decision path is exercised too.
+    stay in time order. Signals are gravity in a random direction per device plus sensor
+    noise and brief movements; a fraction ``fall_fraction`` of the messages starts with a
+    4 g impact after which the device stays rotated, so candidates are created and
+    decided (some as falls) and the slow paths are part of the measurement.
     """
     rng = np.random.default_rng(seed)
     n_msgs = max(n_samples // block, 1)
     owner = rng.integers(0, n_devices, n_msgs)
+    # rank of each message among its device's messages = its place in that device's time
     order = np.argsort(owner, kind="stable")
-    # message index within its device -> time offset, so each device stays ordered
-    seq = np.empty(n_msgs, np.int64)
     counts = np.bincount(owner, minlength=n_devices)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    seq = np.empty(n_msgs, np.int64)
     seq[order] = np.arange(n_msgs) - np.repeat(starts, counts)
+    falls = rng.random(n_msgs) < fall_fraction
+    # falls so far on the device (in device time) -> how often its axes were rotated
+    fall_sorted = falls[order].astype(np.int64)
+    cum = np.cumsum(fall_sorted) - np.repeat(
+        np.cumsum(fall_sorted)[starts] - fall_sorted[starts], counts
+    )
+    turns = np.empty(n_msgs, np.int64)
+    turns[order] = cum
     device = np.repeat(owner, block).astype(np.int64)
     k = np.tile(np.arange(block), n_msgs)
     t = (np.repeat(seq, block) * block + k) / rate_hz
     up = rng.standard_normal((n_devices, 3))
     up /= np.linalg.norm(up, axis=1, keepdims=True)
-    a = G0 * up[device] + rng.normal(0, 1.5, (device.size, 3))
-    impact_msgs = np.flatnonzero(rng.random(n_msgs) < fall_fraction)
-    a[impact_msgs * block] *= 4.0
-    tilt = np.repeat(rng.random(n_msgs) < fall_fraction, block)
-    a[tilt] = a[tilt][:, [1, 2, 0]]
+    a = G0 * up[device] + rng.normal(0.0, 0.2, (device.size, 3))
+    moving = np.repeat(rng.random(n_msgs) < 0.3, block)
+    a[moving] += rng.normal(0.0, 3.0, (int(moving.sum()), 3))
+    a[np.flatnonzero(falls) * block] *= 4.0
+    for r in (1, 2):  # rotate the axes of devices after their 1st, 2nd, 4th, ... fall
+        rot = np.repeat(turns % 3 == r, block)
+        a[rot] = np.roll(a[rot], r, axis=1)
     return device, t, a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy()
