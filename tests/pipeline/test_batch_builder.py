@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -165,3 +166,61 @@ def test_bad_input_is_a_clear_error() -> None:
         )
     with pytest.raises(ValueError, match="invalid batch limits"):
         BatchLimits(max_count=0)
+
+
+def test_real_contract_models_of_every_channel() -> None:
+    """Readings validated by ingest.contract land in the right stream and columns."""
+    from ingest.contract import decode as decode_message
+
+    now = 1_800_000_000.0
+    messages = {
+        "wearable/w1/vitals": {"ts": now, "heart_rate": 71, "spo2": 98.5, "steps": 3},
+        "wearable/w1/accel": {
+            "t0": now,
+            "rate_hz": 50,
+            "x": [0.1] * 50,
+            "y": [0] * 50,
+            "z": [9.8] * 50,
+        },
+        "wearable/w1/status": {"ts": now, "battery": 77},
+        "eldercare/h1/pendant": {"t": [now, now + 0.02], "x": [1, 2], "y": [0, 0], "z": [9, 9]},
+        "eldercare/h1/motion": {"ts": now, "room": "kitchen", "motion": True},
+        "eldercare/h1/door": {"ts": now, "door": "front", "open": True},
+        "eldercare/h1/bed": {"ts": now, "occupied": False},
+        "eldercare/h1/chair": {"ts": now, "occupied": True},
+        "eldercare/h1/panic": {"ts": now, "pressed": True},
+        "eldercare/h1/status": {"ts": now, "battery": 12.5},
+        "airq/st-1/air": {"ts": now, "lat": 52.5, "lon": 13.4, "pm25": 12.1, "no2": 20},
+    }
+    b = MicroBatcher(1, "bridge", BatchLimits(max_count=100))
+    for path, payload in messages.items():
+        msg = decode_message(f"city/north/{path}", json.dumps(payload), now=now)
+        b.append(
+            msg.model,
+            device=msg.device_id,
+            district=msg.district,
+            family=msg.family,
+            channel=msg.channel,
+            token=path,
+        )
+    batches = {s.stream: (decode(s.payload), s.tokens) for s in b.flush()}
+    assert {k: len(v[1]) for k, v in batches.items()} == {
+        "vitals": 1,
+        "motion": 2,
+        "home": 7,
+        "airq": 1,
+    }
+    vitals = batches["vitals"][0]
+    assert (vitals["heart_rate"][0], vitals["spo2"][0], vitals["steps"][0]) == (71.0, 98.5, 3.0)
+    assert np.isnan(vitals["body_temp"][0])
+    motion = batches["motion"][0]
+    assert list(motion.ragged.lengths) == [50, 2]
+    assert motion.ragged["t"][49] == pytest.approx(now + 49 / 50)
+    home = batches["home"][0]
+    channels = list(home.strings["channel"].decoded())
+    assert channels == ["status", "motion", "door", "bed", "chair", "panic", "status"]
+    assert list(home["occupied"]) == [-1, -1, -1, 0, 1, -1, -1]
+    np.testing.assert_array_equal(home["battery"], [77, *[np.nan] * 5, 12.5])
+    airq = batches["airq"][0]
+    assert airq.strings["device"].values == ("st-1",)
+    assert (airq["pm25"][0], airq["no2"][0], airq["lat"][0]) == (12.1, 20.0, 52.5)
