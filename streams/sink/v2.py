@@ -20,7 +20,7 @@ from influxdb_client.service.dbr_ps_service import DBRPsService
 from pydantic import SecretStr
 
 from streams.sink.base import InfluxSink, check_response
-from streams.sink.errors import RetryableError
+from streams.sink.errors import RetryableError, SinkError
 from streams.sink.retention import RetentionPolicy
 from streams.sink.retry import call_with_retry
 
@@ -92,6 +92,8 @@ class V2Sink(InfluxSink):
     def _ensure_once(self) -> None:
         buckets = self._client.buckets_api()
         orgs = self._call(lambda: self._client.organizations_api().find_organizations(org=self.org))
+        if not orgs:
+            raise SinkError(f"InfluxDB organisation {self.org!r} not found (CITYHEALTH_INFLUX_ORG)")
         org_id = orgs[0].id
         dbrps = DBRPsService(self._client.api_client)
         for database, rp in self.retention.items():

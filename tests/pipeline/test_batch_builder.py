@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from ingest.batch import BatchLimits, MicroBatcher, decode, kafka_partition
@@ -224,3 +226,44 @@ def test_real_contract_models_of_every_channel() -> None:
     airq = batches["airq"][0]
     assert airq.strings["device"].values == ("st-1",)
     assert (airq["pm25"][0], airq["no2"][0], airq["lat"][0]) == (12.1, 20.0, 52.5)
+
+
+_maybe = st.none() | st.floats(20, 250)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.floats(1e9, 2e9), _maybe, _maybe, _maybe),
+        max_size=60,
+    ),
+    st.integers(1, 4),
+    st.integers(1, 25),
+)
+def test_every_reading_lands_once_in_order_per_partition(rows, partitions, max_count) -> None:
+    """Any stream of readings, any partition count and batch size: nothing lost or reordered."""
+    clock = FakeClock()
+    b = MicroBatcher(partitions, "p", BatchLimits(max_count=max_count), clock=clock)
+    sealed = []
+    for i, (dev, ts, hr, spo2, temp) in enumerate(rows):
+        reading = {"ts": ts, "heart_rate": hr, "spo2": spo2, "body_temp": temp}
+        out = b.append(reading, device=f"p-{dev}", token=i, **PROV)
+        sealed.extend([out] if out else [])
+    sealed.extend(b.flush())
+    assert all(s.count <= max_count for s in sealed)
+    seen = []
+    for s in sealed:
+        batch = decode(s.payload)
+        devices = batch.strings["device"].decoded()
+        for j, token in enumerate(s.tokens):
+            dev, ts, hr, spo2, temp = rows[token]
+            assert devices[j] == f"p-{dev}" and batch["ts"][j] == ts
+            assert kafka_partition(devices[j], partitions) == s.partition
+            for col, value in (("heart_rate", hr), ("spo2", spo2), ("body_temp", temp)):
+                assert (np.isnan(batch[col][j]) and value is None) or batch[col][j] == value
+        seen.extend(s.tokens)
+    assert sorted(seen) == list(range(len(rows)))
+    by_partition: dict[int, list[int]] = {}
+    for s in sealed:
+        by_partition.setdefault(s.partition, []).extend(s.tokens)
+    assert all(tokens == sorted(tokens) for tokens in by_partition.values())
