@@ -198,7 +198,7 @@ def decode(data: bytes | bytearray | memoryview) -> ColumnarBatch:
     if not isinstance(record, dict):
         raise BatchFormatError(f"record must be a map, got {type(record).__name__}")
     version = record.get("v")
-    if version not in SUPPORTED_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         raise BatchFormatError(
             f"unsupported micro-batch format version {version!r} "
             f"(this reader knows {sorted(SUPPORTED_VERSIONS)})"

@@ -176,3 +176,53 @@ def test_not_a_map_and_garbage() -> None:
         decode(msgpack.packb([1, 2]))
     with pytest.raises(BatchFormatError, match="not a msgpack"):
         decode(b"\xc1")
+
+
+_JUNK = [None, 1, -1, 2**40, 1.5, "x", b"x", b"\0" * 8, [], {}, [1, 2], True, "<f8", "|i1"]
+_JUNK += [{"dtype": "<f8", "data": b""}, {"dtype": "|O", "data": b"\0" * 8}, float("nan")]
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict | list):
+        for key, child in node.items() if isinstance(node, dict) else enumerate(node):
+            yield (*prefix, key)
+            yield from _paths(child, (*prefix, key))
+
+
+def _small_batch(stream: str) -> ColumnarBatch:
+    schema = STREAMS[stream]
+    return ColumnarBatch(
+        stream,
+        "p",
+        1.0,
+        {k: np.zeros(3, dtype=d) for k, d in schema.numeric_dtypes.items()},
+        {k: DictColumn.from_strings(["a", "b", "a"]) for k in schema.string_columns},
+        Ragged(np.array([0, 1, 2, 4]), {k: np.zeros(4) for k in "txyz"}) if schema.ragged else None,
+    )
+
+
+@pytest.mark.parametrize("stream", sorted(STREAMS))
+def test_every_field_replaced_or_deleted_gives_format_error_or_valid_batch(stream: str) -> None:
+    """A systematic sweep of structural damage: replace every node of the record with junk
+    of every type, or delete it; decoding must raise BatchFormatError or succeed."""
+    record = msgpack.unpackb(encode(_small_batch(stream)))
+    outcomes = {"error": 0, "ok": 0}
+    for path in _paths(record):
+        for junk in [*_JUNK, KeyError]:  # KeyError: delete the node
+            damaged = msgpack.unpackb(encode(_small_batch(stream)))
+            parent = damaged
+            for key in path[:-1]:
+                parent = parent[key]
+            if junk is KeyError:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = junk
+            try:
+                back = _decode_record(damaged)
+            except BatchFormatError as exc:
+                assert str(exc)
+                outcomes["error"] += 1
+            else:
+                assert isinstance(back, ColumnarBatch)
+                outcomes["ok"] += 1
+    assert outcomes["error"] > 100
