@@ -71,6 +71,9 @@ def test_write_query_round_trip_counts_and_values(sink: InfluxSink, settings: Se
     sink.write(db, encode("probe", np.array([T0]), {"device": "p-x"}, {"v": np.array([0.1 + 0.2])}))
     (series,) = sink.query(db, 'SELECT "v", "device" FROM "probe"')
     assert series["values"] == [[T0, 0.1 + 0.2, "p-x"]]
+    writes = sink.stats.writes
+    sink.write(db, b"")  # nothing to write (every row was NaN): no request at all
+    assert sink.stats.writes == writes
     # rewriting the same points (at-least-once replay) changes nothing
     sink.write(db, body)
     assert sink.count(db, "vitals", "present") == 12_000
