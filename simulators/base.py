@@ -16,7 +16,7 @@ tick costs a few vectorised operations, not a Python loop per device.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -24,6 +24,14 @@ from ingest.contract import ContractModel, to_senml_json
 from simulators.scenario import Scenario
 
 Message = tuple[str, bytes]
+
+
+class SimulatorLike(Protocol):
+    """What the runner needs: plug-ins need not subclass :class:`Simulator`."""
+
+    def tick(self, now: float) -> list[Message]: ...
+
+    def truth(self) -> list[dict[str, Any]]: ...
 
 
 class Simulator:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from simulators.base import SimulatorLike
 from simulators.malformed import Malformer
 from simulators.plugins import PluginError, build, rng_for
 from simulators.publisher import MqttPublisher, NullPublisher, PublishError
@@ -78,9 +79,10 @@ def run_simulation(opts: SimulateOptions, console: Console) -> int:
         if opts.replay is not None:
             from simulators.replay import load_replay
 
-            sims = [load_replay(opts.replay)]
-            tick_s = sims[0].tick_s
-            duration = sims[0].span_s + tick_s
+            replay = load_replay(opts.replay)
+            sims: list[SimulatorLike] = [replay]
+            tick_s = replay.tick_s
+            duration = replay.span_s + tick_s
             scenario_name = f"replay:{opts.replay}"
         else:
             sc = load_scenario(opts.scenario).with_counts(**opts.counts)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from simulators.base import Simulator
+from simulators.base import SimulatorLike
 from simulators.scenario import Scenario
 
 GROUP = "cityhealth.simulators"
@@ -58,15 +58,18 @@ def rng_for(seed: int, name: str) -> np.random.Generator:
     )
 
 
-def build(scenario: Scenario, seed: int) -> list[Simulator]:
+def build(scenario: Scenario, seed: int) -> list[SimulatorLike]:
     """Instantiate every registered simulator the scenario gives devices to."""
-    sims: list[Simulator] = []
+    sims: list[SimulatorLike] = []
     registered = discover()
     for name, cls in registered.items():
         if scenario.counts.get(name, 0) > 0:
             rng = rng_for(seed, name)
             takes_name = "name" in inspect.signature(cls).parameters
-            sims.append(cls(scenario, rng, name=name) if takes_name else cls(scenario, rng))
+            sim = cls(scenario, rng, name=name) if takes_name else cls(scenario, rng)
+            if getattr(sim, "name", None) is None:
+                sim.name = name  # summaries report simulators by entry-point name
+            sims.append(sim)
     unknown = set(scenario.counts) - set(registered)
     if unknown:
         raise PluginError(

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -83,11 +84,15 @@ class MqttPublisher:
                 f"MQTT broker {host}:{port} did not accept the connection ({self._connect_rc})"
             )
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         self._connect_rc = reason_code.value if hasattr(reason_code, "value") else reason_code
         self._connected.set()
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_publish(
+        self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
         # runs in paho's loop thread; only this thread writes these counters
         self.acked += 1
         if reason_code.is_failure:

@@ -148,10 +148,8 @@ class ReplaySimulator:
                 singles.append((t, topic, fields))
         for (topic, _), samples in windows.items():
             samples.sort()
-            a = np.array(samples)
-            singles.append(
-                (float(a[0, 0]), topic, {"t": a[:, 0], "x": a[:, 1], "y": a[:, 2], "z": a[:, 3]})
-            )
+            a = np.array(samples).T.copy()  # rows t, x, y, z; each C-contiguous
+            singles.append((float(a[0, 0]), topic, {"t": a[0], "x": a[1], "y": a[2], "z": a[3]}))
         singles.sort(key=lambda m: m[0])
         self.times = np.array([m[0] for m in singles])
         self.messages = singles

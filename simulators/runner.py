@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from ingest.contract import DEFAULT_MAX_AGE_S
-from simulators.base import Message, Simulator
+from simulators.base import Message, SimulatorLike
 from simulators.malformed import KINDS, Malformer
 
 
@@ -106,7 +106,7 @@ class Runner:
 
     def __init__(
         self,
-        simulators: Sequence[Simulator],
+        simulators: Sequence[SimulatorLike],
         publisher: Publisher,
         *,
         tick_s: float,
