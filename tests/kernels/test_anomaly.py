@@ -152,6 +152,20 @@ def test_checkpoint_round_trip() -> None:
     np.testing.assert_array_equal(np.concatenate([head, tail]), whole)
 
 
+def test_rebalance_one_device_to_another_worker_slot() -> None:
+    """Device 2 moves to another worker where it is slot 0: its scores continue exactly."""
+    device, t, x = _stream(4000, 4, 11)
+    whole = AnomalyScorer(4).update(device, t, x)
+    mine = device == 2
+    old_worker = AnomalyScorer(4)
+    old_worker.update(device[:2000], t[:2000], x[:2000])
+    new_worker = AnomalyScorer(1)
+    new_worker.import_state([0], old_worker.export_state([2]))
+    rest = mine & (np.arange(4000) >= 2000)
+    moved = new_worker.update(np.zeros(rest.sum(), np.int64), t[rest], x[rest])
+    np.testing.assert_array_equal(moved, whole[rest])
+
+
 def test_grow_keeps_state_and_new_devices_start_fresh() -> None:
     device, t, x = _stream(3000, 3, 4)
     whole = AnomalyScorer(3).update(device, t, x)
