@@ -1,0 +1,168 @@
+"""Match simulator ground truth to the alerts the pipeline raised.
+
+A ground-truth event (``cityhealth simulate --truth``, JSON Lines) is
+``{"type", "device_id", "family", "district", "start", "end", ...}`` with the **raw**
+device id; alerts carry the keyed **pseudonym** (``ingest.pseudonym``) as subject for
+wearables and elder-care devices, the station id for air-quality stations, or a district.
+
+An event counts as *alerted* when at least one alert
+
+* has a compatible type (:data:`COMPATIBLE`; for ``anomaly`` alerts that name the signal
+  in their evidence, the signal must be the event's signal, :data:`SIGNALS`),
+* is about the same subject (the device's pseudonym or station id; for district-wide
+  episodes also any alert whose ``district`` or subject is the event's district), and
+* has a sensor time inside ``[start - before_s, end + after_s]``.
+
+This is the usual event-level (not sample-level) detection criterion of fall and anomaly
+benchmarks: an event is detected if any alert overlaps it within a tolerance.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Alert types that count as the detection of each ground-truth event type. For the
+#: :data:`NUISANCE` types (look-alikes and sensor faults that should raise nothing) they are
+#: the alert types a false alarm would have: their "alerted" count is a false-positive count.
+COMPATIBLE: dict[str, frozenset[str]] = {
+    "fall": frozenset({"fall"}),
+    "tachycardia": frozenset({"anomaly", "tachycardia", "news2"}),
+    "bradycardia": frozenset({"anomaly", "bradycardia", "news2"}),
+    "desaturation": frozenset({"anomaly", "desaturation", "news2"}),
+    "fever": frozenset({"anomaly", "fever", "news2"}),
+    "inactivity": frozenset({"inactivity"}),
+    "panic": frozenset({"panic"}),
+    "device_offline": frozenset({"device_offline", "station_offline"}),
+    "pm25_episode": frozenset({"aqi_category", "anomaly", "pm25_episode"}),
+    "no2_episode": frozenset({"aqi_category", "anomaly", "no2_episode"}),
+    "o3_episode": frozenset({"aqi_category", "anomaly", "o3_episode"}),
+    "heat_episode": frozenset({"heat_episode"}),
+    "fall_like": frozenset({"fall"}),
+    "stuck_value": frozenset({"anomaly"}),
+    "spikes": frozenset({"anomaly"}),
+    "dropout": frozenset({"anomaly"}),
+}
+#: Ground-truth types that must *not* alert (left out of the top-level counts).
+NUISANCE = frozenset({"fall_like", "stuck_value", "spikes", "dropout"})
+#: The measured signal each vital/air event disturbs (checked against anomaly evidence).
+SIGNALS: dict[str, frozenset[str]] = {
+    "tachycardia": frozenset({"heart_rate"}),
+    "bradycardia": frozenset({"heart_rate"}),
+    "desaturation": frozenset({"spo2"}),
+    "fever": frozenset({"body_temp"}),
+    "pm25_episode": frozenset({"pm25"}),
+    "no2_episode": frozenset({"no2"}),
+    "o3_episode": frozenset({"o3"}),
+}
+#: Event types whose scope is a whole district (any station/district alert may match).
+DISTRICT_SCOPE = frozenset({"pm25_episode", "no2_episode", "o3_episode", "heat_episode"})
+#: Types the end-to-end test requires to be detected every time (falls and vital anomalies).
+REQUIRED = ("fall", "tachycardia", "bradycardia", "desaturation", "fever")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Seconds an alert's sensor time may precede an event's start or follow its end."""
+
+    before_s: float = 5.0
+    after_s: float = 10.0
+
+
+def alert_signal(alert: Mapping[str, Any]) -> str | None:
+    """The signal an alert is about, if it says (``signal`` or ``evidence.signal``)."""
+    signal = alert.get("signal")
+    evidence = alert.get("evidence")
+    if signal is None and isinstance(evidence, Mapping):
+        signal = evidence.get("signal")
+    return signal if isinstance(signal, str) else None
+
+
+def compatible(event_type: str, alert: Mapping[str, Any]) -> bool:
+    """Whether ``alert`` can be the detection of an event of ``event_type``."""
+    types = COMPATIBLE.get(event_type, frozenset({event_type}))
+    if alert.get("type") not in types:
+        return False
+    signal = alert_signal(alert)
+    wanted = SIGNALS.get(event_type)
+    return alert.get("type") != "anomaly" or signal is None or wanted is None or signal in wanted
+
+
+def event_subjects(event: Mapping[str, Any], pseudonym: Callable[[str, str], str]) -> set[str]:
+    """Subjects an alert about ``event`` may carry (pseudonym, station id, district)."""
+    subjects = {pseudonym(str(event["family"]), str(event["device_id"]))}
+    if event["type"] in DISTRICT_SCOPE and event.get("district"):
+        subjects.add(str(event["district"]))
+    return subjects
+
+
+def match_truth(
+    events: Iterable[Mapping[str, Any]],
+    alerts: Iterable[Mapping[str, Any]],
+    pseudonym: Callable[[str, str], str],
+    tolerance: Tolerance = Tolerance(),
+) -> dict[str, Any]:
+    """Event-level detection of ground truth by alerts.
+
+    Parameters
+    ----------
+    events
+        Ground-truth records (raw device ids).
+    alerts
+        Decoded alerts: ``type``, ``subject``, ``sensor_ts`` and optionally ``district``,
+        ``signal`` / ``evidence.signal``.
+    pseudonym
+        ``pseudonym(family, device_id)``: the ingest pseudonymiser keyed like the bridge
+        (identity for air-quality stations).
+    tolerance
+        Allowed slack around each event.
+
+    Returns
+    -------
+    dict
+        ``{"events": int, "alerted": int, "by_type": {type: {"events", "alerted"}},
+        "missed": [event, ...] (first 50), "unmatched_alerts": int}``. ``events`` and
+        ``alerted`` count the events that should alert (not :data:`NUISANCE` ones, whose
+        ``alerted`` in ``by_type`` counts false alarms); ``unmatched_alerts`` counts alerts
+        that detect no such event (false alarms or unlabelled causes).
+    """
+    by_subject: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    alert_list = list(alerts)
+    for alert in alert_list:
+        by_subject[str(alert.get("subject"))].append(alert)
+        district = alert.get("district")
+        if district is not None and district != alert.get("subject"):
+            by_subject[f"district:{district}"].append(alert)
+    used: set[int] = set()
+    by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"events": 0, "alerted": 0})
+    missed: list[Mapping[str, Any]] = []
+    total = alerted = 0
+    for event in events:
+        etype = str(event["type"])
+        lo = float(event["start"]) - tolerance.before_s
+        hi = float(event["end"]) + tolerance.after_s
+        candidates = []
+        for subject in event_subjects(event, pseudonym):
+            candidates += by_subject.get(subject, [])
+        if etype in DISTRICT_SCOPE and event.get("district"):
+            candidates += by_subject.get(f"district:{event['district']}", [])
+        hits = [a for a in candidates if lo <= float(a["sensor_ts"]) <= hi and compatible(etype, a)]
+        by_type[etype]["events"] += 1
+        by_type[etype]["alerted"] += bool(hits)
+        if etype in NUISANCE:
+            continue
+        total += 1
+        if hits:
+            alerted += 1
+            used.update(id(a) for a in hits)
+        elif len(missed) < 50:
+            missed.append(dict(event))
+    return {
+        "events": total,
+        "alerted": alerted,
+        "by_type": {k: by_type[k] for k in sorted(by_type)},
+        "missed": missed,
+        "unmatched_alerts": sum(1 for a in alert_list if id(a) not in used),
+    }

@@ -1,0 +1,154 @@
+"""Pure parts of ``cityhealth up``: truth matching, latency percentiles, summary shape, chaos
+specs. No services: these functions take plain data (the e2e tests run the real thing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import SecretStr
+
+from cityhealth.pipeline.channels import RAW_MEASUREMENTS, raw_channels
+from cityhealth.pipeline.chaos import ChaosEvent, ChaosSpecError
+from cityhealth.pipeline.summary import (
+    alert_latencies,
+    alerts_section,
+    build_summary,
+    check_shape,
+    percentiles,
+)
+from cityhealth.pipeline.truth import Tolerance, match_truth
+from cityhealth.settings import Settings
+from ingest.pseudonym import Pseudonymizer
+
+PSEUDO = Pseudonymizer(SecretStr("unit-test-key"))
+
+
+def event(etype: str, device: str, start: float, end: float, family: str = "wearable") -> dict:
+    return {
+        "type": etype,
+        "device_id": device,
+        "family": family,
+        "district": "centro",
+        "start": start,
+        "end": end,
+    }
+
+
+def alert(atype: str, subject: str, ts: float, **extra: object) -> dict:
+    return {
+        "id": f"{atype}-{subject}-{ts}",
+        "type": atype,
+        "subject": subject,
+        "sensor_ts": ts,
+        "district": "centro",
+        **extra,
+    }
+
+
+def test_fall_matched_through_pseudonym_and_window() -> None:
+    pid = PSEUDO("wearable", "w-1")
+    events = [event("fall", "w-1", 100.0, 120.0)]
+    assert match_truth(events, [alert("fall", pid, 103.0)], PSEUDO)["alerted"] == 1
+    # The raw id never matches: alerts carry pseudonyms.
+    assert match_truth(events, [alert("fall", "w-1", 103.0)], PSEUDO)["alerted"] == 0
+    # Outside [start - before, end + after].
+    tol = Tolerance(before_s=5.0, after_s=10.0)
+    assert match_truth(events, [alert("fall", pid, 94.9)], PSEUDO, tol)["alerted"] == 0
+    assert match_truth(events, [alert("fall", pid, 95.0)], PSEUDO, tol)["alerted"] == 1
+    assert match_truth(events, [alert("fall", pid, 130.0)], PSEUDO, tol)["alerted"] == 1
+    assert match_truth(events, [alert("fall", pid, 130.1)], PSEUDO, tol)["alerted"] == 0
+
+
+def test_anomaly_signal_must_fit_the_event() -> None:
+    pid = PSEUDO("wearable", "w-2")
+    events = [event("tachycardia", "w-2", 10.0, 40.0)]
+    hr = alert("anomaly", pid, 20.0, evidence={"signal": "heart_rate"})
+    spo2 = alert("anomaly", pid, 20.0, evidence={"signal": "spo2"})
+    fall = alert("fall", pid, 20.0)
+    assert match_truth(events, [hr], PSEUDO)["by_type"]["tachycardia"] == {
+        "events": 1,
+        "alerted": 1,
+    }
+    assert match_truth(events, [spo2], PSEUDO)["alerted"] == 0
+    assert match_truth(events, [fall], PSEUDO)["alerted"] == 0
+
+
+def test_nuisance_events_count_false_alarms_not_detections() -> None:
+    pid = PSEUDO("eldercare", "h-1")
+    events = [
+        event("fall_like", "h-1", 50.0, 60.0, "eldercare"),
+        event("fall", "h-1", 200, 220, "eldercare"),
+    ]
+    result = match_truth(events, [alert("fall", pid, 55.0)], PSEUDO)
+    assert result["events"] == 1 and result["alerted"] == 0  # only the real fall counts
+    assert result["by_type"]["fall_like"] == {"events": 1, "alerted": 1}  # a false alarm
+    assert result["unmatched_alerts"] == 1
+    assert result["missed"][0]["type"] == "fall"
+
+
+def test_district_episode_matched_by_station_or_district() -> None:
+    events = [event("pm25_episode", "aq-centro-01", 0.0, 30.0, "airq")]
+    station = alert("aqi_category", "aq-centro-01", 25.0)
+    district = alert("aqi_category", "centro", 25.0, subject_kind="district")
+    other = alert("aqi_category", "lingotto", 25.0, district="lingotto")
+    assert match_truth(events, [station], PSEUDO)["alerted"] == 1
+    assert match_truth(events, [district], PSEUDO)["alerted"] == 1
+    assert match_truth(events, [other], PSEUDO)["alerted"] == 0
+
+
+def test_percentiles_match_numpy_and_empty_is_unknown() -> None:
+    values = np.random.default_rng(1).exponential(0.2, size=1001)
+    p = percentiles(values)
+    assert p["p50"] == pytest.approx(float(np.median(values)), abs=1e-6)
+    assert p["p99"] == pytest.approx(float(np.percentile(values, 99)), abs=1e-6)
+    assert p["count"] == 1001
+    assert percentiles([]) == {"p50": None, "p99": None, "max": None, "count": 0}
+
+
+def test_latency_is_kafka_time_minus_sensor_time_and_duplicates_count_once() -> None:
+    a = alert("fall", "s", 100.0, kafka_ts=100.25)
+    b = alert("fall", "t", 200.0, kafka_ts=200.75)
+    assert alert_latencies([a, b]) == [0.25, 0.75]
+    section = alerts_section([a, b, dict(a)])
+    assert section["total"] == 2 and section["records"] == 3 and section["duplicate_ids"] == 1
+    assert section["by_type"] == {"fall": 2}
+
+
+def test_summary_shape_and_per_channel_loss() -> None:
+    settings = Settings(influx_db_sensitive="s", influx_db_public="p")
+    channels = raw_channels(settings)
+    assert set(channels) == set(RAW_MEASUREMENTS)
+    assert channels["airq/air"] == "p/air" and channels["wearable/vitals"] == "s/vitals"
+    simulator = {
+        "published": 12,
+        "malformed": 2,
+        "published_by_family_channel": {"wearable/vitals": 10, "airq/air": 2},
+    }
+    pid = PSEUDO("wearable", "w-9")
+    summary = build_summary(
+        simulator=simulator,
+        ingested=12,
+        dead_lettered=2,
+        dead_letter_reasons={"json": 2},
+        stored={"s/vitals": 9, "p/air": 2},
+        raw_channels=channels,
+        alerts=[alert("fall", pid, 5.0, kafka_ts=5.5)],
+        truth_events=[event("fall", "w-9", 4.0, 8.0)],
+        pseudonym=PSEUDO,
+        influx_url="http://127.0.0.1:8086",
+        influx_api="v1",
+    )
+    assert check_shape(summary) == []
+    assert summary["missing_by_channel"] == {"wearable/vitals": 1}
+    assert summary["truth"]["by_type"]["fall"] == {"events": 1, "alerted": 1}
+    assert summary["alert_latency_s"]["p50"] == pytest.approx(0.5)
+    assert check_shape({**summary, "published": "12"}) == ["published is str"]
+    assert "influx needs url and api v1|v2" in check_shape({**summary, "influx": {"api": "v3"}})
+
+
+def test_chaos_specs() -> None:
+    assert ChaosEvent.parse("kill-worker@20") == ChaosEvent("kill-worker", 20.0, 2.0)
+    assert ChaosEvent.parse("restart-influx@30:5") == ChaosEvent("restart-influx", 30.0, 5.0)
+    for bad in ("kill-worker", "explode@3", "kill-bridge@soon", "kill-bridge@-1"):
+        with pytest.raises(ChaosSpecError):
+            ChaosEvent.parse(bad)
