@@ -61,8 +61,8 @@ RING = 8
 """Snapshots of the gravity estimate kept per device (``RING * snapshot_s`` of history)."""
 
 DEFAULTS: dict[str, float] = {
-    "impact_g": 1.8,
-    "strong_impact_g": 1.8,
+    "impact_g": 1.6,
+    "strong_impact_g": 1.6,
     "impact_window_s": 0.5,
     "freefall_g": 0.6,
     "freefall_window_s": 1.0,
@@ -164,25 +164,31 @@ def _update(
     cand: np.ndarray,
     acc: np.ndarray,
     counts: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    start: int,
+    ev_pos: np.ndarray,
+    ev_t: np.ndarray,
+) -> tuple[int, int]:
+    """Process samples from ``start`` until the end or until the event buffers are full.
+
+    Returns ``(events written, next sample index)``. Stopping when the buffers are full
+    (rather than growing them here) keeps array reallocation out of the hot loop.
+    """
     imp2, strong2, imp_win, ff2, ff_win, tau = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
     snap_s, pre_s, settle, decide, still2, cos_min = (
         prm[6], prm[7], prm[8], prm[9], prm[10], prm[11],
     )  # fmt: skip
     n = t.size
-    cap = 16
-    ev_pos = np.empty(cap, np.int64)
-    ev_t = np.empty(cap, np.float64)
+    cap = ev_pos.size
     k = 0
-    i = 0
-    while i < n:
+    i = start
+    while i < n and k < cap:
         d = device[i]
         # a run of consecutive samples of one device: its state lives in locals meanwhile
         row = track[d]
         lt, gx, gy, gz = row[_LAST_T], row[_GX], row[_GY], row[_GZ]
         nsnap, llow, t_set, t_dec = row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE]
         n_snap = row[_N_SNAP]
-        while i < n and device[i] == d:
+        while i < n and device[i] == d and k < cap:
             ti, x, y, z = t[i], ax[i], ay[i], az[i]
             if ti <= lt:
                 counts[d, 1] += 1
@@ -192,13 +198,6 @@ def _update(
             # 1. decide a pending candidate once its stillness window has elapsed
             if ti >= t_dec:
                 if _decide(cand[d], acc[d], strong2, still2, cos_min):
-                    if k == cap:
-                        cap *= 2
-                        grown_pos = np.empty(cap, np.int64)
-                        grown_t = np.empty(cap, np.float64)
-                        grown_pos[:k] = ev_pos[:k]
-                        grown_t[:k] = ev_t[:k]
-                        ev_pos, ev_t = grown_pos, grown_t
                     ev_pos[k] = i
                     ev_t[k] = cand[d, _C_TIMP]
                     k += 1
@@ -260,7 +259,7 @@ def _update(
         row[_LAST_T], row[_GX], row[_GY], row[_GZ] = lt, gx, gy, gz
         row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE] = nsnap, llow, t_set, t_dec
         row[_N_SNAP] = n_snap
-    return ev_pos[:k].copy(), ev_t[:k].copy()
+    return k, i
 
 
 class FallDetector(DeviceStateArrays):
@@ -273,6 +272,9 @@ class FallDetector(DeviceStateArrays):
     **params : float
         Overrides of :data:`DEFAULTS` (thresholds in g, windows in s, angle in degrees).
     """
+
+    event_buffer = 64
+    """Initial event capacity per call; grows 4x whenever the compiled loop fills it."""
 
     def __init__(self, n_devices: int, **params: float) -> None:
         unknown = set(params) - set(DEFAULTS)
@@ -366,10 +368,20 @@ class FallDetector(DeviceStateArrays):
             ok = np.isfinite(t_) & np.isfinite(ax_) & np.isfinite(ay_) & np.isfinite(az_)
             np.add.at(s["counts"][:, 0], dev[~ok], 1)
             dev, t_, ax_, ay_, az_ = dev[ok], t_[ok], ax_[ok], ay_[ok], az_[ok]
-        pos, ev_t = _update(
-            dev, t_, ax_, ay_, az_, self._prm,
-            s["track"], s["ring"], s["cand"], s["acc"], s["counts"],
-        )  # fmt: skip
+        pos_parts, t_parts = [], []
+        i, cap = 0, self.event_buffer
+        while True:
+            buf_pos, buf_t = np.empty(cap, np.int64), np.empty(cap, np.float64)
+            k, i = _update(
+                dev, t_, ax_, ay_, az_, self._prm,
+                s["track"], s["ring"], s["cand"], s["acc"], s["counts"], i, buf_pos, buf_t,
+            )  # fmt: skip
+            pos_parts.append(buf_pos[:k])
+            t_parts.append(buf_t[:k])
+            if i >= dev.size:
+                break
+            cap *= 4  # buffers were full: resume where the kernel stopped
+        pos, ev_t = np.concatenate(pos_parts), np.concatenate(t_parts)
         return dev[pos], ev_t
 
 

@@ -48,7 +48,7 @@ class QualityOptions:
     """Options shared by every section."""
 
     seed: int = 1000
-    seeds: int = 2
+    seeds: int = 3
     rates: tuple[float, ...] = RATES
     duration_s: float = 12.0
     jitter: float = 0.3
@@ -324,7 +324,7 @@ def register(bench_app: typer.Typer) -> None:
     @bench_app.command("quality")
     def quality(
         seed: Annotated[int, typer.Option(help="Base seed of the reporting corpus.")] = 1000,
-        seeds: Annotated[int, typer.Option(min=1, help="Traces per cell of the corpus.")] = 2,
+        seeds: Annotated[int, typer.Option(min=1, help="Traces per cell of the corpus.")] = 3,
         rates: Annotated[str, typer.Option(help="Comma-separated sampling rates (Hz).")] = ",".join(
             f"{r:g}" for r in RATES
         ),

@@ -134,6 +134,21 @@ def test_numba_equals_reference(stream: Stream, params: dict[str, float]) -> Non
         assert det.falls_detected[d] == (st_["falls"] if st_ else 0)
 
 
+class TinyBufferDetector(FallDetector):
+    """Forces the kernel to stop and resume whenever one event was found."""
+
+    event_buffer = 1
+
+
+@HYP
+@given(streams(), st.sampled_from(PARAM_SETS))
+def test_event_buffer_resume_is_invisible(stream: Stream, params: dict[str, float]) -> None:
+    whole = FallDetector(4, **params).update(*stream)
+    tiny = TinyBufferDetector(4, **params).update(*stream)
+    np.testing.assert_array_equal(tiny[0], whole[0])
+    np.testing.assert_array_equal(tiny[1], whole[1])
+
+
 @HYP
 @given(streams(), st.lists(st.integers(0, 10**6), max_size=6), st.sampled_from(PARAM_SETS))
 def test_chunked_equals_one_shot(stream: Stream, cuts: list[int], params: dict[str, float]) -> None:
