@@ -1,0 +1,105 @@
+"""Generated service configuration: Mosquitto's hardening hooks work on a real broker, and
+the optional Grafana's provisioning matches docker-compose's data-source uids."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from cityhealth.settings import REPO_ROOT, Settings
+from cityhealth.stack.grafana import Grafana
+from cityhealth.stack.mosquitto import Mosquitto, MosquittoSecurity
+from cityhealth.stack.process import running, spawn, stop, wait_until
+from tests.conftest import stack_settings
+
+
+def _connect(port: int, username: str | None = None, password: str | None = None) -> str:
+    """CONNACK reason of an MQTT v5 connect, as text ("Success", "Not authorized", ...)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, password)
+    reasons: list[str] = []
+    client.on_connect = lambda c, u, flags, reason, props: reasons.append(str(reason))
+    client.connect("127.0.0.1", port)
+    try:
+        assert wait_until(lambda: client.loop(0.1) is not None and bool(reasons), timeout_s=30)
+    finally:
+        client.disconnect()
+    return reasons[0]
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path) -> Iterator[tuple[Settings, Mosquitto]]:
+    settings = stack_settings(tmp_path / "data")
+    passwords = tmp_path / "passwords"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwords), "device-1", "s3cret"], check=True
+    )
+    acl = tmp_path / "acl"
+    acl.write_text("pattern write city/+/+/%u/#\n")
+    broker = Mosquitto(settings, MosquittoSecurity(password_file=passwords, acl_file=acl))
+    broker.paths.make()
+    spawn(broker.command(), cwd=broker.paths.root, log=broker.paths.log, pid_file=broker.paths.pid)
+    try:
+        assert wait_until(lambda: _port_open(settings.mqtt_port), timeout_s=30)
+        yield settings, broker
+    finally:
+        stop(broker.paths.pid)
+    assert running(broker.paths.pid) is None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.stack
+def test_mosquitto_password_file_hook_refuses_anonymous_clients(
+    secured_broker: tuple[Settings, Mosquitto],
+) -> None:
+    settings, broker = secured_broker
+    conf = (broker.paths.conf / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "acl_file" in conf
+    assert _connect(settings.mqtt_port) == "Not authorized"
+    assert _connect(settings.mqtt_port, "device-1", "wrong") in {
+        "Not authorized",
+        "Bad user name or password",
+    }
+    assert _connect(settings.mqtt_port, "device-1", "s3cret") == "Success"
+
+
+def test_local_mosquitto_config_is_loopback_anonymous_with_persistence(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "data")
+    broker = Mosquitto(settings)
+    broker.paths.make()
+    conf = Path(broker.command()[-1]).read_text().splitlines()
+    assert f"listener {settings.mqtt_port} 127.0.0.1" in conf
+    assert "allow_anonymous true" in conf
+    assert "per_listener_settings true" in conf
+    assert "persistence true" in conf
+    assert f"persistence_location {broker.paths.data}/" in conf
+
+
+def test_grafana_provisioning_points_at_local_influx_with_compose_uids(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "data")
+    grafana = Grafana(settings)
+    grafana.paths.make()
+    argv = grafana.command()
+    ini = Path(argv[argv.index("--config") + 1]).read_text()
+    assert f"http_port = {settings.grafana_port}" in ini
+    prov = grafana.paths.conf / "provisioning"
+    local = yaml.safe_load((prov / "datasources" / "cityhealth.yaml").read_text())["datasources"]
+    compose_file = REPO_ROOT / "dashboards" / "provisioning" / "datasources" / "influxdb.yaml"
+    compose = yaml.safe_load(compose_file.read_text())["datasources"]
+    assert {d["uid"] for d in local} == {d["uid"] for d in compose}
+    for source in local:
+        assert source["url"] == settings.influx_url
+        assert source["user"] == settings.influx_username
+    provider = yaml.safe_load((prov / "dashboards" / "cityhealth.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == str(REPO_ROOT / "dashboards")
