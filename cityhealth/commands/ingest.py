@@ -44,6 +44,10 @@ def ingest(
     batch_max_age_ms: Annotated[
         float, typer.Option(help="Seal a batch when its oldest reading waited this long.")
     ] = 50.0,
+    decoders: Annotated[
+        int,
+        typer.Option(help="Decoder processes for contract + batching (0: in-process)."),
+    ] = 1,
     replay: Annotated[
         bool, typer.Option(help="Accept readings of any age (recorded data).")
     ] = False,
@@ -83,6 +87,7 @@ def ingest(
         batch_max_age_s=batch_max_age_ms / 1000.0,
         shutdown_timeout_s=shutdown_timeout,
         max_age_s=None if replay else BridgeConfig.max_age_s,
+        decoders=decoders,
     )
     if create_topics:
         created = ensure_topics(settings)
@@ -104,9 +109,12 @@ def ingest(
         f"Kafka {settings.kafka_bootstrap} (topic prefix {settings.topic_prefix!r})",
         err=True,
     )
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and bridge.failed is None:
         pass
     clean = bridge.stop()
     typer.echo(json.dumps(bridge.snapshot(), sort_keys=True), err=True)
     if not clean:
         typer.echo("stopped with un-acked messages; the broker will re-send them", err=True)
+    if bridge.failed is not None:
+        typer.echo(f"bridge failed: {bridge.failed}", err=True)
+        raise typer.Exit(1)

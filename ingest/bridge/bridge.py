@@ -1,11 +1,11 @@
 """The MQTT -> Kafka ingest bridge (see docs/INGEST.md for the design and failure modes).
 
-Two threads:
-
-* paho's network thread reads PUBLISH packets and only appends them to an inbox deque;
-* the bridge's asyncio thread drains the inbox in bulk — contract decode, pseudonymise,
-  append to the per-(stream, partition) :class:`~ingest.batch.MicroBatcher` — and produces
-  sealed records and dead letters with an idempotent ``acks=all`` producer.
+One asyncio event loop on its own thread does all the I/O: paho's MQTT socket (external
+loop mode), the Kafka producer and the pipes from the decoder processes. It drains received
+messages in chunks, numbers each with a token and hands the chunk to the decode stage
+(contract, pseudonyms, columnar batches, dead letters) — in decoder processes by default,
+inline with ``decoders=0`` — and produces what comes back with an idempotent ``acks=all``
+producer.
 
 Ack ordering: an MQTT message is acknowledged (PUBACK) only after Kafka acknowledged every
 record holding one of its readings (or its dead letter). Until then the broker keeps it, so
@@ -22,16 +22,14 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.batch import BatchLimits, MicroBatcher, SealedBatch, stream_for
+from ingest.batch import BatchLimits, SealedBatch
 from ingest.bridge.config import BridgeConfig
 from ingest.bridge.producer import KafkaTarget, ReliableProducer
 from ingest.bridge.session import MqttSession, subscription_filter
+from ingest.bridge.stage import DeadLetter, DecodeStage, RawMessage, StageConfig, StageOutput
 from ingest.bridge.stats import BridgeStats
-from ingest.contract import ContractViolation, decode
-from ingest.contract.errors import detail
-from ingest.deadletter import encode_deadletter
+from ingest.bridge.workers import DecoderPool
 from ingest.kafka_topics import topics_for
-from ingest.pseudonym import pseudonymizer_from_settings
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -40,8 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Messages decoded per event-loop turn, so Kafka acks and timers are not starved.
-_DRAIN_CHUNK = 500
+#: Messages handed to the stage per chunk (bounds how long one loop turn takes).
+_CHUNK = 500
 
 
 class _Message:
@@ -65,7 +63,7 @@ class Bridge:
     settings
         Broker addresses, share group, topic prefix, partitions, pseudonym key.
     config
-        Per-instance options (client id, bounds, batch limits).
+        Per-instance options (client id, bounds, batch limits, decoder processes).
     mqtt_prefix
         Topic prefix before ``city/`` (isolates tests and tenants on a shared broker).
     stats_path
@@ -85,25 +83,34 @@ class Bridge:
         self.config = config
         self.stats = BridgeStats(bridge_id=config.bridge_id)
         self._topics = topics_for(settings)
-        self._mqtt_prefix = mqtt_prefix
         self._stats_path = stats_path
         self._stats_interval_s = stats_interval_s
-        self._pseudonymise = pseudonymizer_from_settings(settings)
-        self._batcher = MicroBatcher(
-            settings.kafka_partitions,
-            producer=config.bridge_id,
+        stage_config = StageConfig(
+            bridge_id=config.bridge_id,
+            mqtt_prefix=mqtt_prefix,
+            max_age_s=config.max_age_s,
             limits=BatchLimits(
                 max_count=config.batch_max_readings,
                 max_bytes=config.batch_max_bytes,
                 max_age_s=config.batch_max_age_s,
             ),
-            clock=time.monotonic,  # the asyncio loop's clock too: timers line up
         )
+        # In-process stage, or decoder processes (built in start(), before any thread).
+        self._stage: DecodeStage | None = None
+        self._pool: DecoderPool | None = None
+        if config.decoders == 0:
+            self._stage = DecodeStage(settings, stage_config)
+        else:
+            self._pool = DecoderPool(config.decoders, settings, stage_config, self._on_decoder)
         self._inbox: deque[tuple[mqtt.MQTTMessage, int]] = deque()
         self._wake_pending = False
-        self._open: dict[_Message, None] = {}  # un-acked messages, oldest first
+        self._open: dict[int, _Message] = {}  # un-acked messages by token, oldest first
+        self._next_token = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._flushed = 0
+        self._all_flushed: asyncio.Event | None = None
+        self.failed: str | None = None
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -112,6 +119,7 @@ class Bridge:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         self._session = MqttSession(
             config,
+            loop=self._loop,
             host=settings.mqtt_host,
             port=settings.mqtt_port,
             username=settings.mqtt_username,
@@ -123,21 +131,27 @@ class Bridge:
 
     # --- public API (any thread) ----------------------------------------------------------
     def start(self, *, wait_subscribed_s: float | None = 30.0) -> None:
-        """Start the Kafka producer and the MQTT session.
+        """Start the decoders, the Kafka producer and the MQTT session.
 
         With ``wait_subscribed_s``, block until the broker confirmed the subscription
         (raises ``TimeoutError`` if it did not in time).
         """
+        if self._pool is not None:
+            self._pool.start()
         started = threading.Event()
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
+            self._all_flushed = asyncio.Event()
             self._producer = ReliableProducer(
                 KafkaTarget(self.settings.kafka_bootstrap, self.config.client_id),
                 self.stats,
                 self.config.retry_backoff_s,
             )
             self._producer.start()
+            if self._pool is not None:
+                self._pool.attach(self._loop)
+            self._session.start()
             self._ticker = self._loop.create_task(self._tick())
             started.set()
             self._loop.run_forever()
@@ -145,12 +159,16 @@ class Bridge:
         self._thread = threading.Thread(target=run, name="ingest-bridge", daemon=True)
         self._thread.start()
         started.wait()
-        self._session.start()
         if wait_subscribed_s is not None and not self._session.wait_subscribed(wait_subscribed_s):
             raise TimeoutError(
                 f"MQTT broker {self.settings.mqtt_host}:{self.settings.mqtt_port} did not "
                 f"confirm the subscription within {wait_subscribed_s} s"
             )
+
+    @property
+    def decoder_pids(self) -> list[int]:
+        """Process ids of the decoder processes (empty with ``decoders=0``)."""
+        return self._pool.pids if self._pool is not None else []
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and gauges (see :class:`BridgeStats`) for display or JSON."""
@@ -169,110 +187,99 @@ class Bridge:
         timeout = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
         done = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
         try:
-            clean = done.result(timeout + 10.0)
+            clean = done.result(timeout + 30.0)
         except TimeoutError:
             clean = False
-        self._session.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10.0)
         self._thread = None
+        if self._pool is not None:
+            self._pool.stop()
         self._write_stats()
-        return clean
+        return clean and self.failed is None
 
-    # --- paho thread ----------------------------------------------------------------------
+    # --- event-loop thread ----------------------------------------------------------------
     def _on_mqtt_message(self, message: mqtt.MQTTMessage, epoch: int) -> None:
+        # Decoding waits until the socket burst was read: one chunk per wake-up.
         self._inbox.append((message, epoch))
         if not self._wake_pending:
             self._wake_pending = True
-            self._loop.call_soon_threadsafe(self._drain)
+            self._loop.call_soon(self._drain)
 
-    # --- event-loop thread ----------------------------------------------------------------
+    def _on_decoder(self, index: int, kind: str, output: StageOutput | None) -> None:
+        if kind == "died":
+            # Its buffered readings are gone; their MQTT messages are un-acked, so the broker
+            # re-sends them after a restart. Carrying on would leave them stuck until then.
+            self.failed = f"decoder process {index} died"
+            self._closing = True
+            return
+        if output is not None:
+            self._apply(output)
+        if kind == "flushed":
+            self._flushed += 1
+            assert self._pool is not None and self._all_flushed is not None
+            if self._flushed == self._pool.size:
+                self._all_flushed.set()
+
     def _drain(self) -> None:
         self._wake_pending = False
         inbox = self._inbox
-        for _ in range(min(len(inbox), _DRAIN_CHUNK)):
-            message, epoch = inbox.popleft()
-            self._process(message, epoch)
+        take = min(len(inbox), _CHUNK)
+        if take:
+            chunk = self._admit([inbox.popleft() for _ in range(take)])
+            if chunk:
+                if self._pool is not None:
+                    self._pool.submit(chunk)
+                else:
+                    assert self._stage is not None
+                    self._apply(self._stage.process(chunk))
         if inbox and not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon(self._drain)
         self._arm_timer()
 
-    def _process(self, message: mqtt.MQTTMessage, epoch: int) -> None:
-        self.stats.received += 1
+    def _admit(self, items: list[tuple[mqtt.MQTTMessage, int]]) -> list[RawMessage]:
+        """Number the messages and start tracking them (all of them, while not closing)."""
+        self.stats.received += len(items)
         if self._closing:
-            return  # not acked: re-sent to this session when it reconnects
-        entry = _Message(message.mid, message.qos, epoch, time.monotonic())
-        payload = message.payload
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = message._topic.decode("utf-8", "backslashreplace")
-            self._dead_letter(entry, topic, payload, _bad_topic_error(topic))
-            return
-        try:
-            decoded = decode(
-                topic, payload, max_age_s=self.config.max_age_s, prefix=self._mqtt_prefix
-            )
-            stream_for(decoded.family, decoded.channel)
-        except ContractViolation as exc:
-            self._dead_letter(entry, topic, payload, exc.to_dict())
-            return
-        except Exception as exc:  # a decoder or routing bug must not stop the bridge
-            log.exception("unexpected failure decoding a message on %s", topic)
-            self._dead_letter(entry, topic, payload, _internal_error(topic, exc))
-            return
-        readings = decoded.readings()
-        device = self._pseudonymise(decoded.family, decoded.device_id)
-        entry.outstanding = len(readings)
-        self._open[entry] = None
-        append = self._batcher.append
-        for i, reading in enumerate(readings):
-            try:
-                sealed = append(
-                    reading,
-                    device=device,
-                    district=decoded.district,
-                    family=decoded.family,
-                    channel=decoded.channel,
-                    token=entry,
-                )
-            except (KeyError, TypeError, ValueError) as exc:  # the contract should prevent it
-                log.error("cannot batch reading %d of a message on %s: %s", i, topic, exc)
-                entry.outstanding -= len(readings) - i
-                if i == 0:
-                    del self._open[entry]
-                    self._dead_letter(entry, topic, payload, _internal_error(topic, exc))
-                    return
-                break
-            if sealed is not None:
-                self._produce(sealed)
-        self.stats.valid += 1
-        self.stats.readings += len(readings)
+            return []  # not acked: re-sent to this session when it reconnects
+        now = time.monotonic()
+        token = self._next_token
+        opened = self._open
+        chunk: list[RawMessage] = []
+        for message, epoch in items:
+            opened[token] = _Message(message.mid, message.qos, epoch, now)
+            chunk.append((token, message._topic, message.payload))
+            token += 1
+        self._next_token = token
+        return chunk
 
-    def _dead_letter(
-        self, entry: _Message, topic: str, payload: bytes | bytearray, error: dict[str, Any]
-    ) -> None:
-        entry.outstanding = 1
-        self._open[entry] = None
-        value = encode_deadletter(
-            topic, payload, error, bridge=self.config.bridge_id, received_at=time.time()
-        )
-        rule = str(error.get("rule", "unknown"))
-        self._spawn(self._send_dead_letter(entry, topic, value, rule))
+    def _apply(self, output: StageOutput) -> None:
+        """Account for a stage output and produce what it sealed."""
+        opened = self._open
+        readings = 0
+        for token, count in output.accepted:
+            opened[token].outstanding += count
+            readings += count
+            if count == 0:
+                self._ack(token)
+        self.stats.valid += len(output.accepted)
+        self.stats.readings += readings
+        for letter in output.rejected:
+            opened[letter.token].outstanding += 1
+            self._spawn(self._send_dead_letter(letter))
+        for sealed in output.sealed:
+            self._spawn(self._send_batch(sealed))
 
-    async def _send_dead_letter(self, entry: _Message, topic: str, value: bytes, rule: str) -> None:
+    async def _send_dead_letter(self, letter: DeadLetter) -> None:
         assert self._producer is not None
-        key = topic.encode("utf-8", "backslashreplace")
-        if not await self._producer.send(self._topics.deadletter, value, key=key, partition=None):
+        topic = self._topics.deadletter
+        if not await self._producer.send(topic, letter.value, key=letter.key, partition=None):
             return
         self.stats.dead_lettered += 1
         by_rule = self.stats.rejected_by_rule
-        by_rule[rule] = by_rule.get(rule, 0) + 1
-        self._release(entry)
-
-    def _produce(self, sealed: SealedBatch) -> None:
-        self._spawn(self._send_batch(sealed))
+        by_rule[letter.rule] = by_rule.get(letter.rule, 0) + 1
+        self._release(letter.token)
 
     async def _send_batch(self, sealed: SealedBatch) -> None:
         assert self._producer is not None
@@ -289,16 +296,20 @@ class Bridge:
         by_stream = stats.readings_by_stream
         by_stream[sealed.stream] = by_stream.get(sealed.stream, 0) + sealed.count
         release = self._release
-        for entry in sealed.tokens:
-            release(entry)
+        for token in sealed.tokens:
+            release(token)
 
-    def _release(self, entry: _Message) -> None:
-        """One Kafka record holding part of ``entry`` was acknowledged."""
+    def _release(self, token: int) -> None:
+        """One Kafka record holding part of message ``token`` was acknowledged."""
+        entry = self._open[token]
         entry.outstanding -= 1
         if entry.outstanding == 0:
-            self._open.pop(entry, None)
-            if self._session.ack(entry.mid, entry.qos, entry.epoch):
-                self.stats.acked += 1
+            self._ack(token)
+
+    def _ack(self, token: int) -> None:
+        entry = self._open.pop(token)
+        if self._session.ack(entry.mid, entry.qos, entry.epoch):
+            self.stats.acked += 1
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
@@ -311,17 +322,17 @@ class Bridge:
             log.error("bridge task failed", exc_info=task.exception())
 
     def _arm_timer(self) -> None:
-        """Make sure the oldest open buffer is sealed when it reaches ``max_age_s``."""
-        if self._timer is not None:
+        """In-process stage: seal the oldest buffer when it reaches ``max_age_s``."""
+        if self._timer is not None or self._stage is None:
             return
-        deadline = self._batcher.next_deadline()
+        deadline = self._stage.next_deadline()
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        for sealed in self._batcher.poll():
-            self._produce(sealed)
+        assert self._stage is not None
+        self._apply(self._stage.poll())
         self._arm_timer()
 
     async def _tick(self) -> None:
@@ -332,12 +343,11 @@ class Bridge:
     def _refresh_gauges(self) -> None:
         self.stats.in_flight = len(self._open) + len(self._inbox)
         try:
-            oldest = next(iter(self._open), None)
+            oldest = next(iter(self._open.values()), None)
         except RuntimeError:  # resized while another thread polls: keep the last value
             return
-        self.stats.oldest_unacked_age_s = (
-            0.0 if oldest is None else (time.monotonic() - oldest.received)
-        )
+        age = 0.0 if oldest is None else time.monotonic() - oldest.received
+        self.stats.oldest_unacked_age_s = age
 
     def _write_stats(self) -> None:
         if self._stats_path is None:
@@ -349,18 +359,26 @@ class Bridge:
             log.warning("cannot write bridge stats to %s: %s", self._stats_path, exc)
 
     async def _shutdown(self, timeout_s: float) -> bool:
+        deadline = self._loop.time() + timeout_s
         # Finish what was already read; whatever arrives from now on stays un-acked.
         while self._inbox:
-            message, epoch = self._inbox.popleft()
-            self._process(message, epoch)
+            self._drain()
         self._closing = True
-        for sealed in self._batcher.flush():
-            self._produce(sealed)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._stage is not None:
+            self._apply(self._stage.flush())
+        elif self._pool is not None and self.failed is None:
+            assert self._all_flushed is not None
+            self._pool.request_flush()
+            try:
+                await asyncio.wait_for(self._all_flushed.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("decoders did not flush in %.1f s", timeout_s)
+        remaining = max(0.0, deadline - self._loop.time())
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            await asyncio.wait(set(self._tasks), timeout=remaining or 0.001)
         clean = not self._tasks
         if self._ticker is not None:
             self._ticker.cancel()
@@ -371,18 +389,5 @@ class Bridge:
             log.warning("Kafka producer did not close in time")
         for task in list(self._tasks):
             task.cancel()
+        await self._session.stop()
         return clean
-
-
-def _bad_topic_error(topic: str) -> dict[str, Any]:
-    violation = ContractViolation(
-        [detail("topic", topic, "encoding", "topic is not valid UTF-8")], topic=topic
-    )
-    return violation.to_dict()
-
-
-def _internal_error(topic: str, exc: Exception) -> dict[str, Any]:
-    violation = ContractViolation(
-        [detail("$", repr(exc), "internal", "no stream for this channel")], topic=topic
-    )
-    return violation.to_dict()

@@ -43,6 +43,9 @@ class BridgeConfig:
         First pause before retrying a failed Kafka send (doubles up to 5 s).
     max_age_s
         Oldest reading the contract accepts (``None``: no limit, for replays).
+    decoders
+        Decoder processes running the contract and the batching (0: in the bridge's own
+        thread). One process roughly doubles what one bridge can take on two cores.
     """
 
     client_id: str
@@ -55,12 +58,15 @@ class BridgeConfig:
     retry_backoff_s: float = 0.2
     max_age_s: float | None = 7 * 86_400.0
     keepalive_s: int = 30
+    decoders: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.receive_maximum <= MAX_RECEIVE_MAXIMUM:
             raise ValueError(f"receive_maximum must be in 1..{MAX_RECEIVE_MAXIMUM}")
         if not self.client_id or len(self.client_id.encode()) > 65_535:
             raise ValueError("client_id must be a non-empty string")
+        if self.decoders < 0:
+            raise ValueError("decoders must be >= 0")
         if self.session_expiry_s < 0:
             raise ValueError("session_expiry_s must be >= 0")
 

@@ -14,6 +14,10 @@ Why each setting (MQTT 5.0, OASIS standard):
   unacknowledged in flight to us — a hard bound on what the bridge holds in memory, and the
   backpressure when Kafka is slow.
 
+The client runs on the bridge's asyncio event loop (paho's external-loop callbacks), not
+on a thread of its own: the bridge's work then never competes with a paho thread for the
+interpreter lock, which would otherwise stall socket reads behind CPU work.
+
 Acks are fenced by a connection *epoch*: an ack for a message received on an earlier
 connection is dropped, because after a reconnect the broker re-sends that message under the
 same packet id, and a late ack could otherwise acknowledge a different message that reused
@@ -22,6 +26,7 @@ the id after the re-sent copy was acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -37,6 +42,11 @@ from ingest.bridge.stats import BridgeStats
 
 log = logging.getLogger(__name__)
 
+_MIN_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 10.0
+#: Packets read per socket wake-up at most (then other callbacks get their turn).
+_READS_PER_WAKEUP = 256
+
 
 def subscription_filter(share_group: str, mqtt_prefix: str = "") -> str:
     """The shared-subscription filter the bridges of one group use."""
@@ -46,19 +56,21 @@ def subscription_filter(share_group: str, mqtt_prefix: str = "") -> str:
 
 
 class MqttSession:
-    """One persistent MQTT v5 session driven by paho's network thread.
+    """One persistent MQTT v5 session driven by an asyncio event loop.
 
     Parameters
     ----------
     config
         Client id, Receive Maximum, session expiry, keepalive.
+    loop
+        The event loop that runs the session; every method except :meth:`wait_subscribed`
+        must be called on it.
     host, port, username, password
         The broker.
     topic_filter
         Usually :func:`subscription_filter`.
     on_message
-        Called on paho's thread with ``(message, epoch)`` for every PUBLISH; must be cheap
-        (the bridge only queues it).
+        Called with ``(message, epoch)`` for every PUBLISH.
     stats
         Connection counters are updated here.
     """
@@ -67,6 +79,7 @@ class MqttSession:
         self,
         config: BridgeConfig,
         *,
+        loop: asyncio.AbstractEventLoop,
         host: str,
         port: int,
         topic_filter: str,
@@ -76,13 +89,18 @@ class MqttSession:
         password: str | None = None,
     ) -> None:
         self._config = config
+        self._loop = loop
         self._host, self._port = host, port
         self._filter = topic_filter
         self._deliver = on_message
         self._stats = stats
-        self._lock = threading.Lock()
         self._epoch = 0
-        self._connected = threading.Event()
+        self._delivered = 0
+        self._stopping = False
+        self._backoff_s = _MIN_BACKOFF_S
+        self._retry: asyncio.TimerHandle | None = None
+        self._misc: asyncio.TimerHandle | None = None
+        self._closed: asyncio.Future[None] | None = None
         self._subscribed = threading.Event()
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -92,44 +110,79 @@ class MqttSession:
         )
         if username is not None:
             client.username_pw_set(username, password)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
         self._client = client
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Connect in the background (paho retries until the broker answers)."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._config.session_expiry_s
-        props.ReceiveMaximum = self._config.receive_maximum
-        self._client.connect_async(
-            self._host,
-            self._port,
-            keepalive=self._config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        """Connect (retrying with backoff while the broker is unreachable)."""
+        self._misc = self._loop.call_later(1.0, self._housekeeping)
+        self._connect()
 
     def wait_subscribed(self, timeout_s: float) -> bool:
-        """Block until the subscription is confirmed by the broker (or timeout)."""
+        """Block (any thread but the loop's) until the broker confirmed the subscription."""
         return self._subscribed.wait(timeout_s)
 
-    def stop(self) -> None:
+    async def stop(self, timeout_s: float = 5.0) -> None:
         """Send DISCONNECT after every queued PUBACK, keeping the session on the broker.
 
         The session (and the subscription) stays for ``session_expiry_s``: messages published
         while the bridge is down are queued for it, and messages received but not acked are
         re-sent on the next connection with the same client id.
         """
-        with self._lock:
-            self._epoch += 1  # no ack may slip in after the DISCONNECT
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._stopping = True
+        self._epoch += 1  # no ack may slip in after the DISCONNECT
+        for handle in (self._retry, self._misc):
+            if handle is not None:
+                handle.cancel()
+        if self._client.is_connected():
+            self._closed = self._loop.create_future()
+            self._client.disconnect()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed), timeout_s)
+            except TimeoutError:
+                log.warning("MQTT DISCONNECT not confirmed within %.1f s", timeout_s)
+        sock = self._client.socket()
+        if sock is not None:
+            self._on_socket_close(self._client, None, sock)
         self._stats.mqtt_connected = False
+
+    def _connect(self) -> None:
+        self._retry = None
+        if self._stopping:
+            return
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._config.session_expiry_s
+        props.ReceiveMaximum = self._config.receive_maximum
+        try:
+            self._client.connect(
+                self._host,
+                self._port,
+                keepalive=self._config.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        except OSError as exc:
+            log.warning("MQTT broker %s:%d unreachable (%s)", self._host, self._port, exc)
+            self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if self._stopping or self._retry is not None:
+            return
+        self._retry = self._loop.call_later(self._backoff_s, self._connect)
+        self._backoff_s = min(2 * self._backoff_s, _MAX_BACKOFF_S)
+
+    def _housekeeping(self) -> None:
+        """Keepalive pings and dead-connection detection (paho's ``loop_misc``)."""
+        self._client.loop_misc()
+        self._misc = self._loop.call_later(1.0, self._housekeeping)
 
     # --- acks -----------------------------------------------------------------------------
     @property
@@ -138,18 +191,39 @@ class MqttSession:
         return self._epoch
 
     def ack(self, mid: int, qos: int, epoch: int) -> bool:
-        """PUBACK message ``mid`` if it arrived on the current connection; thread-safe.
+        """PUBACK message ``mid`` if it arrived on the current connection.
 
         QoS 0 messages need no ack (and are lost on a crash: publishers must use QoS 1).
         """
-        with self._lock:
-            if epoch != self._epoch:
-                return False
-            if qos > 0:
-                self._client.ack(mid, qos)
-            return True
+        if epoch != self._epoch:
+            return False
+        if qos > 0:
+            self._client.ack(mid, qos)
+        return True
 
-    # --- paho callbacks (paho's thread) ---------------------------------------------------
+    # --- socket plumbing (paho's external-loop interface) ---------------------------------
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._loop.add_reader(sock, self._on_readable)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._loop.add_writer(sock, client.loop_write)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._loop.remove_writer(sock)
+
+    def _on_readable(self) -> None:
+        # paho reads one packet per call; keep reading while packets carry messages, so a
+        # burst costs one wake-up of the loop, not one per message.
+        for _ in range(_READS_PER_WAKEUP):
+            before = self._delivered
+            if self._client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._delivered == before:
+                return
+
+    # --- paho callbacks (on the loop) -----------------------------------------------------
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -161,12 +235,11 @@ class MqttSession:
         if reason.is_failure:
             log.warning("MQTT connection refused: %s", reason)
             return
-        with self._lock:
-            self._epoch += 1
+        self._epoch += 1
+        self._backoff_s = _MIN_BACKOFF_S
         self._stats.connects += 1
         self._stats.session_present = bool(flags.session_present)
         self._stats.mqtt_connected = True
-        self._connected.set()
         log.info(
             "MQTT connected to %s:%d as %s (session present: %s)",
             self._host,
@@ -199,11 +272,15 @@ class MqttSession:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        with self._lock:
-            self._epoch += 1
+        self._epoch += 1
         self._stats.mqtt_connected = False
-        self._connected.clear()
-        log.info("MQTT disconnected: %s", reason)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if self._stopping:
+            return
+        log.warning("MQTT connection lost (%s); reconnecting", reason)
+        self._schedule_reconnect()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._delivered += 1
         self._deliver(message, self._epoch)

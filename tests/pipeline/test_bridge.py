@@ -32,15 +32,24 @@ def mqtt_prefix(settings: Settings) -> str:
 
 
 @pytest.fixture
-def bridge(settings: Settings, mqtt_prefix: str) -> Iterator[Bridge]:
+def bridge(
+    request: pytest.FixtureRequest, settings: Settings, mqtt_prefix: str
+) -> Iterator[Bridge]:
+    """A started bridge; ``decoders`` (indirect parameter) defaults to one process."""
     ensure_topics(settings)
-    config = BridgeConfig(client_id=unique("bridge"), session_expiry_s=60, batch_max_readings=100)
+    config = BridgeConfig(
+        client_id=unique("bridge"),
+        session_expiry_s=60,
+        batch_max_readings=100,
+        decoders=getattr(request, "param", 1),
+    )
     bridge = Bridge(settings, config, mqtt_prefix=mqtt_prefix)
     bridge.start()
     yield bridge
-    bridge.stop(timeout_s=10)
+    assert bridge.stop(timeout_s=10), "graceful stop left messages un-acked"
 
 
+@pytest.mark.parametrize("bridge", [0, 1, 2], indirect=True, ids=lambda n: f"decoders={n}")
 def test_valid_readings_arrive_as_pseudonymised_columnar_batches(
     settings: Settings, mqtt_prefix: str, bridge: Bridge
 ) -> None:
