@@ -119,9 +119,10 @@ def _update(
     cad_down = math.exp(-p[11])
     log_p = p[12]
     alarm = p[13]
+    inv_sm = 1.0 / scale_memory
     out = np.empty(x.shape[0], dtype=np.float64)
     for i in range(x.shape[0]):
-        j = device[i]
+        j = np.uint64(device[i])  # range checked by as_batch; unsigned: no wraparound code
         xi = x[i]
         ti = t[i]
         # NaN/inf fail these comparisons too; the bounds keep every sum finite.
@@ -146,7 +147,8 @@ def _update(
         tau_eff = tau
         if cad > 0.0 and n_memory * cad > tau:
             tau_eff = n_memory * cad
-        w = st[j, _W] * math.exp(-dt / tau_eff)
+        ratio = dt / tau_eff
+        w = st[j, _W] * math.exp(-ratio)
         level = st[j, _LEVEL]
         scale = st[j, _SCALE]
         q = st[j, _Q]
@@ -159,7 +161,7 @@ def _update(
         r = xi - level
         ar = abs(r)
         if w >= n_warmup:
-            z = ar / (s_eff * math.sqrt(1.0 + dt / tau_eff))
+            z = ar / (s_eff * math.sqrt(1.0 + ratio))
             u = st[j, _U]
             b = st[j, _BETA]
             if z >= u:
@@ -173,12 +175,12 @@ def _update(
                 g_den = tail_memory * w
                 if g_den < tail_prior:
                     g_den = tail_prior
-                g = 1.0 / g_den
+                h = 1.0 / (g_den * tail_p)
                 if z > u:
-                    b = b + g / tail_p * ((z - u) - b)
-                    u = u + g * b * (1.0 - tail_p) / tail_p
+                    b = b + h * ((z - u) - b)
+                    u = u + h * b * (1.0 - tail_p)
                 else:
-                    u = u - g * b
+                    u = u - h * b * tail_p
             st[j, _U] = u if u > u_min else u_min
             st[j, _BETA] = b if b > beta_min else beta_min
         else:
@@ -196,7 +198,7 @@ def _update(
             elif rc < -clip:
                 rc = -clip
             level = level + a * rc
-            scale = scale + a / scale_memory * ((ar if ar < clip else clip) - scale)
+            scale = scale + a * inv_sm * ((ar if ar < clip else clip) - scale)
         if dt > 0.0:
             if cad <= 0.0:
                 cad = dt

@@ -77,12 +77,13 @@ class ReferenceAnomalyScorer:
                 exceed = math.exp(math.log(tail_p) * z / u)
             result = 1.0 - exceed
             if result < THRESHOLD:  # anomalies stay out of the tail fit (as in SPOT)
-                gain = 1.0 / max(p["tail_memory"] * history, p["tail_prior"])
+                # Robbins-Monro gain 1/memory, divided by tail_p (density of the tail at u)
+                gain_p = 1.0 / (max(p["tail_memory"] * history, p["tail_prior"]) * tail_p)
                 if z > u:
-                    beta = beta + gain / tail_p * ((z - u) - beta)
-                    u = u + gain * beta * (1.0 - tail_p) / tail_p
+                    beta = beta + gain_p * ((z - u) - beta)
+                    u = u + gain_p * beta * (1.0 - tail_p)
                 else:
-                    u = u - gain * beta
+                    u = u - gain_p * beta * tail_p
             dev.tail_u = max(u, p["u_min"])
             dev.tail_beta = max(beta, p["beta_min"])
         else:
@@ -97,7 +98,8 @@ class ReferenceAnomalyScorer:
             clip = p["huber_k"] * spread
             dev.level = dev.level + alpha * min(max(resid, -clip), clip)
             # the scale forgets more slowly than the level (scale_memory × longer)
-            dev.scale = dev.scale + alpha / p["scale_memory"] * (min(abs(resid), clip) - dev.scale)
+            scale_gain = alpha * (1.0 / p["scale_memory"])
+            dev.scale = dev.scale + scale_gain * (min(abs(resid), clip) - dev.scale)
 
         if dt > 0.0:
             step = p["cadence_step"]
