@@ -21,9 +21,10 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from cityhealth.stack.paths import kafka_libs_dir
 from cityhealth.stack.process import StackError
@@ -44,6 +45,8 @@ log4j.logger.kafka.coordinator=WARN
 log4j.logger.org.apache.kafka.storage=WARN
 log4j.logger.org.apache.kafka.raft=WARN
 """
+
+T = TypeVar("T")
 
 # KafkaError codes accepted from CreateTopics: NONE and TOPIC_ALREADY_EXISTS.
 _CREATE_OK = {0, 36}
@@ -67,6 +70,17 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, even inside a running event loop
+    (then on a helper thread: ``asyncio.run`` refuses to nest)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def _broker_count(bootstrap: str, timeout_s: float) -> int:
     from aiokafka.client import AIOKafkaClient
 
@@ -88,7 +102,7 @@ def kafka_probe(bootstrap: str, timeout_s: float = 5.0) -> str | None:
         return f"cannot connect to {bootstrap}: {exc}"
     try:
         with _quiet_aiokafka():
-            brokers = asyncio.run(_broker_count(bootstrap, timeout_s))
+            brokers = _run_sync(_broker_count(bootstrap, timeout_s))
     except Exception as exc:  # any client error means "not ready" to a probe
         return f"no metadata from {bootstrap}: {type(exc).__name__}: {exc}"
     return None if brokers else f"{bootstrap} answers but has no registered broker yet"
@@ -148,12 +162,12 @@ def create_topics(
 ) -> None:
     """Create Kafka topics (existing ones are left as they are) and wait for leaders.
 
-    Safe to call from synchronous code only (it runs its own event loop).
+    Synchronous; inside a running event loop it runs on a helper thread.
     """
     topics = list(names)
     if topics:
         with _quiet_aiokafka():
-            asyncio.run(_create_topics(bootstrap, topics, partitions, replication, timeout_s))
+            _run_sync(_create_topics(bootstrap, topics, partitions, replication, timeout_s))
 
 
 class Kafka(Service):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 from pydantic import SecretStr
 
@@ -174,3 +175,29 @@ def test_influx_refuses_requests_without_valid_credentials(
     # ... and nothing was written by the refused request.
     result = stack.influx_query('SELECT count(*) FROM "vitals"', db=db).json()
     assert "series" not in result["results"][0]
+
+
+def test_stack_helpers_work_inside_a_running_event_loop(
+    stack: RunningStack, settings: Settings
+) -> None:
+    """Async callers (e.g. an asyncio `cityhealth up`) can probe and create topics too."""
+    topic = settings.topic_prefix + "from-async"
+
+    async def main() -> dict[str, dict[str, object]]:
+        stack.create_topics([topic], partitions=2)
+        return stack.manager.status()
+
+    report = asyncio.run(main())
+    assert all(report[name]["healthy"] for name in ("mqtt", "kafka", "influx"))
+    assert asyncio.run(_partitions(stack.kafka_bootstrap, topic)) == {0, 1}
+
+
+async def _partitions(bootstrap: str, topic: str) -> set[int] | None:
+    """Partitions of ``topic`` from a full metadata fetch (which never auto-creates)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        metadata = await client.fetch_all_metadata()
+        return metadata.partitions_for_topic(topic)
+    finally:
+        await client.close()
