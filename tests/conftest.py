@@ -25,9 +25,11 @@ Fixtures
     the fixture runs the installer itself.
 
 ``settings`` (function scope; starts the stack)
-    ``stack.settings`` with a unique ``topic_prefix`` (e.g. ``t1a2b3c4d5.``; prepend it
-    to every Kafka topic name) and unique ``influx_db_sensitive`` / ``influx_db_public``
-    databases, already created, so tests never see each other's data. MQTT topics are
+    ``stack.isolated_settings()``: ``stack.settings`` with a unique ``topic_prefix`` (e.g.
+    ``t1a2b3c4d5.``; prepend it to every Kafka topic name), a unique ``mqtt_share_group``
+    and unique ``influx_db_sensitive`` / ``influx_db_public`` databases, already created,
+    so tests never see each other's data. Session-scoped fixtures that need the same
+    isolation call ``stack.isolated_settings("e")`` themselves. MQTT topics are
     shared by the whole session: use unique device ids or districts (``settings``'s
     ``topic_prefix`` without the dot makes a good district name).
 
@@ -133,6 +135,25 @@ class RunningStack:
     ) -> requests.Response:
         return influx_query(self.settings, query, db=db, auth=auth)
 
+    def isolated_settings(self, tag: str = "t") -> Settings:
+        """This stack's settings with a fresh topic prefix, share group and databases.
+
+        The databases are created. The MQTT share group is unique too: persistent sessions
+        of earlier tests' bridges stay members of theirs and would otherwise receive a
+        share of this test's messages.
+        """
+        unique = tag + uuid.uuid4().hex[:10]
+        isolated = self.settings.model_copy(
+            update={
+                "topic_prefix": f"{unique}.",
+                "mqtt_share_group": f"{unique}-ingest",
+                "influx_db_sensitive": f"{unique}_sensitive",
+                "influx_db_public": f"{unique}_public",
+            }
+        )
+        create_databases(isolated, isolated.influx_db_sensitive, isolated.influx_db_public)
+        return isolated
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses the real stack, so ``-m "not stack"`` runs the fast rest."""
@@ -165,19 +186,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 @pytest.fixture
 def settings(stack: RunningStack) -> Settings:
-    """Per-test settings: unique Kafka topic prefix and unique InfluxDB databases."""
-    tag = "t" + uuid.uuid4().hex[:10]
-    test_settings = stack.settings.model_copy(
-        update={
-            "topic_prefix": f"{tag}.",
-            "influx_db_sensitive": f"{tag}_sensitive",
-            "influx_db_public": f"{tag}_public",
-        }
-    )
-    create_databases(
-        test_settings, test_settings.influx_db_sensitive, test_settings.influx_db_public
-    )
-    return test_settings
+    """Per-test settings: unique Kafka topic prefix, MQTT share group and InfluxDB databases."""
+    return stack.isolated_settings()
 
 
 @pytest.fixture
