@@ -34,7 +34,10 @@ _GRACE_S = {"mqtt": 15.0, "kafka": 45.0, "influx": 15.0, "grafana": 15.0}
 
 @dataclass(frozen=True)
 class UpResult:
-    """What ``up`` did for one service: ``started``, ``reused`` or ``failed: <reason>``."""
+    """What ``up`` did for one service: ``started``, ``reused`` or ``failed: <reason>``.
+
+    ``seconds`` runs from the start of ``up`` until the service was ready.
+    """
 
     service: str
     action: str
@@ -74,7 +77,7 @@ class StackManager:
             this call started are stopped again before raising.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        t0 = {svc.name: time.monotonic() for svc in self.required + self.optional}
+        t0 = time.monotonic()
         to_start = [svc for svc in self.required if not self._running_as_configured(svc)]
         self._check_ports(to_start)
         results: list[UpResult] = []
@@ -86,7 +89,7 @@ class StackManager:
                 started.append(svc)
             for svc in self._wait_ready(self.required):
                 action = "started" if svc in started else "reused"
-                results.append(UpResult(svc.name, action, time.monotonic() - t0[svc.name]))
+                results.append(UpResult(svc.name, action, time.monotonic() - t0))
                 if on_event is not None:
                     on_event(results[-1])
         except BaseException:
