@@ -16,12 +16,20 @@ from cityhealth.settings import REPO_ROOT, Settings
 from cityhealth.stack.grafana import Grafana
 from cityhealth.stack.mosquitto import Mosquitto, MosquittoSecurity
 from cityhealth.stack.process import running, spawn, stop, wait_until
-from tests.conftest import stack_settings
+from tests.conftest import free_ports, stack_settings
 
 
-def _connect(port: int, username: str | None = None, password: str | None = None) -> str:
+def _connect(
+    port: int,
+    username: str | None = None,
+    password: str | None = None,
+    *,
+    ca: Path | None = None,
+) -> str:
     """CONNACK reason of an MQTT v5 connect, as text ("Success", "Not authorized", ...)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if ca is not None:
+        client.tls_set(ca_certs=str(ca))  # verifies the chain and the 127.0.0.1 SAN
     if username is not None:
         client.username_pw_set(username, password)
     reasons: list[str] = []
@@ -35,20 +43,34 @@ def _connect(port: int, username: str | None = None, password: str | None = None
 
 
 @pytest.fixture
-def secured_broker(tmp_path: Path) -> Iterator[tuple[Settings, Mosquitto]]:
+def secured_broker(tmp_path: Path) -> Iterator[tuple[Settings, Mosquitto, int, Path]]:
+    """A real broker with password file, ACL and a TLS listener (self-signed certificate)."""
     settings = stack_settings(tmp_path / "data")
+    (tls_port,) = free_ports(1)
     passwords = tmp_path / "passwords"
     subprocess.run(
         ["mosquitto_passwd", "-b", "-c", str(passwords), "device-1", "s3cret"], check=True
     )
     acl = tmp_path / "acl"
     acl.write_text("pattern write city/+/+/%u/#\n")
-    broker = Mosquitto(settings, MosquittoSecurity(password_file=passwords, acl_file=acl))
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    security = MosquittoSecurity(
+        password_file=passwords, acl_file=acl, tls_port=tls_port, certfile=cert, keyfile=key
+    )
+    broker = Mosquitto(settings, security)
     broker.paths.make()
     spawn(broker.command(), cwd=broker.paths.root, log=broker.paths.log, pid_file=broker.paths.pid)
     try:
-        assert wait_until(lambda: _port_open(settings.mqtt_port), timeout_s=30)
-        yield settings, broker
+        for port in (settings.mqtt_port, tls_port):
+            assert wait_until(lambda p=port: _port_open(p), timeout_s=30)  # type: ignore[misc]
+        yield settings, broker, tls_port, cert
     finally:
         stop(broker.paths.pid)
     assert running(broker.paths.pid) is None
@@ -61,9 +83,9 @@ def _port_open(port: int) -> bool:
 
 @pytest.mark.stack
 def test_mosquitto_password_file_hook_refuses_anonymous_clients(
-    secured_broker: tuple[Settings, Mosquitto],
+    secured_broker: tuple[Settings, Mosquitto, int, Path],
 ) -> None:
-    settings, broker = secured_broker
+    settings, broker, _, _ = secured_broker
     conf = (broker.paths.conf / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "acl_file" in conf
     assert _connect(settings.mqtt_port) == "Not authorized"
@@ -103,3 +125,12 @@ def test_grafana_provisioning_points_at_local_influx_with_compose_uids(tmp_path:
         assert source["user"] == settings.influx_username
     provider = yaml.safe_load((prov / "dashboards" / "cityhealth.yaml").read_text())
     assert provider["providers"][0]["options"]["path"] == str(REPO_ROOT / "dashboards")
+
+
+@pytest.mark.stack
+def test_mosquitto_tls_listener_hook_serves_authenticated_tls_clients(
+    secured_broker: tuple[Settings, Mosquitto, int, Path],
+) -> None:
+    _, _, tls_port, cert = secured_broker
+    assert _connect(tls_port, "device-1", "s3cret", ca=cert) == "Success"
+    assert _connect(tls_port, ca=cert) == "Not authorized"
