@@ -60,7 +60,7 @@ DEFAULTS: dict[str, float] = {
     "scale_memory": 4.0,  # scale memory as a multiple of the level memory
     "rel_floor": 1e-3,  # scale floor relative to |level|
     "tail_p": 0.02,  # exceedance probability of the tail anchor u
-    "tail_memory": 64.0,  # tail memory as a multiple of the level memory
+    "tail_memory": 256.0,  # tail memory as a multiple of the level memory
     "tail_prior": 200.0,  # prior weight (samples) of the tail estimates
     "u_min": 3.0,  # floor (and prior) of u: the Gaussian value, in z units
     "beta_min": 1.0,  # floor (and prior) of the tail mean excess β, in z units

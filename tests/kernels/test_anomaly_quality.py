@@ -48,7 +48,9 @@ RECALL_FLOORS = [
     ("cpu", "level_shift", 0.8),
     ("cpu", "noise_burst", 0.8),
     ("cpu", "spike", 0.8),
-    ("body_temperature", "fever", 0.15),  # slow onsets are the known weak spot
+    # slow onsets are the known weak spot (docs/kernels/anomaly.md, limitations)
+    ("body_temperature", "fever", 0.5),
+    ("cpu", "drift", 0.3),
 ]
 
 
