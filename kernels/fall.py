@@ -9,9 +9,10 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
 2008, Gait & Posture 28:285):
 
 1. **Impact**: ``|a|`` (magnitude, so independent of how the device is mounted) crosses
-   ``impact_g``. The candidate's impact is the largest ``|a|`` within ``impact_window_s``
-   of that first crossing; its time is the reported fall time. A new crossing later than
-   the window replaces the candidate (e.g. a stumble followed by the real impact).
+   ``impact_g``. Crossings within ``impact_window_s`` of the current peak belong to the same
+   event (falls often hit several times) and move the peak if larger; the peak's time is
+   the reported fall time. A crossing later than that replaces the candidate (e.g. a
+   stumble well before the real impact).
 2. **Free-fall evidence**: ``|a| < freefall_g`` at some point within ``freefall_window_s``
    before the first crossing. Impacts weaker than ``strong_impact_g`` need it.
 3. **Orientation change**: gravity direction before vs after. *Before* is a snapshot of a
@@ -63,7 +64,7 @@ RING = 8
 DEFAULTS: dict[str, float] = {
     "impact_g": 1.6,
     "strong_impact_g": 1.6,
-    "impact_window_s": 0.5,
+    "impact_window_s": 1.0,
     "freefall_g": 0.6,
     "freefall_window_s": 1.0,
     "gravity_tau_s": 0.3,
@@ -228,6 +229,7 @@ def _update(
                     if m2 > c[_C_PEAK2]:
                         c[_C_PEAK2] = m2
                         c[_C_TIMP] = ti
+                        c[_C_TWIN] = ti + imp_win
                         t_set = ti + settle
                         t_dec = ti + decide
                 else:

@@ -25,7 +25,8 @@ jitter of ``+-jitter/2`` periods (irregular sampling, still strictly increasing)
 
 Falls follow the phase model of Noury et al. (2007): *pre-fall* (ordinary activity),
 *critical phase* (loss of balance, then a descent in which ``|a|`` drops towards 0 g
--- free fall -- while the segment rotates, ended by an *impact* of several g), *post-fall*
+-- free fall -- while the segment rotates, ended by an *impact* of several g, often with
+smaller secondary impacts of knees/hands just before or head/arm just after), *post-fall*
 (lying with a changed gravity orientation, a few settling movements, then stillness).
 Orders of magnitude follow the fall-detection literature:
 
@@ -487,6 +488,14 @@ def _fall(kind: str) -> Callable[[_Ctx], tuple[np.ndarray, np.ndarray, list[floa
         peak = ctx.uniform(p.slump_peak_g if slump else p.fall_peak_g)
         width = ctx.uniform(p.impact_width_s) * (1.6 if slump else 1.0)
         _impact(ctx, lin, u1, t_imp, peak, width)
+        # falls often hit more than once: knees or hands just before the trunk, the head,
+        # an arm or a roll after it (the labelled impact stays the main, largest one)
+        if rng.random() < 0.3:
+            pre_peak = ctx.uniform((1.3, max(1.3, 0.7 * peak)))
+            _impact(ctx, lin, u1, t_imp - ctx.uniform((0.15, 0.4)), pre_peak, width)
+        if rng.random() < 0.5:
+            post_peak = ctx.uniform((1.3, max(1.3, 0.8 * peak)))
+            _impact(ctx, lin, u1, t_imp + ctx.uniform((0.3, 0.9)), post_peak, width)
         # post-fall: a few settling movements, then lying still
         _settle(ctx, lin, t_imp + 0.3, ctx.uniform((0.2, 0.8)), ctx.uniform((0.03, 0.12)))
         return u, lin, [t_imp]

@@ -97,12 +97,13 @@ class ReferenceFallDetector:
             st["snapshots"] = st["snapshots"][-RING:]
             st["next_snap"] = t + p["snapshot_s"]
         if m2 >= p["impact_g"] ** 2 * g2:
-            if c is not None and t <= c["t_cross"] + p["impact_window_s"]:
+            if c is not None and t <= c["t_win"]:
                 if m2 > c["peak2"]:
                     c["peak2"], c["t_imp"] = m2, t
+                    c["t_win"] = t + p["impact_window_s"]
             else:
                 st["candidate"] = {
-                    "t_cross": t,
+                    "t_win": t + p["impact_window_s"],
                     "t_imp": t,
                     "peak2": m2,
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
