@@ -61,19 +61,36 @@ def alert_key(alert: Mapping[str, Any]) -> str:
     return f"{alert.get('type')}|{alert.get('subject')}|{alert.get('sensor_ts')}"
 
 
-def unique_alerts(alerts: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
-    """First occurrence of each alert id, and how many records repeated an id."""
+def unique_alerts(
+    alerts: Iterable[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], int, int]:
+    """First record of each alert id, plus counts of the other records of a known id.
+
+    An id is a hash of (type, subject, start of the condition), so a later record with the
+    same id is either an **update** of an ongoing episode (new sensor time or severity) or
+    a **duplicate**: the same (id, sensor time, severity) published again, which is what a
+    replay after a crash would produce.
+
+    Returns
+    -------
+    (first records, updates, duplicates)
+    """
     seen: set[str] = set()
+    exact: set[tuple[str, object, object]] = set()
     out = []
-    repeats = 0
+    updates = duplicates = 0
     for alert in alerts:
         key = alert_key(alert)
-        if key in seen:
-            repeats += 1
-            continue
-        seen.add(key)
-        out.append(alert)
-    return out, repeats
+        content = (key, alert.get("sensor_ts"), alert.get("severity"))
+        if content in exact:
+            duplicates += 1
+        elif key in seen:
+            updates += 1
+        else:
+            seen.add(key)
+            out.append(alert)
+        exact.add(content)
+    return out, updates, duplicates
 
 
 def alert_latencies(alerts: Iterable[Mapping[str, Any]]) -> list[float]:
@@ -91,14 +108,16 @@ def alert_latencies(alerts: Iterable[Mapping[str, Any]]) -> list[float]:
 
 
 def alerts_section(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """``{"total", "by_type", "by_severity", "records", "duplicate_ids"}`` over unique ids."""
-    unique, repeats = unique_alerts(alerts)
+    """``{"total", "by_type", "by_severity", "records", "updates", "duplicates"}``; totals
+    count unique ids (see :func:`unique_alerts`)."""
+    unique, updates, duplicates = unique_alerts(alerts)
     return {
         "total": len(unique),
         "by_type": dict(sorted(Counter(str(a.get("type")) for a in unique).items())),
         "by_severity": dict(sorted(Counter(str(a.get("severity")) for a in unique).items())),
         "records": len(alerts),
-        "duplicate_ids": repeats,
+        "updates": updates,
+        "duplicates": duplicates,
     }
 
 
@@ -139,10 +158,17 @@ def build_summary(
         Ground truth with raw ids, the keyed pseudonymiser, and the matching slack.
     """
     by_channel = {k: int(v) for k, v in sorted(simulator["published_by_family_channel"].items())}
-    unique, _ = unique_alerts(alerts)
+    unique, _, _ = unique_alerts(alerts)
     tolerance = tolerance or Tolerance()
-    truth = match_truth(truth_events, unique, pseudonym, tolerance)
-    truth["tolerance_s"] = {"before": tolerance.before_s, "after": tolerance.after_s}
+    end = simulator.get("end")
+    truth = match_truth(
+        truth_events, alerts, pseudonym, tolerance, None if end is None else float(end)
+    )
+    truth["tolerance_s"] = {
+        "before": tolerance.before_s,
+        "after": tolerance.after_s,
+        "settle": tolerance.settle_s,
+    }
     lost = {
         c: n - int(stored.get(raw_channels[c], 0))
         for c, n in by_channel.items()

@@ -65,10 +65,16 @@ REQUIRED = ("fall", "tachycardia", "bradycardia", "desaturation", "fever")
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Seconds an alert's sensor time may precede an event's start or follow its end."""
+    """Seconds an alert's sensor time may precede an event's start or follow its end.
+
+    ``settle_s``: events starting less than this before the end of the simulated traffic
+    cannot be judged (a fall is decided after the stillness that follows it, an anomaly
+    after a few abnormal readings) and are reported apart as ``too_late``.
+    """
 
     before_s: float = 5.0
     after_s: float = 10.0
+    settle_s: float = 10.0
 
 
 def alert_signal(alert: Mapping[str, Any]) -> str | None:
@@ -102,7 +108,8 @@ def match_truth(
     events: Iterable[Mapping[str, Any]],
     alerts: Iterable[Mapping[str, Any]],
     pseudonym: Callable[[str, str], str],
-    tolerance: Tolerance = Tolerance(),
+    tolerance: Tolerance | None = None,
+    traffic_end: float | None = None,
 ) -> dict[str, Any]:
     """Event-level detection of ground truth by alerts.
 
@@ -117,7 +124,10 @@ def match_truth(
         ``pseudonym(family, device_id)``: the ingest pseudonymiser keyed like the bridge
         (identity for air-quality stations).
     tolerance
-        Allowed slack around each event.
+        Allowed slack around each event (default :class:`Tolerance`).
+    traffic_end
+        Simulated time the traffic stopped; events starting after
+        ``traffic_end - tolerance.settle_s`` are only counted in ``too_late``.
 
     Returns
     -------
@@ -126,7 +136,8 @@ def match_truth(
         "missed": [event, ...] (first 50), "unmatched_alerts": int}``. ``events`` and
         ``alerted`` count the events that should alert (not :data:`NUISANCE` ones, whose
         ``alerted`` in ``by_type`` counts false alarms); ``unmatched_alerts`` counts alerts
-        that detect no such event (false alarms or unlabelled causes).
+        that detect no such event (false alarms or unlabelled causes); ``too_late``
+        counts events left out because they began too close to the end of the traffic.
     """
     by_subject: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     alert_list = list(alerts)
@@ -138,9 +149,14 @@ def match_truth(
     used: set[int] = set()
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"events": 0, "alerted": 0})
     missed: list[Mapping[str, Any]] = []
-    total = alerted = 0
+    total = alerted = too_late = 0
+    tolerance = tolerance or Tolerance()
+    cutoff = None if traffic_end is None else traffic_end - tolerance.settle_s
     for event in events:
         etype = str(event["type"])
+        if cutoff is not None and float(event["start"]) > cutoff:
+            too_late += 1
+            continue
         lo = float(event["start"]) - tolerance.before_s
         hi = float(event["end"]) + tolerance.after_s
         candidates = []
@@ -165,4 +181,5 @@ def match_truth(
         "by_type": {k: by_type[k] for k in sorted(by_type)},
         "missed": missed,
         "unmatched_alerts": sum(1 for a in alert_list if id(a) not in used),
+        "too_late": too_late,
     }

@@ -105,13 +105,27 @@ def test_percentiles_match_numpy_and_empty_is_unknown() -> None:
     assert percentiles([]) == {"p50": None, "p99": None, "max": None, "count": 0}
 
 
-def test_latency_is_kafka_time_minus_sensor_time_and_duplicates_count_once() -> None:
+def test_latency_is_kafka_time_minus_sensor_time() -> None:
     a = alert("fall", "s", 100.0, kafka_ts=100.25)
     b = alert("fall", "t", 200.0, kafka_ts=200.75)
     assert alert_latencies([a, b]) == [0.25, 0.75]
-    section = alerts_section([a, b, dict(a)])
-    assert section["total"] == 2 and section["records"] == 3 and section["duplicate_ids"] == 1
-    assert section["by_type"] == {"fall": 2}
+
+
+def test_alert_updates_and_duplicates_are_told_apart() -> None:
+    first = alert("news2", "s", 100.0, severity="warning")
+    update = {**first, "sensor_ts": 104.0}  # same episode (same id), later reading
+    escalation = {**first, "severity": "critical"}
+    section = alerts_section([first, update, dict(first), escalation, dict(update)])
+    assert section["total"] == 1 and section["records"] == 5
+    assert section["updates"] == 2 and section["duplicates"] == 2
+    assert section["by_type"] == {"news2": 1}
+
+
+def test_events_too_close_to_the_end_are_not_judged() -> None:
+    events = [event("fall", "w-1", 100.0, 120.0), event("fall", "w-2", 195.0, 220.0)]
+    result = match_truth(events, [], PSEUDO, Tolerance(settle_s=10.0), traffic_end=200.0)
+    assert result["events"] == 1 and result["too_late"] == 1
+    assert result["by_type"] == {"fall": {"events": 1, "alerted": 0}}
 
 
 def test_summary_shape_and_per_channel_loss() -> None:

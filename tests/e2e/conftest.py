@@ -1,0 +1,112 @@
+"""Helpers for the end-to-end tests: run ``cityhealth up`` as a subprocess on the test stack.
+
+``up_run(stack, settings, tmp_path, *extra)`` runs ``cityhealth up`` with the scenario
+``smoke`` and the common options below, with ``CITYHEALTH_*`` pointing at the session's
+stack and the per-run topic prefix and databases of ``settings``; it returns the summary.
+``smoke`` is the summary of one undisturbed run shared by the session (``smoke_settings``
+are its isolated settings).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhealth.settings import Settings
+from cityhealth.stack import create_databases
+from tests.conftest import RunningStack, settings_env
+
+#: Seconds of simulated smoke traffic per run: every event type is guaranteed in the first
+#: 20 s (simulators/scenarios/smoke.toml) and most have ended well before 40 s.
+DURATION_S = 40
+SEED = 7
+MALFORMED_RATE = 0.02
+COMMON = (
+    "--scenario",
+    "smoke",
+    "--duration",
+    str(DURATION_S),
+    "--seed",
+    str(SEED),
+    "--malformed-rate",
+    str(MALFORMED_RATE),
+    "--no-live",
+    "--drain-timeout",
+    "180",
+)
+
+
+def isolated_settings(stack: RunningStack) -> Settings:
+    """The stack's settings with a fresh topic prefix, share group and databases (created)."""
+    tag = "e" + uuid.uuid4().hex[:10]
+    settings = stack.settings.model_copy(
+        update={
+            "topic_prefix": f"{tag}.",
+            "influx_db_sensitive": f"{tag}_sensitive",
+            "influx_db_public": f"{tag}_public",
+            # Its own MQTT share group: persistent sessions of earlier runs' bridges stay
+            # members of theirs and would otherwise receive a share of this run's messages.
+            "mqtt_share_group": f"{tag}-ingest",
+        }
+    )
+    create_databases(settings, settings.influx_db_sensitive, settings.influx_db_public)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def smoke_settings(stack: RunningStack) -> Settings:
+    """Settings of the undisturbed smoke run."""
+    return isolated_settings(stack)
+
+
+def run_up(settings: Settings, run_dir: Path, *extra: str) -> dict[str, Any]:
+    """``cityhealth up`` (common options + ``extra``) to the end; its summary JSON."""
+    summary_path = run_dir / "summary-out.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "cityhealth.cli",
+        "up",
+        *COMMON,
+        "--summary-json",
+        str(summary_path),
+        "--run-dir",
+        str(run_dir / "run"),
+        *extra,
+    ]
+    proc = subprocess.run(
+        argv,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=DURATION_S + 600,
+    )
+    assert summary_path.exists(), (
+        f"cityhealth up exited {proc.returncode} without a summary:\n{proc.stderr[-4000:]}"
+    )
+    summary: dict[str, Any] = json.loads(summary_path.read_text())
+    summary["_exit_code"] = proc.returncode
+    summary["_stderr"] = proc.stderr[-4000:]
+    return summary
+
+
+@pytest.fixture(scope="session")
+def up_runner(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, Any]]:
+    def run(settings: Settings, *extra: str) -> dict[str, Any]:
+        return run_up(settings, tmp_path_factory.mktemp("up"), *extra)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def smoke(smoke_settings: Settings, up_runner: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The summary of one undisturbed smoke run (checked by test_up_smoke, and the
+    baseline of the restart tests)."""
+    return up_runner(smoke_settings)
