@@ -375,7 +375,7 @@ def anomaly_quality_report(
     seeds : iterable of int
         One labelled series (and one anomaly-free twin) per scenario and seed.
     days : float
-        Length of each synthetic series.
+        Length of each synthetic series (episodes are spaced hours apart: use >= 1).
     threshold : float
         Alert threshold on the score (the documented :data:`kernels.anomaly.THRESHOLD`).
     truth, recorded : optional
@@ -391,6 +391,8 @@ def anomaly_quality_report(
         ``truth``.
     """
     seeds = list(seeds)
+    if days <= 0 or not seeds:
+        raise ValueError(f"need days > 0 and at least one seed, got days={days}, seeds={seeds}")
     rows, clean = [], []
     for name in SCENARIOS:
         labelled = [run_scenario(name, s, days, True, threshold) for s in seeds]
