@@ -351,7 +351,13 @@ class FallDetector(DeviceStateArrays):
             Device and impact time of each fall, in the order the decisions were made
             (by the position of the deciding sample in the batch).
         """
-        dev = np.ascontiguousarray(device, dtype=np.int64)
+        raw = np.asarray(device)
+        if raw.dtype.kind not in "iub" and raw.size:
+            with np.errstate(invalid="ignore"):
+                integral = raw.dtype.kind == "f" and bool(np.all(np.floor(raw) == raw))
+            if not integral:
+                raise ValueError(f"device indices must be integers, got dtype {raw.dtype}")
+        dev = np.ascontiguousarray(raw, dtype=np.int64)
         arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (t, ax, ay, az)]
         if dev.ndim != 1 or any(a.ndim != 1 for a in arrays):
             raise ValueError("device, t, ax, ay, az must be 1-D arrays")

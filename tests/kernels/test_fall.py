@@ -250,6 +250,18 @@ def test_bad_batches_raise_before_any_change(device: list[int], n_t: int, messag
         np.testing.assert_array_equal(arr, before[key], err_msg=key)
 
 
+def test_non_integer_devices_rejected() -> None:
+    det = _fed_detector()
+    before = det.export_state(np.arange(2))
+    for device in (np.array([0.5, 1.0]), np.array([np.nan, 0.0]), np.array(["a", "b"])):
+        with pytest.raises(ValueError, match="integers"):
+            det.update(device, [200.0, 201.0], [0.0, 0.0], [0.0, 0.0], [9.8, 9.8])
+    for key, arr in det.export_state(np.arange(2)).items():
+        np.testing.assert_array_equal(arr, before[key], err_msg=key)
+    ev_d, _ = det.update(np.array([1.0, 1.0]), [200.0, 201.0], [0, 0], [0, 0], [9.8, 9.8])
+    assert ev_d.dtype == np.int64
+
+
 def test_two_dimensional_input_rejected() -> None:
     with pytest.raises(ValueError, match="1-D"):
         FallDetector(1).update(np.zeros((2, 2), np.int64), *(np.zeros((2, 2)),) * 4)
