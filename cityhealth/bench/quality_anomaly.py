@@ -31,8 +31,11 @@ import numpy as np
 from kernels.anomaly import THRESHOLD, score
 
 DAY = 86400.0
-#: Event kinds the scorer is not designed to flag (reported, not counted in P/R).
-UNCLAIMED = frozenset({"stuck", "dropout"})
+#: Event kinds the scorer is not designed to flag (reported, not counted in P/R); the
+#: simulators' names (``stuck_value``, ``device_offline``) included.
+UNCLAIMED = frozenset({"stuck", "stuck_value", "dropout", "device_offline"})
+#: Truth event types that belong to other kernels (falls, home activity, panic button).
+NOT_ANOMALY_TYPES = ("fall", "fall_like", "inactivity", "panic")
 
 
 @dataclass
@@ -290,7 +293,7 @@ def run_scenario(
 # -- ground truth from the simulators --------------------------------------------------------
 
 
-def load_truth(path: str | Path, *, exclude_types: Iterable[str] = ("fall",)) -> list[dict]:
+def load_truth(path: str | Path, *, exclude_types: Iterable[str] = NOT_ANOMALY_TYPES) -> list[dict]:
     """Read a ground-truth JSONL (one ``{"type", "device_id", "family", "start", "end"}``
     object per line), dropping the event types the anomaly scorer is not meant for."""
     skip = set(exclude_types)
@@ -313,10 +316,13 @@ def evaluate_truth(
     Parameters
     ----------
     truth : path to a truth JSONL, or its rows
-        Events ``{"type", "device_id", "family", "start", "end", ...}``; an optional
-        ``"channel"`` restricts an event to that channel.
-    recorded : mapping ``"device_id"`` or ``"device_id/channel"`` → ``(t, x)``
-        The recorded series (epoch seconds, values), one per key.
+        Events ``{"type", "device_id", "family", "start", "end", ...}`` as the simulators
+        write them; their optional ``"field"`` (``heart_rate``, ``pm25``, ...) and
+        ``"channel"`` (``vitals``, ``air``) say which series an event is in. Rows given
+        directly are used as they are (no type filter).
+    recorded : mapping ``"device_id"`` or ``"device_id/field"`` → ``(t, x)``
+        The recorded series (epoch seconds, values), one per key. An event applies to
+        ``device_id/field`` when it names that field or channel, or names neither.
 
     Returns
     -------
@@ -326,16 +332,21 @@ def evaluate_truth(
     rows = list(load_truth(truth)) if isinstance(truth, str | Path) else list(truth)
     per_series = {}
     for key, (t, x) in recorded.items():
-        device_id, _, channel = key.partition("/")
+        device_id, _, field = key.partition("/")
         events = [
             Event(str(r.get("type", "event")), float(r["start"]), float(r.get("end", r["start"])))
             for r in rows
-            if str(r.get("device_id")) == device_id
-            and (not channel or r.get("channel") in (None, channel))
+            if str(r.get("device_id")) == device_id and _applies(r, field)
         ]
         tt = np.asarray(t, dtype=float)
         per_series[key] = evaluate(tt, score(tt, x), events, threshold)
     return {"threshold": threshold, "series": per_series, "total": _totals(per_series.values())}
+
+
+def _applies(row: Mapping[str, Any], field: str) -> bool:
+    """Whether a truth row concerns the series ``field`` of its device."""
+    named = [row[k] for k in ("field", "channel") if row.get(k) is not None]
+    return not field or not named or field in named
 
 
 def _totals(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -128,14 +128,21 @@ def test_truth_jsonl_hook(tmp_path: Path) -> None:
     """The simulators' truth JSONL + recorded series give the same result as direct scoring."""
     s = SCENARIOS["spo2"](np.random.default_rng(3), 2.0, True)
     truth = tmp_path / "truth.jsonl"
+    base = {"device_id": "w-1", "family": "wearable", "district": "d1", "channel": "vitals"}
     lines = [
-        {"type": e.kind, "device_id": "w-1", "family": "wearable", "start": e.start, "end": e.end}
+        {**base, "type": e.kind, "start": e.start, "end": e.end, "field": "spo2", "level": 85.0}
         for e in s.events
     ]
-    lines.append({"type": "fall", "device_id": "w-1", "family": "wearable", "start": 5.0})
-    lines.append({"type": "desaturation", "device_id": "other", "start": 1.0, "end": 2.0})
+    # other kernels' events, other fields, other devices: all ignored for this series
+    lines.append({**base, "type": "fall", "channel": "accel", "start": 5.0, "end": 9.0})
+    lines.append({**base, "type": "tachycardia", "field": "heart_rate", "start": 1.0, "end": 2.0})
+    lines.append({**base, "device_id": "other", "type": "desaturation", "start": 1.0, "end": 2.0})
     truth.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    got = evaluate_truth(truth, {"w-1": (s.t, s.x)})
+    got = evaluate_truth(truth, {"w-1/spo2": (s.t, s.x)})
     direct = evaluate(s.t, score(s.t, s.x), s.events)
-    assert got["series"]["w-1"] == direct
+    assert got["series"]["w-1/spo2"] == direct
     assert got["total"]["events"] == len(s.events)
+    report = anomaly_quality_report(
+        seeds=(0,), days=1.0, truth=truth, recorded={"w-1/spo2": (s.t, s.x)}
+    )
+    assert report["truth"]["series"]["w-1/spo2"] == direct
