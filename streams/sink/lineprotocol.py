@@ -13,10 +13,11 @@ with exactly the choices of ``influxdb_client.Point.to_line_protocol()``:
   are double-quoted with ``"`` and ``\\`` escaped; ``None`` strings are left out;
 * a row left with no field is dropped; timestamps are integers (nanoseconds).
 
-Speed comes from never building a ``Point``: each column is converted once with numpy
-(integral floats become Python ints so ``%s`` prints them without ``.0``), rows are
-grouped by which optional values they carry (usually one or two groups), and each group
-is rendered with one ``%``-template applied in C via ``map(template.__mod__, zip(...))``.
+Speed comes from never building a ``Point`` and never formatting a value twice: each
+column becomes a small table of rendered distinct values (dictionary columns already are
+one; floats and ints go through ``np.unique``) plus int64 per-row codes, ``-1`` where a
+row has no value, and the Numba kernel :func:`streams.sink._assemble.assemble` copies
+the bytes of every row into one buffer.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Protocol, TypeGuard, cast
 
 import numpy as np
+
+from streams.sink._assemble import assemble
 
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
 _ESCAPE_KEY = str.maketrans(
@@ -79,21 +83,22 @@ def escape_string_field(value: str) -> str:
 
 @dataclass(eq=False)
 class _Part:
-    """One rendered column: template snippet, per-row values and presence."""
+    """One column as the kernel sees it: constant text around a per-row table lookup."""
 
     is_field: bool
-    snippet: str  # e.g. ",device=%s" or "hr=%s" (fields are joined with commas later)
-    values: np.ndarray | None  # object array of per-row values, None when constant
-    present: np.ndarray | None  # bool mask, None when present in every row
+    prefix: str  # ",key=" for a tag, "key=" or 'key="' for a field
+    suffix: str  # '"' for a string field, "i" for an integer field, else ""
+    texts: list[str]  # rendered distinct values
+    codes: np.ndarray  # int64[n]: index into texts, -1 where the row has no value
 
 
-def encode_lines(
+def encode(
     measurement: str,
     time_ns: np.ndarray | Sequence[int] | None,
     tags: Mapping[str, TagColumn] | None = None,
     fields: Mapping[str, FieldColumn] | None = None,
-) -> list[str]:
-    """Render rows of columns as line-protocol lines (rows without fields are dropped).
+) -> bytes:
+    """Render rows of columns as line protocol: one line per row that has a field.
 
     Parameters
     ----------
@@ -111,53 +116,84 @@ def encode_lines(
 
     Returns
     -------
-    list of str
-        One line per row that has at least one field, in row order.
+    bytes
+        UTF-8 lines joined by ``\n`` in row order (empty if no row has a field).
+
+    Raises
+    ------
+    ValueError
+        Invalid measurement, empty field key, unequal column lengths, unsupported dtype,
+        or text that is not encodable as UTF-8 (lone surrogates).
     """
-    tags = tags or {}
-    fields = fields or {}
-    meas = escape_measurement(measurement)
-    if not meas or meas.startswith("#"):
-        raise ValueError(f"invalid measurement name {measurement!r}")
-    n = _row_count(time_ns, tags, fields)
-    tag_parts = [p for k in sorted(tags) if (p := _tag_part(k, tags[k])) is not None]
-    field_parts = [_field_part(k, fields[k]) for k in sorted(fields)]
-    if n == 0 or not field_parts:
-        return []
-    times = None if time_ns is None else np.asarray(time_ns, dtype=np.int64).astype(object)
-    parts = tag_parts + field_parts
-    optional = [p for p in parts if p.present is not None]
-    if optional:
-        groups, inverse = _presence_groups(
-            [p.present for p in optional if p.present is not None], n
-        )
-    else:
-        groups, inverse = np.zeros((1, 0), dtype=bool), np.zeros(n, dtype=np.intp)
-    out = np.empty(n, dtype=object)
-    keep = np.ones(n, dtype=bool)
-    for g, flags in enumerate(groups):
-        present = {id(p) for p, flag in zip(optional, flags, strict=True) if flag}
-        has = [p for p in parts if p.present is None or id(p) in present]
-        rows = None if len(groups) == 1 else np.flatnonzero(inverse == g)
-        if not any(p.is_field for p in has):
-            keep[slice(None) if rows is None else rows] = False
-            continue
-        rendered = _render(meas, has, times, rows, n)
-        if rows is None:
-            out[:] = rendered
-        else:
-            out[rows] = rendered
-    return out[keep].tolist()
+    return _assemble_rows(measurement, time_ns, tags or {}, fields or {})[0].tobytes()
 
 
-def encode(
+def encode_lines(
     measurement: str,
     time_ns: np.ndarray | Sequence[int] | None,
     tags: Mapping[str, TagColumn] | None = None,
     fields: Mapping[str, FieldColumn] | None = None,
-) -> bytes:
-    """:func:`encode_lines` joined by ``\\n`` as UTF-8 bytes (empty if no row has a field)."""
-    return "\n".join(encode_lines(measurement, time_ns, tags, fields)).encode()
+) -> list[str]:
+    """:func:`encode` as a list of lines (string fields may contain raw newlines)."""
+    out, starts = _assemble_rows(measurement, time_ns, tags or {}, fields or {})
+    data = out.tobytes()
+    return [data[a : b - 1].decode() for a, b in pairwise(starts.tolist())]
+
+
+def _assemble_rows(
+    measurement: str,
+    time_ns: np.ndarray | Sequence[int] | None,
+    tags: Mapping[str, TagColumn],
+    fields: Mapping[str, FieldColumn],
+) -> tuple[np.ndarray, np.ndarray]:
+    meas = escape_measurement(measurement)
+    if not meas or meas.startswith("#"):
+        raise ValueError(f"invalid measurement name {measurement!r}")
+    n = _row_count(time_ns, tags, fields)
+    parts = [p for k in sorted(tags) if (p := _tag_part(k, tags[k], n)) is not None]
+    parts += [_field_part(k, fields[k]) for k in sorted(fields)]
+    if n == 0 or not any(p.is_field for p in parts):
+        return np.empty(0, np.uint8), np.zeros(1, np.int64)
+    codes = np.empty((len(parts), n), dtype=np.int64)
+    blobs: list[bytes] = []
+    lengths: list[np.ndarray] = []
+    first = 0  # id of the part's first text in the shared table
+    for j, part in enumerate(parts):
+        codes[j] = np.where(part.codes >= 0, part.codes + first, -1)
+        blob, sizes = _utf8(part.texts)
+        blobs.append(blob)
+        lengths.append(sizes)
+        first += len(part.texts)
+    text_off = np.zeros(first + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths), out=text_off[1:])
+    times = np.zeros(n, np.int64) if time_ns is None else np.asarray(time_ns, dtype=np.int64)
+    return assemble(
+        np.frombuffer(meas.encode(), dtype=np.uint8),
+        np.array([p.is_field for p in parts], dtype=np.bool_),
+        *_buffer([p.prefix.encode() for p in parts]),
+        *_buffer([p.suffix.encode() for p in parts]),
+        np.frombuffer(b"".join(blobs), dtype=np.uint8),
+        text_off,
+        codes,
+        times,
+        time_ns is not None,
+    )
+
+
+def _utf8(texts: list[str]) -> tuple[bytes, np.ndarray]:
+    """Texts as one UTF-8 blob plus each text's byte length (one C call when ASCII)."""
+    joined = "".join(texts)
+    if joined.isascii():
+        return joined.encode("ascii"), np.fromiter(map(len, texts), np.int64, len(texts))
+    encoded = [t.encode() for t in texts]
+    return b"".join(encoded), np.fromiter(map(len, encoded), np.int64, len(encoded))
+
+
+def _buffer(chunks: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated bytes (uint8) and int64 offsets (``len(chunks) + 1``)."""
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in chunks], out=offsets[1:])
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8), offsets
 
 
 # -- columns ------------------------------------------------------------------------------
@@ -182,129 +218,88 @@ def _row_count(
 
 def _strings(
     col: Dictionary | Sequence[Any] | np.ndarray, escape: Callable[[str], str], drop_empty: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Escaped per-row strings (object array) and the mask of rows that carry a value.
+) -> tuple[list[str], np.ndarray]:
+    """Escaped distinct values and int64 per-row codes (-1: no value).
 
-    Each distinct value is escaped once; rows gather from the small table by code.
+    Each distinct value is escaped once; ``None`` (and ``""`` when ``drop_empty``) is
+    absent.
     """
     if is_dictionary(col):
         uniques: list[Any] = list(col.values)
-        codes = np.asarray(col.codes)
+        codes = np.asarray(col.codes, dtype=np.int64)
     else:
-        arr = np.asarray(col, dtype=object)
+        arr = np.asarray(col, dtype=object).reshape(-1)
         uniques = list(dict.fromkeys(arr.tolist()))
         index = {v: i for i, v in enumerate(uniques)}
-        codes = np.fromiter(map(index.__getitem__, arr.tolist()), dtype=np.intp, count=arr.size)
-    table = np.empty(len(uniques), dtype=object)
-    table[:] = ["" if v is None else escape(str(v)) for v in uniques]
-    valid = np.array([v is not None for v in uniques], dtype=bool)
-    if drop_empty:
-        valid &= table != ""
+        codes = np.fromiter(map(index.__getitem__, arr.tolist()), dtype=np.int64, count=arr.size)
+    texts = ["" if v is None else escape(str(v)) for v in uniques]
+    valid = np.array(
+        [v is not None and (t or not drop_empty) for v, t in zip(uniques, texts, strict=True)],
+        dtype=bool,
+    )
     if not uniques:
-        return np.empty(0, dtype=object), np.zeros(0, dtype=bool)
-    return table[codes], valid[codes]
+        return [], codes
+    return texts, np.where(valid[codes], codes, -1)
 
 
-def _tag_part(key: str, col: TagColumn) -> _Part | None:
+def _tag_part(key: str, col: TagColumn, n: int) -> _Part | None:
     ekey = escape_key(key)
     if not ekey:
         return None  # Point drops tags with an empty key
     if isinstance(col, str):
         value = escape_tag_value(col)
-        return _Part(False, f",{ekey}={value}".replace("%", "%%"), None, None) if value else None
-    values, present = _strings(col, escape_tag_value, drop_empty=True)
-    return _Part(False, f",{ekey.replace('%', '%%')}=%s", values, _optional(present))
+        if not value:
+            return None
+        return _Part(False, f",{ekey}=", "", [value], np.zeros(n, dtype=np.int64))
+    texts, codes = _strings(col, escape_tag_value, drop_empty=True)
+    return _Part(False, f",{ekey}=", "", texts, codes)
 
 
 def _field_part(key: str, col: FieldColumn) -> _Part:
     ekey = escape_key(key)
     if not ekey:
         raise ValueError("empty field key")
-    k = ekey.replace("%", "%%")
     if is_dictionary(col):
-        values, present = _strings(col, escape_string_field, drop_empty=False)
-        return _Part(True, f'{k}="%s"', values, _optional(present))
+        return _Part(True, f'{ekey}="', '"', *_strings(col, escape_string_field, False))
     arr = np.asarray(col)
     kind = arr.dtype.kind
     if kind == "f":
-        values, finite = _float_objects(arr.astype(np.float64, copy=False))
-        return _Part(True, f"{k}=%s", values, _optional(finite))
+        return _Part(True, f"{ekey}=", "", *_float_table(arr.astype(np.float64, copy=False)))
     if kind == "b":
-        values = np.where(arr, "true", "false").astype(object)
-        return _Part(True, f"{k}=%s", values, None)
+        return _Part(True, f"{ekey}=", "", ["false", "true"], arr.astype(np.int64))
     if kind in "iu":
-        return _Part(True, f"{k}=%si", arr.astype(object), None)
+        values, inverse = np.unique(arr, return_inverse=True)
+        texts = list(map(str, values.tolist()))
+        return _Part(True, f"{ekey}=", "i", texts, inverse.reshape(-1).astype(np.int64))
     if kind in "UOT":
-        values, present = _strings(arr, escape_string_field, drop_empty=False)
-        return _Part(True, f'{k}="%s"', values, _optional(present))
+        return _Part(True, f'{ekey}="', '"', *_strings(arr, escape_string_field, False))
     raise ValueError(f"field {key!r}: unsupported dtype {arr.dtype}")
 
 
-def _optional(present: np.ndarray) -> np.ndarray | None:
-    """``None`` when every row carries the value (the common case: no grouping needed)."""
-    return None if bool(present.all()) else present
-
-
-def _float_objects(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row ``str`` of Point's float text (object array); and the finite mask.
+def _float_table(col: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Point's text of each distinct float and int64 per-row codes (-1: NaN/inf).
 
     Sensor values repeat a lot (quantised heart rates, one-decimal SpO2), so each distinct
-    bit pattern is formatted once and rows gather from that table: the sort behind
-    ``np.unique`` is C, the ``repr`` calls are per *distinct* value. Bit patterns rather
+    bit pattern is formatted once; the sort behind ``np.unique`` is C. Bit patterns rather
     than values, so ``-0.0`` and ``0.0`` stay distinct.
     """
-    finite = np.isfinite(col)
-    bits, inverse = np.unique(col.view(np.int64), return_inverse=True)
-    return _float_texts(bits.view(np.float64))[inverse.reshape(-1)], finite
+    bits, inverse = np.unique(col.reshape(-1).view(np.int64), return_inverse=True)
+    values = bits.view(np.float64)
+    codes = inverse.reshape(-1).astype(np.int64)
+    return _float_texts(values), np.where(np.isfinite(values)[codes], codes, -1)
 
 
-def _float_texts(values: np.ndarray) -> np.ndarray:
-    """``str(v)`` minus a trailing ``.0``, as ``Point`` writes floats (object array).
+def _float_texts(values: np.ndarray) -> list[str]:
+    """``str(v)`` minus a trailing ``.0``, as ``Point`` writes floats.
 
     Integral values below 1e16 print as their integer (``repr(72.0)[:-2] == str(72)``);
     ``-0.0`` prints as ``-0``; everything else is ``repr`` (shortest round-trip).
     """
-    finite = np.isfinite(values)
     with np.errstate(invalid="ignore"):
-        integral = finite & (np.abs(values) < _INT_SAFE) & (values == np.trunc(values))
+        integral = np.isfinite(values) & (np.abs(values) < _INT_SAFE) & (values == np.trunc(values))
     texts = np.empty(values.size, dtype=object)
     texts[:] = list(map(repr, values.tolist()))
     if integral.any():
         texts[integral] = list(map(str, values[integral].astype(np.int64).tolist()))
         texts[(values == 0) & np.signbit(values)] = "-0"  # int(-0.0) lost the sign
-    return texts
-
-
-def _presence_groups(masks: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct presence patterns (rows of bools) and each row's pattern index."""
-    matrix = np.stack(masks, axis=1)
-    if matrix.shape[1] <= 62:
-        weights = np.left_shift(np.int64(1), np.arange(matrix.shape[1], dtype=np.int64))
-        packed = matrix.astype(np.int64) @ weights
-        uniq, inverse = np.unique(packed, return_inverse=True)
-        groups = ((uniq[:, None] >> np.arange(matrix.shape[1])) & 1).astype(bool)
-        return groups, inverse.reshape(n)
-    groups, inverse = np.unique(matrix, axis=0, return_inverse=True)
-    return groups, inverse.reshape(n)
-
-
-def _render(
-    meas: str,
-    has: list[_Part],
-    times: np.ndarray | None,
-    rows: np.ndarray | None,
-    n: int,
-) -> list[str]:
-    tag_snips = "".join(p.snippet for p in has if not p.is_field)
-    field_snips = ",".join(p.snippet for p in has if p.is_field)
-    template = f"{meas.replace('%', '%%')}{tag_snips} {field_snips}"
-    columns = [p.values for p in has if p.values is not None]
-    if times is not None:
-        template += " %s"
-        columns.append(times)
-    count = n if rows is None else rows.size
-    if not columns:
-        return [template.replace("%%", "%")] * count
-    if rows is not None:
-        columns = [c[rows] for c in columns]
-    return list(map(template.__mod__, zip(*columns, strict=True)))
+    return list(texts)
