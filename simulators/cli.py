@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,8 @@ def run_simulation(opts: SimulateOptions, console: Console) -> int:
     if live is not None:
         runner.on_progress = lambda r: live.update(_progress_table(r))
         live.start()
+    # Ctrl-C ends the run after the current tick; truth and summary are still written
+    previous = signal.signal(signal.SIGINT, lambda *_: setattr(runner, "stop_requested", True))
     try:
         runner.run()
         complete = pub.flush(timeout=120.0)
@@ -138,6 +141,7 @@ def run_simulation(opts: SimulateOptions, console: Console) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 3
     finally:
+        signal.signal(signal.SIGINT, previous)
         if live is not None:
             live.stop()
         pub.close()

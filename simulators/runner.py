@@ -125,6 +125,9 @@ class Runner:
         self.now = start
         self.wall_start = 0.0
         self.wall_s = 0.0
+        self.ticks_done = 0
+        #: Set (e.g. from a SIGINT handler) to end the run after the current tick.
+        self.stop_requested = False
 
     @property
     def n_ticks(self) -> int:
@@ -137,6 +140,8 @@ class Runner:
         self.wall_start = w0 = time.perf_counter()
         next_progress = w0
         for k in range(self.n_ticks):
+            if self.stop_requested:
+                break
             now = self.now = self.start + k * self.tick_s
             if self.speed is not None:
                 target = w0 + k * self.tick_s / self.speed
@@ -161,7 +166,8 @@ class Runner:
             if self.on_progress is not None and time.perf_counter() >= next_progress:
                 self.on_progress(self)
                 next_progress = time.perf_counter() + 0.5
-        self.now = self.start + self.n_ticks * self.tick_s
+            self.ticks_done = k + 1
+        self.now = self.start + self.ticks_done * self.tick_s
         self.wall_s = time.perf_counter() - w0
         return st
 
@@ -196,7 +202,8 @@ class Runner:
                 for s in self.simulators
             },
             "start": self.start,
-            "end": self.start + self.n_ticks * self.tick_s,
+            "end": self.start + self.ticks_done * self.tick_s,
+            "interrupted": self.ticks_done < self.n_ticks,
             "duration_s": self.duration,
             "speed": self.speed,
             "wall_s": round(self.wall_s, 3),
