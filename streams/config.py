@@ -1,0 +1,53 @@
+"""Worker tuning: checkpoint cadence, alert thresholds, timers (``CITYHEALTH_WORKER_*``).
+
+Connection settings (Kafka, InfluxDB, topic prefix, partitions) come from
+:class:`cityhealth.settings.Settings`; what is specific to the stream workers lives here
+so the shared settings stay small. docs/STREAMS.md explains each value.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kernels.anomaly import THRESHOLD
+
+
+class WorkerConfig(BaseSettings):
+    """Stream-worker parameters; every field is ``CITYHEALTH_WORKER_<NAME>`` in the env."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYHEALTH_WORKER_", extra="ignore")
+
+    checkpoint_interval_s: float = Field(
+        default=1.0, description="Most seconds between kernel-state checkpoints (and acks)."
+    )
+    checkpoint_max_batches: int = Field(
+        default=200, description="Checkpoint at the latest after this many batches."
+    )
+    checkpoint_blocks: int = Field(
+        default=32, description="Compacted-topic keys per source partition (devices hashed)."
+    )
+    anomaly_enter: float = Field(
+        default=THRESHOLD, description="Score that opens an anomaly episode (alert)."
+    )
+    anomaly_exit: float = Field(
+        default=0.99, description="Score below which an open anomaly episode closes."
+    )
+    heat_enter_c: float = Field(
+        default=32.2, description="Heat index (°C) opening a heat episode (NWS extreme caution)."
+    )
+    heat_exit_c: float = Field(default=31.0, description="Heat index (°C) closing it.")
+    heat_critical_c: float = Field(
+        default=39.4, description="Heat index (°C) from which a heat alert is critical (danger)."
+    )
+    offline_after_s: float = Field(
+        default=300.0, description="No data for this long: device/station offline alert."
+    )
+    inactivity_after_s: float = Field(
+        default=4 * 3600.0, description="No motion at home for this long (daytime): alert."
+    )
+    day_start_hour: int = Field(default=8, description="Daytime start, hour of day (UTC).")
+    day_end_hour: int = Field(default=21, description="Daytime end, hour of day (UTC).")
+    timer_interval_s: float = Field(
+        default=1.0, description="Seconds between timer runs (offline, inactivity, districts)."
+    )

@@ -1,0 +1,169 @@
+"""Per-district, per-minute aggregates (AQI, devices online, alerts) and AQI-category alerts.
+
+Districts cut across Kafka partitions and streams (a district's wearables, homes and
+stations hash to different partitions), so the board is shared by every processor of a
+worker process: processors report what they saw per unique device/station and minute,
+and the worker's timer flushes the minutes touched since the last flush as upserts of
+the ``district`` measurement (docs/DATA_MODEL.md). Known limit: with several worker
+processes each one writes the district rows of what *it* saw; see docs/STREAMS.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kernels.aqi import CATEGORY_NAMES
+from kernels.aqi import category as aqi_category
+from streams.alerts import Alert
+
+if TYPE_CHECKING:
+    from streams.devices import DeviceIndex
+    from streams.output import Output
+
+_KEEP_MINUTES = 10
+_CATEGORY_SEVERITY = ("info", "info", "warning", "warning", "critical", "critical")
+
+
+class DistrictBoard:
+    """Thread-safe minute buckets per district (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._devices: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._stations: dict[tuple[str, int], dict[str, tuple[float, float]]] = defaultdict(dict)
+        self._alerts: dict[tuple[str, int], int] = defaultdict(int)
+        self._dirty: set[tuple[str, int]] = set()
+        self._category: dict[str, int] = {}
+
+    def devices_seen(self, index: DeviceIndex, dev: np.ndarray, minute: np.ndarray) -> None:
+        """Count devices online per district minute (per unique pair, not per reading)."""
+        key = np.unique(dev.astype(np.int64) << 32 | minute)
+        with self._lock:
+            for k in key.tolist():
+                d, minute = k >> 32, k & 0xFFFFFFFF
+                bucket = (index.districts[int(index.district_code[d])], int(minute))
+                self._devices[bucket].add(index.ids[d])
+                self._dirty.add(bucket)
+
+    def station_seen(
+        self, district: str, minute: int, station: str, aqi: float, heat_index: float
+    ) -> None:
+        """Latest NowCast overall AQI and heat index of a station in a minute (NaN: none)."""
+        with self._lock:
+            bucket = (district, minute)
+            old = self._stations[bucket].get(station, (np.nan, np.nan))
+            self._stations[bucket][station] = (
+                aqi if np.isfinite(aqi) else old[0],
+                heat_index if np.isfinite(heat_index) else old[1],
+            )
+            self._dirty.add(bucket)
+
+    def alert_raised(self, alert: Alert) -> None:
+        with self._lock:
+            bucket = (alert.district, alert.minute)
+            self._alerts[bucket] += 1
+            self._dirty.add(bucket)
+
+    def flush(self, out: Output) -> int:
+        """Write the touched minutes; raise AQI-category changes; returns rows written."""
+        with self._lock:
+            buckets = sorted(self._dirty, key=lambda b: (b[1], b[0]))
+            self._dirty.clear()
+            rows: list[tuple[float, ...]] = [self._row(b) for b in buckets]
+            changes = self._category_changes(buckets)
+            if buckets:
+                newest = max(m for _, m in buckets)
+                for table in (self._devices, self._stations, self._alerts):
+                    for b in [b for b in table if b[1] < newest - _KEEP_MINUTES]:
+                        del table[b]
+        for alert in changes:
+            out.alert(alert)
+            self.alert_raised(alert)
+        if rows:
+            self._write(out, buckets, rows)
+        return len(rows)
+
+    def _row(self, bucket: tuple[str, int]) -> tuple[float, float, int, int, int, float]:
+        stations = self._stations.get(bucket, {})
+        aqi = np.array([v[0] for v in stations.values()] or [np.nan])
+        heat = np.array([v[1] for v in stations.values()] or [np.nan])
+        ok = np.isfinite(aqi)
+        return (
+            float(aqi[ok].max()) if ok.any() else np.nan,
+            float(aqi[ok].mean()) if ok.any() else np.nan,
+            len(stations),
+            len(self._devices.get(bucket, ())),
+            self._alerts.get(bucket, 0),
+            float(np.nanmax(heat)) if np.isfinite(heat).any() else np.nan,
+        )
+
+    def _category_changes(self, buckets: list[tuple[str, int]]) -> list[Alert]:
+        """One alert when a district's worst-station NowCast AQI changes category.
+
+        A district's first category after start only alerts from "Unhealthy for
+        Sensitive Groups" up (no alert storm of "Good" at start-up).
+        """
+        alerts = []
+        for district, minute in buckets:
+            stations = self._stations.get((district, minute), {})
+            values = [v[0] for v in stations.values() if np.isfinite(v[0])]
+            if not values:
+                continue
+            worst = max(values)
+            cat = int(aqi_category(worst).index)
+            prev = self._category.get(district)
+            self._category[district] = cat
+            if cat == prev or (prev is None and cat < 2):
+                continue
+            alerts.append(
+                Alert(
+                    type="aqi_category",
+                    severity=_CATEGORY_SEVERITY[cat],  # type: ignore[arg-type]
+                    subject=district,
+                    subject_kind="district",
+                    district=district,
+                    start=minute * 60.0,
+                    sensor_ts=minute * 60.0,
+                    message=f"air quality now {CATEGORY_NAMES[cat]} (AQI {worst:.0f})",
+                    value=worst,
+                    evidence={
+                        "aqi": worst,
+                        "category": CATEGORY_NAMES[cat],
+                        "previous_category": None if prev is None else CATEGORY_NAMES[prev],
+                        "stations": sorted(stations),
+                    },
+                )
+            )
+        return alerts
+
+    def _write(
+        self, out: Output, buckets: list[tuple[str, int]], rows: list[tuple[float, ...]]
+    ) -> None:
+        cols = np.array(rows, dtype=np.float64).T
+        aqi_max, aqi_mean, stations, online, alerts, heat = cols
+        has_aqi = np.isfinite(aqi_max)
+        time_ns = np.array([m * 60_000_000_000 for _, m in buckets], dtype=np.int64)
+        districts = [d for d, _ in buckets]
+        for mask in (has_aqi, ~has_aqi):  # aqi_max is an integer field: absent, never NaN
+            if not mask.any():
+                continue
+            fields: dict[str, np.ndarray] = {
+                "aqi_mean": aqi_mean[mask],
+                "stations_reporting": stations[mask].astype(np.int64),
+                "devices_online": online[mask].astype(np.int64),
+                "alerts": alerts[mask].astype(np.int64),
+                "heat_index_max": heat[mask],
+            }
+            if mask is has_aqi:
+                fields["aqi_max"] = np.round(aqi_max[mask]).astype(np.int64)
+            out.write(
+                out.dbs.public,
+                "district",
+                time_ns[mask],
+                {"district": [d for d, k in zip(districts, mask, strict=True) if k]},
+                fields,
+            )

@@ -1,0 +1,185 @@
+"""What every stream processor shares: device lookup, the replay watermark, offline timer.
+
+**Replay watermark.** Each device keeps the sensor time of the newest reading its kernels
+absorbed (``last_ts``, checkpointed with the kernel state). Rows at or before it are
+*stale*: a batch replayed after a crash (offsets are committed only after the checkpoint
+that covers them, docs/STREAMS.md) is still written to InfluxDB as raw points (same
+series and time: overwritten, harmless) but never reaches a kernel or an alert again, so
+a restart neither re-learns nor re-alerts. (kernels.fall skips such samples itself;
+kernels.anomaly accepts a repeated last timestamp, so the worker-side filter is what
+makes replays idempotent for it.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ingest.batch import ColumnarBatch, DictColumn
+from streams.alerts import Alert
+from streams.clock import StreamClock
+from streams.config import WorkerConfig
+from streams.district import DistrictBoard
+from streams.output import Databases, Output
+from streams.state import Columns, PartitionState
+
+
+@dataclass
+class Services:
+    """Process-wide things processors share."""
+
+    config: WorkerConfig
+    dbs: Databases
+    board: DistrictBoard
+    clock: StreamClock
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A batch's rows resolved to local devices."""
+
+    dev: np.ndarray  # int64 local device index per row
+    fresh: np.ndarray  # bool: after the device's watermark (goes to kernels)
+    ts: np.ndarray  # float64 sensor time per row
+
+
+class Processor:
+    """Base: subclasses set :attr:`stream` and implement :meth:`process_rows`."""
+
+    stream = ""
+    #: Type of the offline alert for this stream's devices (stations have their own).
+    offline_type = "device_offline"
+    subject_kind: str = "device"
+    #: Whether this stream's devices count as "devices online" (not air stations).
+    counts_online = True
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.config = services.config
+        self.dbs = services.dbs
+        self.state = PartitionState(self.stream, self.config.checkpoint_blocks)
+        self.seen: Columns = self.state.add(
+            "seen",
+            Columns(
+                {
+                    "last_ts": ("f8", -np.inf),
+                    "offline": ("i1", 0),
+                    "counted_minute": ("i8", -1),
+                }
+            ),
+        )
+
+    # -- batches ------------------------------------------------------------------------
+    def process(self, batch: ColumnarBatch, out: Output) -> int:
+        """Write, score and alert one batch; returns the readings it held."""
+        if batch.stream != self.stream:
+            raise ValueError(f"{self.stream} processor got a {batch.stream!r} batch")
+        if batch.count == 0:
+            return 0
+        rows = self.resolve(batch)
+        self.process_rows(batch, rows, out)
+        return batch.count
+
+    def resolve(self, batch: ColumnarBatch) -> Rows:
+        """Map device ids once per unique device; advance watermarks; mark blocks dirty."""
+        device = batch.strings["device"]
+        district = batch.strings["district"]
+        family = batch.strings["family"]
+        codes = device.codes
+        _, first = np.unique(codes, return_index=True)  # a representative row per device
+        local = np.zeros(len(device.values), dtype=np.int64)
+        used = codes[first]
+        local[used] = self.state.devices(
+            [device.values[c] for c in used],
+            (district.values, district.codes[first]),
+            (family.values, family.codes[first]),
+        )
+        dev = local[codes]
+        ts = np.asarray(batch.columns["ts"], dtype=np.float64)
+        last = self.seen["last_ts"]
+        fresh = ts > last[dev]
+        np.maximum.at(last, dev[fresh], ts[fresh])
+        touched = local[used]
+        self.seen["offline"][touched] = 0
+        self.state.touch(touched)
+        if ts.size:
+            self.services.clock.observe(float(ts.max()))
+            if self.counts_online:
+                self._count_online(dev, ts)
+        return Rows(dev, fresh, ts)
+
+    def _count_online(self, dev: np.ndarray, ts: np.ndarray) -> None:
+        """Tell the district board each (device, minute) once: rows of a minute already
+        counted for their device are dropped here, vectorised, before any Python."""
+        minute = (ts // 60).astype(np.int64)
+        counted = self.seen["counted_minute"]
+        new = minute > counted[dev]
+        if new.any():
+            np.maximum.at(counted, dev[new], minute[new])
+            self.services.board.devices_seen(self.state.index, dev[new], minute[new])
+
+    def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
+        raise NotImplementedError
+
+    def flush(self, out: Output) -> None:
+        """Commit-step work: write aggregates of periods still open (default: none)."""
+
+    # -- timers -------------------------------------------------------------------------
+    def tick(self, now: float, out: Output) -> None:
+        """Timer work: devices that went silent raise one offline alert each."""
+        n = len(self.state.index)
+        if n == 0:
+            return
+        last = self.seen["last_ts"][:n]
+        off = self.seen["offline"][:n]
+        gone = np.flatnonzero(
+            (off == 0) & np.isfinite(last) & (last < now - self.config.offline_after_s)
+        )
+        if gone.size == 0:
+            return
+        off[gone] = 1
+        self.state.touch(gone)
+        for d in gone.tolist():
+            seen_ts = float(last[d])
+            self.raise_alert(
+                out,
+                d,
+                type=self.offline_type,
+                severity="warning",
+                start=seen_ts + self.config.offline_after_s,
+                sensor_ts=seen_ts,
+                message=f"no data for {self.config.offline_after_s:.0f} s",
+                value=now - seen_ts,
+                evidence={
+                    "last_seen_ts": seen_ts,
+                    "offline_after_s": self.config.offline_after_s,
+                },
+            )
+
+    # -- helpers ------------------------------------------------------------------------
+    def alert(self, out: Output, alert: Alert) -> None:
+        out.alert(alert)
+        self.services.board.alert_raised(alert)
+
+    def raise_alert(self, out: Output, device: int, **fields: Any) -> None:
+        """An alert about local device ``device`` (subject id, kind and district filled)."""
+        index = self.state.index
+        alert = Alert(
+            subject=index.ids[device],
+            subject_kind=self.subject_kind,  # type: ignore[arg-type]
+            district=index.districts[index.district_code[device]],
+            **fields,
+        )
+        self.alert(out, alert)
+
+    def device_tags(self, devices: np.ndarray) -> dict[str, object]:
+        """``device``/``district``/``family`` tag columns for local device indices."""
+        index = self.state.index
+        uniq, inverse = np.unique(devices, return_inverse=True)
+        return {
+            "device": DictColumn(tuple(index.ids[i] for i in uniq.tolist()), inverse),
+            "district": DictColumn(tuple(index.districts), index.district_code[devices]),
+            "family": DictColumn(tuple(index.families), index.family_code[devices]),
+        }

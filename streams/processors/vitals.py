@@ -1,0 +1,178 @@
+"""Wearable vitals: raw points, anomaly scores and episodes, NEWS2 per resident minute.
+
+One :class:`kernels.anomaly.AnomalyScorer` scores the four vital signs of every device in
+one call: series ``device * 4 + signal``. Per-minute maxima and the latest value of each
+sign come from one :class:`streams.periods.PeriodStats` over the same series; NEWS2
+(RCP 2017, ``kernels.news2``) is computed from those latest values (partial: wearables
+send neither blood pressure, oxygen therapy nor consciousness level).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ingest.batch import ColumnarBatch, DictColumn
+from kernels import news2
+from kernels.anomaly import AnomalyScorer
+from streams.episodes import episode_starts
+from streams.output import Output, ns
+from streams.periods import PeriodGroups, PeriodStats
+from streams.processors.base import Processor, Rows, Services
+from streams.state import Columns
+
+SIGNALS = ("heart_rate", "spo2", "body_temp", "respiration_rate")
+RAW_FIELDS = (*SIGNALS, "steps")
+_HR, _SPO2, _TEMP, _RR = range(4)
+_K = len(SIGNALS)
+_MEDIUM = news2.BANDS.index("medium")
+_SIGNAL_TAG = DictColumn(SIGNALS, np.zeros(0, dtype=np.int32))
+
+
+class VitalsProcessor(Processor):
+    """Processor of the ``vitals`` stream."""
+
+    stream = "vitals"
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        add = self.state.add
+        self.scorer: AnomalyScorer = add("anomaly", AnomalyScorer(0), _K)
+        self.minutes: PeriodStats = add("minute", PeriodStats(0), _K)
+        self.episode: Columns = add("episode", Columns({"open": ("i1", 0)}), _K)
+        self.band: Columns = add("news2", Columns({"band": ("i1", -1)}))
+
+    def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
+        cols = batch.columns
+        values = [np.asarray(cols[name], dtype=np.float64) for name in RAW_FIELDS]
+        present = sum(np.isfinite(v).astype(np.int64) << bit for bit, v in enumerate(values))
+        tags = {k: batch.strings[k] for k in ("device", "district", "family")}
+        out.write(
+            self.dbs.sensitive,
+            "vitals",
+            ns(rows.ts),
+            tags,
+            {**dict(zip(RAW_FIELDS, values, strict=True)), "present": present},
+        )
+        # one kernel call for every (device, signal) series of the batch
+        picks = [np.flatnonzero(rows.fresh & np.isfinite(values[s])) for s in range(_K)]
+        row = np.concatenate(picks)
+        signal = np.repeat(np.arange(_K), [p.size for p in picks])
+        if row.size == 0:
+            return
+        series = rows.dev[row] * _K + signal
+        t = rows.ts[row]
+        x = np.concatenate([values[s][p] for s, p in enumerate(picks)])
+        score = self.scorer.update(series, t, x)
+        self._anomaly_alerts(series, t, x, score, out)
+        ok = np.isfinite(score)
+        minute = (t[ok] // 60).astype(np.int64)
+        self._minutes(self.minutes.update(series[ok], minute, t[ok], score[ok], x[ok]), out)
+
+    def flush(self, out: Output) -> None:
+        """Write the open minutes (anomaly maxima, NEWS2) changed since the last flush."""
+        self._minutes(self.minutes.flush(), out)
+
+    def _minutes(self, groups: PeriodGroups, out: Output) -> None:
+        if groups.size == 0:
+            return
+        dev = groups.series // _K
+        out.write(
+            self.dbs.sensitive,
+            "anomaly",
+            groups.period * 60_000_000_000,
+            {
+                **self.device_tags(dev),
+                "signal": DictColumn(SIGNALS, (groups.series % _K).astype(np.int32)),
+            },
+            {"score_max": groups.peak, "value_at_max": groups.at_peak, "readings": groups.count},
+        )
+        self._news2(dev, groups, out)
+
+    def _anomaly_alerts(
+        self, series: np.ndarray, t: np.ndarray, x: np.ndarray, score: np.ndarray, out: Output
+    ) -> None:
+        cfg = self.config
+        starts = episode_starts(
+            series, score, cfg.anomaly_enter, cfg.anomaly_exit, self.episode["open"]
+        )
+        for i in starts.tolist():
+            d, s = divmod(int(series[i]), _K)
+            level = float(self.scorer.export_state([series[i]])["state"][0, 3])
+            self.raise_alert(
+                out,
+                d,
+                type="anomaly",
+                severity="warning",
+                start=float(t[i]),
+                sensor_ts=float(t[i]),
+                message=f"unusual {SIGNALS[s]} {x[i]:g}",
+                value=float(x[i]),
+                evidence={
+                    "signal": SIGNALS[s],
+                    "value": float(x[i]),
+                    "score": float(score[i]),
+                    "threshold": cfg.anomaly_enter,
+                    "level_after": level,
+                },
+            )
+
+    def _news2(self, dev: np.ndarray, groups: PeriodGroups, out: Output) -> None:
+        """NEWS2 of each (device, minute) in ``groups`` from the latest value of each sign;
+        an alert carries the time of the newest reading it used."""
+        key = dev.astype(np.int64) << 32 | groups.period
+        pairs, pair = np.unique(key, return_inverse=True)
+        newest = np.full(pairs.size, -np.inf)
+        np.maximum.at(newest, pair, groups.t_last)
+        latest = np.full((pairs.size, _K), np.nan)
+        latest[pair, groups.series % _K] = groups.last
+        pdev, pmin = pairs >> 32, pairs & 0xFFFFFFFF
+        nan = np.nan
+        res = news2.score(
+            latest[:, _RR], latest[:, _SPO2], nan, latest[:, _TEMP], nan, latest[:, _HR], nan
+        )
+        sub = res.subscores
+        cols = news2.SUBSCORE_COLUMNS
+        out.write(
+            self.dbs.sensitive,
+            "news2",
+            pmin * 60_000_000_000,
+            {k: v for k, v in self.device_tags(pdev).items() if k != "family"},
+            {
+                "score": res.total,
+                "band": DictColumn(news2.BANDS, res.band_code.astype(np.int32)),
+                "partial": res.partial,
+                "sub_respiration_rate": sub[:, cols.index("resp_rate")].astype(np.int64),
+                "sub_spo2": sub[:, cols.index("spo2")].astype(np.int64),
+                "sub_temperature": sub[:, cols.index("temp_c")].astype(np.int64),
+                "sub_heart_rate": sub[:, cols.index("heart_rate")].astype(np.int64),
+            },
+        )
+        # escalations to medium/high, in time order per device (pairs are sorted so)
+        band = res.band_code.astype(np.int8)
+        prev = np.empty_like(band)
+        first = np.ones(pdev.size, dtype=bool)
+        first[1:] = pdev[1:] != pdev[:-1]
+        prev[first] = self.band["band"][pdev[first]]
+        prev[~first] = band[np.flatnonzero(~first) - 1]
+        last_of = np.append(pdev[1:] != pdev[:-1], True)
+        self.band["band"][pdev[last_of]] = band[last_of]
+        for i in np.flatnonzero((band >= _MEDIUM) & (band > prev)).tolist():
+            d = int(pdev[i])
+            name = news2.BANDS[band[i]]
+            self.raise_alert(
+                out,
+                d,
+                type="news2",
+                severity="critical" if name == "high" else "warning",
+                start=float(pmin[i] * 60),
+                sensor_ts=float(newest[i]),
+                message=f"NEWS2 {int(res.total[i])} ({name}, partial)",
+                value=float(res.total[i]),
+                evidence={
+                    "score": int(res.total[i]),
+                    "band": name,
+                    "previous_band": None if prev[i] < 0 else news2.BANDS[prev[i]],
+                    "partial": bool(res.partial[i]),
+                    "inputs": dict(zip(SIGNALS, latest[i].tolist(), strict=True)),
+                },
+            )

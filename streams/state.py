@@ -1,0 +1,142 @@
+"""Everything a partition's processor remembers, and its checkpoint blocks.
+
+A :class:`PartitionState` holds the device index and named
+:class:`~kernels._state.DeviceStateArrays` (kernels, period accumulators, per-device
+columns). Some states keep several rows per device (e.g. one anomaly series per vital
+sign: row ``device * k + signal``). Checkpoints export whole *blocks* of devices
+(``crc32(id) % blocks``), one compacted-topic record per block, so a checkpoint only
+carries the blocks touched since the previous one and compaction keeps the latest
+record of each block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from kernels._state import DeviceStateArrays
+from streams.devices import DeviceIndex, Labels
+
+CHECKPOINT_VERSION = 1
+
+
+def _labels(names: list[str]) -> Labels:
+    """Per-device names as (distinct names, code per device)."""
+    distinct = list(dict.fromkeys(names))
+    code = {n: i for i, n in enumerate(distinct)}
+    return distinct, np.array([code[n] for n in names], dtype=np.int64)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint record that cannot be restored (version, shape, missing state)."""
+
+
+class Columns(DeviceStateArrays):
+    """Plain per-device columns (watermarks, last-seen times, open-episode flags)."""
+
+    def __init__(self, spec: Mapping[str, tuple[str, float]], n_devices: int = 0) -> None:
+        self.spec = dict(spec)
+        super().__init__(n_devices)
+
+    def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
+        return {k: np.full(n_devices, fill, dtype=dt) for k, (dt, fill) in self.spec.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._state[name]
+
+
+def _pack_array(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+
+
+def _unpack_array(d: Mapping[str, Any]) -> np.ndarray:
+    return np.frombuffer(d["data"], dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+
+
+class PartitionState:
+    """Device index plus named states with ``rows`` state rows per device."""
+
+    def __init__(self, stream: str, blocks: int) -> None:
+        self.stream = stream
+        self.index = DeviceIndex(blocks)
+        self.parts: dict[str, tuple[DeviceStateArrays, int]] = {}
+        self.dirty: set[int] = set()
+
+    def add(self, name: str, state: DeviceStateArrays, rows: int = 1) -> Any:
+        """Register ``state`` (returned, for chaining) under ``name``."""
+        self.parts[name] = (state, rows)
+        return state
+
+    def devices(self, values: list[str], districts: Labels, families: Labels) -> np.ndarray:
+        """:meth:`DeviceIndex.lookup`, then grow every state to hold the devices."""
+        idx = self.index.lookup(values, districts, families)
+        n = len(self.index)
+        for state, rows in self.parts.values():
+            if state.n_devices < n * rows:
+                state.grow(max(n * rows, 2 * state.n_devices))
+        return idx
+
+    def touch(self, devices: np.ndarray) -> None:
+        """Mark the blocks of ``devices`` as changed since the last checkpoint."""
+        if devices.size:
+            self.dirty.update(np.unique(self.index.block_of(devices)).tolist())
+
+    # -- checkpoint records ----------------------------------------------------------------
+    def _rows(self, devices: np.ndarray, rows: int) -> np.ndarray:
+        return (devices[:, None] * rows + np.arange(rows)).reshape(-1)
+
+    def export_block(self, block: int) -> bytes:
+        """msgpack record with every device of ``block`` and all their state rows."""
+        members = self.index.members(block)
+        index = self.index
+        state = {
+            name: {
+                k: _pack_array(v) for k, v in part.export_state(self._rows(members, rows)).items()
+            }
+            for name, (part, rows) in self.parts.items()
+        }
+        record = {
+            "v": CHECKPOINT_VERSION,
+            "stream": self.stream,
+            "block": block,
+            "devices": [index.ids[i] for i in members],
+            "districts": [index.districts[c] for c in index.district_code[members]],
+            "families": [index.families[c] for c in index.family_code[members]],
+            "state": state,
+        }
+        return bytes(msgpack.packb(record, use_bin_type=True))
+
+    def take_dirty(self) -> list[tuple[int, bytes]]:
+        """Records of the blocks changed since the last call (and forget them)."""
+        out = [(b, self.export_block(b)) for b in sorted(self.dirty)]
+        self.dirty.clear()
+        return out
+
+    def import_block(self, payload: bytes) -> int:
+        """Restore one record of :meth:`export_block`; returns the devices restored.
+
+        Raises
+        ------
+        CheckpointError
+            If the record does not fit this state (version, stream, missing arrays).
+        """
+        try:
+            record = msgpack.unpackb(payload, raw=False)
+            if record.get("v") != CHECKPOINT_VERSION:
+                raise CheckpointError(f"unsupported checkpoint version {record.get('v')!r}")
+            if record.get("stream") != self.stream:
+                raise CheckpointError(f"checkpoint of stream {record.get('stream')!r}")
+            ids = list(record["devices"])
+            idx = self.devices(ids, _labels(record["districts"]), _labels(record["families"]))
+            for name, (part, rows) in self.parts.items():
+                arrays = {k: _unpack_array(v) for k, v in record["state"][name].items()}
+                part.import_state(self._rows(idx, rows), arrays)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, msgpack.UnpackException) as exc:
+            raise CheckpointError(f"bad checkpoint record: {type(exc).__name__}: {exc}") from None
+        return len(ids)

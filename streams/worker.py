@@ -1,0 +1,167 @@
+"""The stream worker: partition runners created on demand, timers, rebalances.
+
+Kept apart from the Faust app object (streams/app.py) so the same logic serves
+``faust -A streams.app worker``, ``cityhealth worker`` and the throughput measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from cityhealth.settings import Settings
+from ingest.kafka_topics import STREAM_BASES, ensure_topics_async, topics_for
+from streams.checkpoint import ensure_checkpoint_topic
+from streams.clock import StreamClock
+from streams.config import WorkerConfig
+from streams.district import DistrictBoard
+from streams.output import Databases, Output
+from streams.processors import Services
+from streams.runner import Ack, PartitionRunner, Stats, make_runner, write_until_acknowledged
+from streams.sink import InfluxSink, make_sink
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_BASE = "checkpoints"
+
+
+class StreamWorker:
+    """Everything one worker process owns besides Faust itself."""
+
+    def __init__(self, settings: Settings, config: WorkerConfig, app_id: str) -> None:
+        self.settings = settings
+        self.config = config
+        self.app_id = app_id
+        self.topics = topics_for(settings)
+        self.checkpoint_topic = settings.topic_prefix + CHECKPOINT_BASE
+        self.services = Services(
+            config=config,
+            dbs=Databases(settings.influx_db_sensitive, settings.influx_db_public),
+            board=DistrictBoard(),
+            clock=StreamClock(),
+        )
+        self.stats = Stats()
+        self.runners: dict[tuple[str, int], PartitionRunner] = {}
+        self._creating: dict[tuple[str, int], asyncio.Lock] = {}
+        self._stream_of_topic = {self.topics.stream(s): s for s in STREAM_BASES}
+        self._board_producer: AIOKafkaProducer | None = None
+        self._board_sink: InfluxSink | None = None
+        self._board_executor = ThreadPoolExecutor(1, thread_name_prefix="districts")
+        self._board_out = Output(self.services.dbs)
+
+    # -- start-up -----------------------------------------------------------------------
+    async def prepare(self) -> None:
+        """Topics (stream, alerts, compacted checkpoints) and InfluxDB databases exist."""
+        s = self.settings
+        await ensure_topics_async(s.kafka_bootstrap, self.topics.all, s.kafka_partitions)
+        await ensure_checkpoint_topic(s.kafka_bootstrap, self.checkpoint_topic, s.kafka_partitions)
+        sink = make_sink(s)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sink.ensure_databases)
+        finally:
+            sink.close()
+
+    # -- runners ------------------------------------------------------------------------
+    def stream_of(self, topic: str) -> str | None:
+        return self._stream_of_topic.get(topic)
+
+    async def runner(self, stream: str, partition: int) -> PartitionRunner:
+        """The started runner of a partition (restores its checkpoint on first use)."""
+        key = (stream, partition)
+        runner = self.runners.get(key)
+        if runner is not None:
+            return runner
+        lock = self._creating.setdefault(key, asyncio.Lock())
+        async with lock:
+            runner = self.runners.get(key)
+            if runner is None:
+                runner = make_runner(
+                    stream,
+                    partition,
+                    services=self.services,
+                    sink=make_sink(self.settings),
+                    bootstrap=self.settings.kafka_bootstrap,
+                    transactional_id=f"{self.app_id}-{stream}-{partition}",
+                    checkpoint_topic=self.checkpoint_topic,
+                    alerts_topic=self.topics.alerts,
+                    stats=self.stats,
+                )
+                await runner.start()
+                self.runners[key] = runner
+            return runner
+
+    async def handle(
+        self, topic: str, partition: int, payload: bytes, ack: Ack, event: Any
+    ) -> None:
+        stream = self.stream_of(topic)
+        if stream is None:
+            await ack(event)
+            return
+        runner = await self.runner(stream, partition)
+        await runner.handle(payload, ack, event)
+
+    async def revoke(self, topic_partitions: set[tuple[str, int]]) -> None:
+        """Drop the runners of revoked partitions (the next owner restores their state)."""
+        for topic, partition in topic_partitions:
+            stream = self.stream_of(topic)
+            runner = self.runners.pop((stream, partition), None) if stream else None
+            if runner is not None:
+                await runner.close()
+
+    # -- timers -------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Offline/inactivity checks in every runner, then the district minute rows."""
+        now = self.services.clock.now()
+        for runner in list(self.runners.values()):
+            await runner.tick(now)
+        await self.flush_districts()
+
+    async def flush_districts(self) -> None:
+        loop = asyncio.get_running_loop()
+        out = self._board_out
+        await loop.run_in_executor(self._board_executor, self.services.board.flush, out)
+        if out.empty:
+            return
+        if self._board_sink is None:
+            self._board_sink = make_sink(self.settings)
+        now = time.time()
+        for alert in out.alerts:
+            alert.emitted_ts = now
+        out.mirror_alerts()
+        sink = self._board_sink
+        await loop.run_in_executor(
+            self._board_executor, write_until_acknowledged, sink, out.bodies, lambda: False
+        )
+        if out.alerts:
+            producer = await self._producer()
+            async with producer.transaction():
+                for alert in out.alerts:
+                    await producer.send(
+                        self.topics.alerts, alert.to_json(), key=alert.subject.encode()
+                    )
+            self.stats.alerts += len(out.alerts)
+        out.clear()
+
+    async def _producer(self) -> AIOKafkaProducer:
+        if self._board_producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                transactional_id=f"{self.app_id}-districts",
+                enable_idempotence=True,
+                acks="all",
+            )
+            await producer.start()
+            self._board_producer = producer
+        return self._board_producer
+
+    async def stop(self) -> None:
+        for runner in list(self.runners.values()):
+            await runner.close()
+        self.runners.clear()
+        if self._board_producer is not None:
+            await self._board_producer.stop()

@@ -1,0 +1,158 @@
+"""The stream worker on the real stack: batches in Kafka -> exact points in InfluxDB.
+
+One ``cityhealth worker`` subprocess serves the whole module (Faust start-up is slow);
+each test uses its own devices and district, and counts only its district.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cityhealth.settings import Settings
+from streams.synthetic import motion_batches, vitals_batches
+from tests.pipeline.test_worker_support import (
+    WorkerProcess,
+    alerts,
+    by_partition,
+    produce,
+    query,
+    wait_for,
+    worker_settings,
+)
+
+T0 = (time.time() // 3600 - 1) * 3600  # an hour ago, on the hour (minutes align)
+
+
+@pytest.fixture(scope="module")
+def wsettings(stack) -> Settings:
+    return worker_settings(stack.settings)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    cli: Path, wsettings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(cli, wsettings, tmp_path_factory.mktemp("worker") / "worker.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def district_count(s: Settings, db: str, measurement: str, field: str, district: str) -> int:
+    series = query(
+        s, db, f'SELECT count("{field}") FROM "{measurement}" WHERE district = \'{district}\''
+    )
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def counts_reach(s: Settings, expected: dict[tuple[str, str, str], int], district: str):
+    """Wait until every (db, measurement, field) count of ``district`` is at least expected."""
+
+    def current() -> dict[tuple[str, str, str], int]:
+        return {k: district_count(s, *k, district) for k in expected}
+
+    wait_for(lambda: all(v >= expected[k] for k, v in current().items()), 120, f"{current()}")
+    time.sleep(1.0)  # let a wrongly duplicated or extra write show up before comparing
+    return current()
+
+
+def devices(prefix: str, n: int) -> list[str]:
+    return [f"p-{prefix}{i:03d}" for i in range(n)]
+
+
+def test_vitals_raw_anomaly_news2_points(worker: WorkerProcess, wsettings: Settings) -> None:
+    s, district = wsettings, "vitals-a"
+    devs = devices("va", 6)
+    seconds = 150  # minutes 0, 1 and half of 2
+    records = [
+        (p, b)
+        for p, group in enumerate(by_partition(devs))
+        for b in vitals_batches(group, T0, seconds, per_batch=200, district=district)
+    ]
+    produce(s, "vitals", records)
+    sens = s.influx_db_sensitive
+    expected = {
+        (sens, "vitals", "present"): 6 * seconds,
+        (sens, "anomaly", "readings"): 6 * 4 * 3,  # device x signal x minute
+        (sens, "news2", "score"): 6 * 3,  # device x minute
+    }
+    assert counts_reach(s, expected, district) == expected, worker.log()[-3000:]
+    # the open minute was flushed whole: every reading of minute 2 is in its aggregate
+    series = query(
+        s,
+        sens,
+        f'SELECT sum("readings") FROM "anomaly" WHERE district = \'{district}\' '
+        f"AND time >= {int((T0 + 120) * 1e9)}",
+    )
+    assert series[0]["values"][0][1] == 6 * 4 * 30
+
+
+def test_fall_in_motion_window_gives_one_alert(worker: WorkerProcess, wsettings: Settings) -> None:
+    s, district = wsettings, "motion-a"
+    devs = devices("mo", 4)
+    faller = devs[1]
+    seconds = 20
+    records = []
+    for p, group in enumerate(by_partition(devs)):
+        falls = {group.index(faller): 8.0} if faller in group else {}
+        for b in motion_batches(group, T0, seconds, falls=falls, district=district):
+            records.append((p, b))
+    produce(s, "motion", records)
+    sens = s.influx_db_sensitive
+    expected = {
+        (sens, "accel_window", "samples"): 4 * seconds,
+        (sens, "activity", "samples"): 4 * seconds,
+        (sens, "fall", "detected"): 1,
+    }
+    assert counts_reach(s, expected, district) == expected, worker.log()[-3000:]
+    falls = wait_for(
+        lambda: [a for a in alerts(s) if a["type"] == "fall" and a["district"] == district],
+        60,
+        "fall alert",
+    )
+    assert len(falls) == 1
+    fall = falls[0]
+    assert fall["subject"] == faller and fall["severity"] == "critical"
+    assert fall["evidence"]["impact_ts"] == pytest.approx(T0 + 8.0, abs=0.1)
+    assert fall["sensor_ts"] >= fall["evidence"]["impact_ts"] and fall["emitted_ts"] > 0
+
+
+def test_heart_rate_spike_opens_one_anomaly_episode(
+    worker: WorkerProcess, wsettings: Settings
+) -> None:
+    s, district = wsettings, "vitals-b"
+    devs = devices("vb", 4)
+    spiky = 2
+    # three consecutive extreme readings: one episode, one alert
+    spikes = [(spiky, 200.0 + k, 175.0) for k in range(3)]
+    records = []
+    for p, group in enumerate(by_partition(devs)):
+        sp = [(group.index(devs[d]), t, v) for d, t, v in spikes if devs[d] in group]
+        records += [(p, b) for b in vitals_batches(group, T0, 300, district=district, spikes=sp)]
+    produce(s, "vitals", records)
+    sens = s.influx_db_sensitive
+    counts_reach(s, {(sens, "vitals", "present"): 4 * 300}, district)
+    mine = wait_for(
+        lambda: [
+            a
+            for a in alerts(s)
+            if a["type"] == "anomaly"
+            and a["subject"] == devs[spiky]
+            and a["evidence"]["signal"] == "heart_rate"
+        ],
+        60,
+        "anomaly alert",
+    )
+    assert len(mine) == 1
+    assert mine[0]["sensor_ts"] == pytest.approx(T0 + 200.0)
+    assert mine[0]["evidence"]["value"] == 175.0
+    ids = [a["id"] for a in alerts(s)]
+    assert len(ids) == len(set(ids))
+    assert np.all(
+        np.array([a["evidence"]["score"] for a in alerts(s) if a["type"] == "anomaly"]) >= 0.999
+    )
