@@ -67,9 +67,14 @@ class SealedBatch:
 
 def field_of(reading: Any, name: str) -> Any:
     """Contract field ``name`` of a mapping or attribute object (``None`` if absent)."""
+    return fields_of(reading)(name)
+
+
+def fields_of(reading: Any) -> Callable[[str], Any]:
+    """A getter of contract fields for one reading (the type is checked once, not per field)."""
     if isinstance(reading, Mapping):
-        return reading.get(name)
-    return getattr(reading, name, None)
+        return reading.get
+    return lambda name: getattr(reading, name, None)
 
 
 @lru_cache(maxsize=65536)
@@ -112,30 +117,31 @@ class _Buffer:
         schema = self.schema
         for name, value in zip(COMMON_STRINGS, provenance, strict=True):
             self.add_string(name, value)
+        get = fields_of(reading)
         for name in schema.strings:
-            self.add_string(name, field_of(reading, name) or "")
+            self.add_string(name, get(name) or "")
         numbers = self.numbers
         for name in schema.floats:
-            value = field_of(reading, name)
+            value = get(name)
             numbers[name].append(_NAN if value is None else float(value))
         for name in schema.flags:
-            value = field_of(reading, name)
+            value = get(name)
             numbers[name].append(-1 if value is None else int(bool(value)))
-        ts = self._add_window(reading) if schema.ragged else field_of(reading, "ts")
+        ts = self._add_window(get) if schema.ragged else get("ts")
         numbers[TIME_COLUMN].append(float(ts))
         self.tokens.append(token)
         self.count += 1
         self.nbytes += self._row_bytes
 
-    def _add_window(self, reading: Any) -> float:
+    def _add_window(self, get: Callable[[str], Any]) -> float:
         """Append one accelerometer window; returns its start time."""
-        x, y, z = (field_of(reading, k) for k in "xyz")
+        x, y, z = get("x"), get("y"), get("z")
         n = len(x)
         if len(y) != n or len(z) != n or n == 0:
             raise ValueError(
                 f"window axes must be equal-length and non-empty: {n}/{len(y)}/{len(z)}"
             )
-        t = field_of(reading, "t")
+        t = get("t")
         samples = self.samples
         if t is not None:
             if len(t) != n:
@@ -143,8 +149,8 @@ class _Buffer:
             samples["t"].extend(t)
             start = float(t[0])
         else:
-            start = float(field_of(reading, "t0"))
-            self.implicit.append((self.count, start, float(field_of(reading, "rate_hz"))))
+            start = float(get("t0"))
+            self.implicit.append((self.count, start, float(get("rate_hz"))))
             samples["t"].extend([_NAN] * n)  # filled vectorised in seal()
         samples["x"].extend(x)
         samples["y"].extend(y)
