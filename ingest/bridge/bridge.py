@@ -240,6 +240,8 @@ class Bridge:
 
     def _admit(self, items: list[tuple[mqtt.MQTTMessage, int]]) -> list[RawMessage]:
         """Number the messages and start tracking them (all of them, while not closing)."""
+        if not self.stats.received:
+            self.stats.first_received_at = time.time()
         self.stats.received += len(items)
         if self._closing:
             return []  # not acked: re-sent to this session when it reconnects
@@ -310,6 +312,7 @@ class Bridge:
         entry = self._open.pop(token)
         if self._session.ack(entry.mid, entry.qos, entry.epoch):
             self.stats.acked += 1
+            self.stats.last_acked_at = time.time()
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)

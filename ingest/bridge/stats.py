@@ -57,6 +57,9 @@ class BridgeStats:
     kafka_ready: bool = False
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
     readings_by_stream: dict[str, int] = field(default_factory=dict)
+    #: Wall-clock times of the first message read and of the latest PUBACK (0: none yet).
+    first_received_at: float = 0.0
+    last_acked_at: float = 0.0
     # Gauges, refreshed by the bridge.
     in_flight: int = 0
     oldest_unacked_age_s: float = 0.0
