@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -58,3 +60,58 @@ def test_kafka_outage_mid_stream_applies_backpressure_and_loses_nothing(
         assert bridge.snapshot()["acked"] == 1500
     finally:
         assert bridge.stop()
+
+
+def test_broker_restart_reconnects_and_resumes_the_session(
+    stack: RunningStack, settings: Settings
+) -> None:
+    ensure_topics(settings)
+    prefix = f"{settings.topic_prefix.rstrip('.')}/"
+    config = BridgeConfig(client_id=unique("reconnect"), session_expiry_s=300)
+    bridge = Bridge(settings, config, mqtt_prefix=prefix)
+    bridge.start()
+    before = sample_messages(200, now=time.time(), prefix=prefix)
+    after = sample_messages(300, now=time.time() + 20, prefix=prefix, district="west")
+    try:
+        publish(settings, before.messages)
+        wait_for(lambda: bridge.snapshot()["acked"] == 200, 60, "the first 200 acked")
+        stack.manager.stop_service("mqtt")  # graceful: Mosquitto saves sessions to disk
+        wait_for(lambda: not bridge.snapshot()["mqtt_connected"], 60, "the bridge to notice")
+        stack.manager.start_service("mqtt")
+        wait_for(lambda: bridge.snapshot()["connects"] >= 2, 60, "the bridge to reconnect")
+        assert bridge.snapshot()["session_present"] is True
+        publish(settings, after.messages)
+        want = expected_keys(settings, before.keys | after.keys)
+        content = wait_for_readings(settings, len(want), distinct=True)
+        assert content.unique_keys == want
+        wait_for(lambda: bridge.snapshot()["acked"] == 500, 60, "every message acked")
+    finally:
+        assert bridge.stop()
+
+
+def test_decoder_crash_stops_the_bridge_and_a_restart_delivers_everything(
+    settings: Settings,
+) -> None:
+    ensure_topics(settings)
+    prefix = f"{settings.topic_prefix.rstrip('.')}/"
+    # The first bridge never seals a batch by itself: its decoder holds every reading.
+    hold = {"batch_max_readings": 1_000_000, "batch_max_age_s": 600.0}
+    config = BridgeConfig(client_id=unique("decoder"), session_expiry_s=300, **hold)
+    bridge = Bridge(settings, config, mqtt_prefix=prefix)
+    bridge.start()
+    samples = sample_messages(300, now=time.time(), prefix=prefix)
+    publish(settings, samples.messages)
+    wait_for(lambda: bridge.snapshot()["valid"] == 300, 60, "the decoder to take all 300")
+    os.kill(bridge.decoder_pids[0], signal.SIGKILL)
+    wait_for(lambda: bridge.failed, 30, "the bridge to notice the dead decoder")
+    assert bridge.snapshot()["acked"] == 0
+    assert bridge.stop() is False
+
+    again = Bridge(settings, BridgeConfig(client_id=config.client_id), mqtt_prefix=prefix)
+    again.start()
+    try:
+        want = expected_keys(settings, samples.keys)
+        content = wait_for_readings(settings, len(want), distinct=True)
+        assert content.unique_keys == want
+    finally:
+        assert again.stop()
