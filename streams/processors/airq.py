@@ -241,9 +241,11 @@ class AirqProcessor(Processor):
         return hi
 
     def _report(self, rows: Rows, overall_now: np.ndarray, heat_index: np.ndarray) -> None:
-        """Each station's latest reading of the batch goes to the district board."""
-        order = np.lexsort((rows.ts, rows.dev))
-        last = order[np.append(rows.dev[order][1:] != rows.dev[order][:-1], True)]
+        """Each station's latest reading per minute of the batch goes to the district board
+        (with the station's NowCast AQI after the batch)."""
+        key = rows.dev.astype(np.int64) << 32 | (rows.ts // 60).astype(np.int64)
+        order = np.lexsort((rows.ts, key))
+        last = order[np.append(key[order][1:] != key[order][:-1], True)]
         index = self.state.index
         board = self.services.board
         for i in last.tolist():

@@ -54,6 +54,9 @@ class Processor:
     subject_kind: str = "device"
     #: Whether this stream's devices count as "devices online" (not air stations).
     counts_online = True
+    #: Channels with their own replay watermark per device (a device's channels are
+    #: separate sensors whose readings need not arrive in time order across channels).
+    channels: tuple[str, ...] = ()
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -69,6 +72,9 @@ class Processor:
                     "counted_minute": ("i8", -1),
                 }
             ),
+        )
+        self.marks: Columns = self.state.add(
+            "watermark", Columns({"ts": ("f8", -np.inf)}), max(len(self.channels), 1)
         )
 
     # -- batches ------------------------------------------------------------------------
@@ -98,9 +104,16 @@ class Processor:
         )
         dev = local[codes]
         ts = np.asarray(batch.columns["ts"], dtype=np.float64)
-        last = self.seen["last_ts"]
-        fresh = ts > last[dev]
-        np.maximum.at(last, dev[fresh], ts[fresh])
+        series = dev
+        if self.channels:
+            channel = batch.strings["channel"]
+            known = {name: i for i, name in enumerate(self.channels)}
+            code = np.array([known.get(v, 0) for v in channel.values], dtype=np.int64)
+            series = dev * len(self.channels) + code[channel.codes]
+        mark = self.marks["ts"]
+        fresh = ts > mark[series]
+        np.maximum.at(mark, series[fresh], ts[fresh])
+        np.maximum.at(self.seen["last_ts"], dev, ts)
         touched = local[used]
         self.seen["offline"][touched] = 0
         self.state.touch(touched)

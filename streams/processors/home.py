@@ -24,6 +24,7 @@ class HomeProcessor(Processor):
     """Processor of the ``home`` stream."""
 
     stream = "home"
+    channels = ("motion", "door", "bed", "chair", "panic", "status")
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
