@@ -24,6 +24,7 @@ from tests.pipeline.test_worker_support import (
     WorkerProcess,
     alerts,
     by_partition,
+    module_worker,
     produce,
     query,
     wait_for,
@@ -48,10 +49,7 @@ def asettings(stack) -> Settings:
 def worker(
     cli: Path, asettings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = WorkerProcess(cli, asettings, log, **TIMERS).start()
-    yield proc
-    proc.stop()
+    yield from module_worker(cli, asettings, tmp_path_factory, **TIMERS)
 
 
 def of(s: Settings, type_: str, **match: Any) -> list[dict[str, Any]]:
@@ -90,7 +88,7 @@ def home_records(
                     strings=strings,
                     **cols,
                 ),
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -216,6 +214,7 @@ def test_air_quality_aqi_heat_and_district_rows(worker: WorkerProcess, asettings
     series = query(
         s,
         pub,
-        f'SELECT max("stations_reporting"), max("aqi_max") FROM "district" WHERE district = \'{district}\'',
+        'SELECT max("stations_reporting"), max("aqi_max") FROM "district" '
+        f"WHERE district = '{district}'",
     )
     assert series[0]["values"][0][1:] == [3, 154]

@@ -19,6 +19,7 @@ from tests.pipeline.test_worker_support import (
     WorkerProcess,
     alerts,
     by_partition,
+    module_worker,
     produce,
     query,
     wait_for,
@@ -37,10 +38,7 @@ def wsettings(stack) -> Settings:
 def worker(
     cli: Path, wsettings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(cli, wsettings, tmp_path_factory.mktemp("worker") / "worker.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    yield from module_worker(cli, wsettings, tmp_path_factory)
 
 
 def district_count(s: Settings, db: str, measurement: str, field: str, district: str) -> int:

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,16 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def module_worker(
+    cli: Path, settings: Settings, tmp_path_factory: Any, **env: str
+) -> Iterator[WorkerProcess]:
+    """Body of a module-scoped worker fixture: started once, stopped at the end."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = WorkerProcess(cli, settings, log, **env).start()
+    yield proc
+    proc.stop()
 
 
 def by_partition(devices: Sequence[str], partitions: int = PARTITIONS) -> list[list[str]]:
