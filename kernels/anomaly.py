@@ -22,11 +22,12 @@ Method (per device, one pass, O(1) state; details and references in docs/kernels
    spread of a local-level (random walk plus noise) model grows with the time since the
    previous sample, so a value after a gap is not over-scored.
 4. **Calibration to the series' own tail** (peaks over threshold, Pickands–Balkema–de Haan;
-   streaming as in SPOT, Siffer et al., KDD 2017): a Robbins–Monro estimate ``u`` of the
-   ``1 - tail_p`` quantile of ``z`` and an exponential (GPD shape 0) mean excess ``β``
-   over it give ``P(Z > z)``; the score is ``1 - P(Z > z)``. A series whose deviations
-   are routinely heavy-tailed therefore scores its routine excursions low, and ONE
-   threshold (:data:`THRESHOLD`) means the same rarity on every series.
+   streaming as in SPOT, Siffer et al., KDD 2017; runs declustering, Coles 2001 §5.3): a
+   Robbins–Monro estimate ``u`` of the ``1 - tail_p`` quantile of ``z`` and an
+   exponential (GPD shape 0) mean excess ``β`` of run maxima over it give ``P(Z > z)``;
+   the score is ``1 - P(Z > z)``. A series whose deviations are routinely heavy-tailed
+   therefore scores its routine excursions low, and ONE threshold (:data:`THRESHOLD`)
+   means the same rarity on every series.
 
 Bad input (documented contract): a sample whose ``t`` or ``x`` is NaN/inf (or absurd:
 ``|x| > 1e100``, ``|t| > 1e15`` s), or whose
@@ -79,8 +80,9 @@ COLUMNS = (
     "x_last",  # last accepted value
     "tail_u",  # (1 - tail_p) quantile of z
     "tail_beta",  # mean excess of z over tail_u
+    "tail_run",  # peak z of the current run above tail_u (0: not in a run)
 )
-_T, _N, _W, _LEVEL, _SCALE, _CAD, _Q, _XL, _U, _BETA = range(len(COLUMNS))
+_T, _N, _W, _LEVEL, _SCALE, _CAD, _Q, _XL, _U, _BETA, _RUN = range(len(COLUMNS))
 
 # Positions in the packed parameter vector handed to the compiled kernel.
 _PARAM_ORDER = tuple(DEFAULTS)
@@ -90,10 +92,12 @@ _MAX_ABS_T = 1e15  # s; larger |t| is not epoch seconds: rejected like NaN
 
 
 def pack_params(params: dict[str, float]) -> np.ndarray:
-    """Parameter vector for the kernels: :data:`DEFAULTS` order, ``log(tail_p)``, and
-    :data:`THRESHOLD` (anomalies stay out of the tail fit)."""
+    """Parameter vector for the kernels: :data:`DEFAULTS` order, ``log(tail_p)``, and the
+    excess over ``u`` (in units of β) at which the score reaches :data:`THRESHOLD`."""
     vals = [float(params[k]) for k in _PARAM_ORDER]
-    return np.array([*vals, math.log(params["tail_p"]), THRESHOLD], dtype=np.float64)
+    log_p = math.log(params["tail_p"])
+    alarm_exc = math.log(params["tail_p"] / (1.0 - THRESHOLD))
+    return np.array([*vals, log_p, alarm_exc], dtype=np.float64)
 
 
 def initial_state(n_devices: int, params: dict[str, float]) -> np.ndarray:
@@ -118,7 +122,7 @@ def _update(
     cad_up = math.exp(p[11])
     cad_down = math.exp(-p[11])
     log_p = p[12]
-    alarm = p[13]
+    alarm_exc = p[13]
     inv_sm = 1.0 / scale_memory
     out = np.empty(x.shape[0], dtype=np.float64)
     for i in range(x.shape[0]):
@@ -168,19 +172,30 @@ def _update(
                 out[i] = 1.0 - tail_p * math.exp(-(z - u) / b)
             else:
                 out[i] = 1.0 - math.exp(log_p * z / u)
-            # Robbins-Monro quantile step and mean-excess update (tail memory ~ M·w). As in
-            # SPOT, samples scored as anomalies stay out of the tail fit, so a long episode
-            # cannot raise the bar for the next one.
-            if out[i] < alarm:
-                g_den = tail_memory * w
-                if g_den < tail_prior:
-                    g_den = tail_prior
-                h = 1.0 / (g_den * tail_p)
-                if z > u:
-                    b = b + h * ((z - u) - b)
+            # Tail fit on cluster maxima (runs declustering): a run of z above u counts
+            # once, with its peak excess capped at the alarm level, when it ends. A single
+            # episode (a fever) thus moves the tail by one bounded step, while routine
+            # excursions that recur (exertion, bursty load) accumulate and raise the bar.
+            # Robbins-Monro gain 1/min(n, M·w): a running mean until the memory is full.
+            g_den = tail_memory * w
+            if n < g_den:
+                g_den = n
+            if g_den < tail_prior:
+                g_den = tail_prior
+            h = 1.0 / (g_den * tail_p)
+            if z > u:
+                if z > st[j, _RUN]:
+                    st[j, _RUN] = z
+            else:
+                peak = st[j, _RUN]
+                if peak > 0.0:
+                    exc = peak - u
+                    if exc > alarm_exc * b:
+                        exc = alarm_exc * b
+                    b = b + h * (exc - b)
                     u = u + h * b * (1.0 - tail_p)
-                else:
-                    u = u - h * b * tail_p
+                    st[j, _RUN] = 0.0
+                u = u - h * b * tail_p
             st[j, _U] = u if u > u_min else u_min
             st[j, _BETA] = b if b > beta_min else beta_min
         else:

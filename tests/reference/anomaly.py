@@ -26,6 +26,7 @@ class _Device:
     x_last: float = math.nan
     tail_u: float = DEFAULTS["u_min"]
     tail_beta: float = DEFAULTS["beta_min"]
+    tail_run: float = 0.0  # peak z of the current run above tail_u
 
 
 @dataclass
@@ -76,14 +77,19 @@ class ReferenceAnomalyScorer:
             else:
                 exceed = math.exp(math.log(tail_p) * z / u)
             result = 1.0 - exceed
-            if result < THRESHOLD:  # anomalies stay out of the tail fit (as in SPOT)
-                # Robbins-Monro gain 1/memory, divided by tail_p (density of the tail at u)
-                gain_p = 1.0 / (max(p["tail_memory"] * history, p["tail_prior"]) * tail_p)
-                if z > u:
-                    beta = beta + gain_p * ((z - u) - beta)
+            # running mean until tail_memory × history samples, then exponential forgetting
+            memory = max(min(p["tail_memory"] * history, dev.n), p["tail_prior"])
+            gain_p = 1.0 / (memory * tail_p)
+            if z > u:  # inside a run above u: remember its peak
+                dev.tail_run = max(dev.tail_run, z)
+            else:
+                if dev.tail_run > 0.0:  # a run just ended: fit its peak, capped at the alarm
+                    alarm_excess = math.log(tail_p / (1.0 - THRESHOLD))
+                    excess = min(dev.tail_run - u, alarm_excess * beta)
+                    beta = beta + gain_p * (excess - beta)
                     u = u + gain_p * beta * (1.0 - tail_p)
-                else:
-                    u = u - gain_p * beta * tail_p
+                    dev.tail_run = 0.0
+                u = u - gain_p * beta * tail_p
             dev.tail_u = max(u, p["u_min"])
             dev.tail_beta = max(beta, p["beta_min"])
         else:
