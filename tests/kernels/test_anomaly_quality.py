@@ -83,11 +83,12 @@ def test_pooled_f1(report: dict) -> None:
 
 @pytest.mark.parametrize(
     ("noise", "max_rate"),
-    [("gauss", 1e-5), ("laplace", 5e-3), ("lognormal", 8e-3), ("student_t3", 1.5e-2)],
+    [("gauss", 1e-5), ("laplace", 2e-3), ("lognormal", 2e-3), ("student_t3", 3e-3)],
 )
 def test_per_sample_alert_rate_on_white_noise(noise: str, max_rate: float) -> None:
-    """Light tails stay quiet (the Gaussian-like floor); heavy tails alert at a few per
-    thousand samples, not more (measured figures in docs/kernels/anomaly.md)."""
+    """One threshold, one meaning: on heavy-tailed noise the calibrated score exceeds
+    0.999 on about 1-2 samples per thousand (nominal 1e-3); light tails stay below, held
+    by the Gaussian-like floor (measured figures in docs/kernels/anomaly.md)."""
     rng = np.random.default_rng(12)
     n = 2 * 86400
     draw = {
