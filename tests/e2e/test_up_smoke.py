@@ -35,7 +35,8 @@ def test_every_fall_and_vital_anomaly_alerts(smoke: dict[str, Any]) -> None:
     # smoke.toml guarantees each type within the first 20 s.
     assert set(present) == set(REQUIRED), by_type
     for etype in REQUIRED:
-        assert by_type[etype]["alerted"] == by_type[etype]["events"], (etype, smoke["truth"])
+        missed = [e for e in smoke["truth"]["missed"] if e["type"] == etype]
+        assert by_type[etype]["alerted"] == by_type[etype]["events"], (etype, by_type, missed)
     assert smoke["alerts"]["duplicates"] == 0
     latency = smoke["alert_latency_s"]
     assert latency["count"] == smoke["alerts"]["total"] > 0
