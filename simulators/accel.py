@@ -38,18 +38,20 @@ def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 class ClipBank:
-    """Rendered clips of every activity and fall for one placement and rate.
+    """Rendered clips of every activity and fall for some placements, at one rate.
 
     Attributes
     ----------
     names
         Activity names, indexable by activity code.
+    placements
+        Device placements (``motion.PLACEMENTS``), indexable by placement code.
     data
         float32[n_clips, max_len, 3] samples (m/s^2, gravity included), device frame.
     length
         Samples per clip.
-    first, per
-        Clips of activity code ``a`` are ``first[a] .. first[a] + per - 1``.
+    per
+        Variants per (placement, activity): clip ``((p * len(names)) + a) * per + v``.
     impact
         Sample index of the fall impact per clip (-1 for activities without a fall).
     """
@@ -59,29 +61,31 @@ class ClipBank:
         rng: np.random.Generator,
         *,
         rate_hz: float,
-        placement: str,
+        placements: Sequence[str],
         per_activity: int = 4,
         names: Sequence[str] = motion.ACTIVITIES + motion.FALLS,
     ) -> None:
         self.names = tuple(names)
         self.code = {n: i for i, n in enumerate(self.names)}
+        self.placements = tuple(placements)
         self.rate_hz = rate_hz
         self.per = per_activity
         eye = np.eye(3)
         traces = []
-        for name in self.names:
-            dur = CLIP_S["fall" if name in motion.FALLS else "other"]
-            for _ in range(per_activity):
-                traces.append(
-                    motion.synthesize(
-                        name,
-                        rate_hz=rate_hz,
-                        duration_s=dur,
-                        placement=placement,
-                        rng=rng,
-                        orientation=eye,
+        for placement in self.placements:
+            for name in self.names:
+                dur = CLIP_S["fall" if name in motion.FALLS else "other"]
+                for _ in range(per_activity):
+                    traces.append(
+                        motion.synthesize(
+                            name,
+                            rate_hz=rate_hz,
+                            duration_s=dur,
+                            placement=placement,
+                            rng=rng,
+                            orientation=eye,
+                        )
                     )
-                )
         self.length = np.array([tr.t.size for tr in traces], dtype=np.int64)
         self.data = np.zeros((len(traces), int(self.length.max()), 3), dtype=np.float32)
         self.impact = np.full(len(traces), -1, dtype=np.int64)
@@ -89,11 +93,13 @@ class ClipBank:
             self.data[k, : tr.t.size] = np.stack([tr.ax, tr.ay, tr.az], axis=1)
             if tr.falls.size:
                 self.impact[k] = int(np.searchsorted(tr.t, tr.falls[0]))
-        self.first = np.arange(len(self.names), dtype=np.int64) * per_activity
 
-    def pick(self, rng: np.random.Generator, activity: np.ndarray) -> np.ndarray:
-        """A random clip of each given activity code."""
-        return self.first[activity] + rng.integers(0, self.per, activity.size)
+    def pick(
+        self, rng: np.random.Generator, activity: np.ndarray, placement: np.ndarray
+    ) -> np.ndarray:
+        """A random clip of each given activity code at each given placement code."""
+        first = (placement * len(self.names) + activity) * self.per
+        return first + rng.integers(0, self.per, activity.size)
 
 
 class AccelPlayer:
@@ -109,12 +115,15 @@ class AccelPlayer:
         Random stream (rotations, clip choice, noise).
     window
         Samples per window (``rate_hz`` for 1-s windows).
+
+    Each device gets a random placement among the bank's and a random mounting rotation.
     """
 
     def __init__(self, bank: ClipBank, n: int, rng: np.random.Generator, window: int) -> None:
         self.bank = bank
         self.rng = rng
         self.window = window
+        self.placement = rng.integers(0, len(bank.placements), n)
         self.rot = random_rotations(rng, n).astype(np.float32)
         self.clip = np.zeros(n, dtype=np.int64)
         self.pos = np.full(n, 1 << 30, dtype=np.int64)  # "clip exhausted": choose on first use
@@ -123,11 +132,11 @@ class AccelPlayer:
 
     def activity(self, idx: np.ndarray) -> np.ndarray:
         """Activity code currently played by each device."""
-        return self.clip[idx] // self.bank.per
+        return (self.clip[idx] // self.bank.per) % len(self.bank.names)
 
     def start(self, idx: np.ndarray, activity: np.ndarray) -> None:
         """Switch devices to a fresh clip of ``activity`` now (events: falls, fall-likes)."""
-        self.clip[idx] = self.bank.pick(self.rng, activity)
+        self.clip[idx] = self.bank.pick(self.rng, activity, self.placement[idx])
         self.pos[idx] = 0
 
     def exhausted(self, idx: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ class ElderCareSimulator(Simulator):
         self.topic = {ch: self.roster.topics(ch) for ch in self.channels}
         self.senml = senml_flags(rng, n, float(p.get("senml_fraction", 0.0)))
         self.clock = EventClock(self.family, scenario.events, rng)
-        self.bank = ClipBank(rng, rate_hz=self.rate_hz, placement="pendant")
+        self.bank = ClipBank(rng, rate_hz=self.rate_hz, placements=["pendant"])
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
         c = self.bank.code
         self.posture_clip = np.array(

@@ -95,14 +95,15 @@ class WearableSimulator(Simulator):
         p = scenario.section(self.name)
         self.rate_hz = float(p.get("accel_rate_hz", 50))
         self.status_period = int(p.get("status_period_s", 60))
-        self.placement = str(p.get("placement", "wrist"))
+        placements = p.get("placements", ["wrist"])
+        self.placements = [placements] if isinstance(placements, str) else list(placements)
         self.roster = Roster(scenario, self.family, n, str(p.get("id_prefix", "wear-")))
         self.t_vitals = self.roster.topics("vitals")
         self.t_accel = self.roster.topics("accel")
         self.t_status = self.roster.topics("status")
         self.senml = senml_flags(rng, n, float(p.get("senml_fraction", 0.0)))
         self.clock = EventClock(self.family, scenario.events, rng)
-        self.bank = ClipBank(rng, rate_hz=self.rate_hz, placement=self.placement)
+        self.bank = ClipBank(rng, rate_hz=self.rate_hz, placements=self.placements)
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
         self.day = mix_cdf(self.bank, DAY_MIX)
         self.night = mix_cdf(self.bank, NIGHT_MIX)
@@ -192,7 +193,7 @@ class WearableSimulator(Simulator):
                 {"channel": "vitals", "field": "body_temp", "peak_c": round(v, 2)}
                 for v in self.fever_amp[d].tolist()
             ]
-        if etype == "fall":
+        if etype == "fall":  # truth names each device's placement (wrist, waist, pocket)
             kinds = rng.integers(0, len(motion.FALLS), k)
             codes = np.array([self.bank.code[motion.FALLS[i]] for i in kinds.tolist()])
             self.player.start(d, codes)
@@ -205,11 +206,11 @@ class WearableSimulator(Simulator):
                 {
                     "channel": "accel",
                     "fall_type": motion.FALLS[kk].removeprefix("fall_"),
-                    "placement": self.placement,
+                    "placement": self.placements[self.player.placement[dd]],
                     "impact_ts": round(float(t), 3),
                     "_end": float(ce),
                 }
-                for kk, t, ce in zip(kinds.tolist(), impact, clip_end, strict=True)
+                for kk, t, ce, dd in zip(kinds.tolist(), impact, clip_end, d.tolist(), strict=True)
             ]
         if etype == "fall_like":
             which = rng.integers(0, len(FALL_LIKE), k)
@@ -219,10 +220,10 @@ class WearableSimulator(Simulator):
                 {
                     "channel": "accel",
                     "activity": FALL_LIKE[i],
-                    "placement": self.placement,
+                    "placement": self.placements[self.player.placement[dd]],
                     "_end": float(ce),
                 }
-                for i, ce in zip(which.tolist(), clip_end, strict=True)
+                for i, ce, dd in zip(which.tolist(), clip_end, d.tolist(), strict=True)
             ]
         if etype == "stuck_value":
             self.stuck_field[d] = rng.integers(0, len(VITAL_FIELDS), k)

@@ -41,6 +41,7 @@ def test_truth_has_every_event_type(smoke) -> None:
     falls = [e for e in truth if e["type"] == "fall"]
     assert all(e["fall_type"] in {"forward", "backward", "lateral", "slump_chair"} for e in falls)
     assert all(e["start"] <= e["impact_ts"] <= e["end"] for e in falls)
+    assert {e["placement"] for e in falls} <= {"wrist", "waist", "pocket", "pendant"}
     assert {e["activity"] for e in truth if e["type"] == "fall_like"} <= {
         "sitting_down_hard",
         "jumping",
