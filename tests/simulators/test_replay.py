@@ -155,3 +155,23 @@ def test_bad_recordings_are_clear_errors(tmp_path: Path, text: str, message: str
 def test_empty_recording() -> None:
     with pytest.raises(ReplayError, match="no rows"):
         ReplaySimulator([])
+
+
+def test_parquet_needs_pyarrow_or_round_trips(tmp_path: Path) -> None:
+    """Parquet is optional: with pyarrow it replays like CSV, without it a clear error."""
+    path = tmp_path / "rec.parquet"
+    rows = [{"device": "w1", "time": START, "channel": "vitals", "heart_rate": 70.0}]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        path.write_bytes(b"PAR1")
+        with pytest.raises(ReplayError, match="pyarrow"):
+            load_replay(path)
+        return
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    sim = load_replay(path)
+    sim.rebase(START)
+    [(topic, payload)] = sim.tick(START)
+    assert topic == "city/replay/wearable/w1/vitals"
+    assert decode(topic, payload, now=START).model.heart_rate == 70.0
