@@ -9,12 +9,12 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
 2008, Gait & Posture 28:285):
 
 1. **Impact**: ``|a|`` (magnitude, so independent of how the device is mounted) crosses
-   ``impact_g``. Crossings within ``impact_window_s`` of the current peak belong to the same
-   event (falls often hit several times) and move the peak if larger; the peak's time is
-   the reported fall time. A crossing later than that replaces the candidate (e.g. a
-   stumble well before the real impact).
+   ``min(impact_g, soft_impact_g)``. Crossings within ``impact_window_s`` of the current
+   peak belong to the same event (falls often hit several times) and move the peak if
+   larger; the peak's time is the reported fall time. A crossing later than that replaces
+   the candidate (e.g. a stumble well before the real impact).
 2. **Free-fall evidence**: ``|a| < freefall_g`` at some point within ``freefall_window_s``
-   before the first crossing. Impacts weaker than ``strong_impact_g`` need it.
+   before the first crossing. Hard impacts weaker than ``strong_impact_g`` need it.
 3. **Orientation change**: gravity direction before vs after. *Before* is a snapshot of a
    low-pass gravity estimate (first-order, time constant ``gravity_tau_s``) taken at least
    ``pre_s`` before the crossing; snapshots are kept in a per-device ring buffer every
@@ -23,6 +23,15 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    ``angle_deg``.
 4. **Stillness**: over ``[t_imp + settle_s, t_imp + settle_s + still_s)`` the total
    standard deviation of the acceleration vector stays below ``still_g``.
+5. **Hard or soft impact**: a peak of at least ``impact_g`` is a *hard* impact (2. applies).
+   A peak between ``soft_impact_g`` and ``impact_g`` is a *soft* impact (slumps, falls onto
+   a soft surface, low sampling rates), accepted only when the rotation was *fast*: at most
+   ``lead_deg`` of it had happened ``lead_s`` before the crossing (the snapshot at
+   ``t - lead_s`` vs the one at ``t - pre_s``). Controlled transitions (sitting down, lying
+   down on a bed) turn over 1-2 s and have mostly turned by then; an uncontrolled collapse
+   turns within its 0.5-1 s descent (Bourke et al. 2010, Med Eng Phys 32:937, separate
+   falls from ADL by the speed of the descent; Liu & Lockhart 2014, IEEE TBME 61:2135, by
+   trunk angular velocity).
 
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
 event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
@@ -58,24 +67,35 @@ from numba import njit
 from kernels._state import DeviceStateArrays
 
 G0 = 9.80665
-RING = 8
+RING = 16
 """Snapshots of the gravity estimate kept per device (``RING * snapshot_s`` of history)."""
 
 DEFAULTS: dict[str, float] = {
     "impact_g": 1.6,
+    "soft_impact_g": 1.45,
+    "lead_s": 0.5,
+    "lead_deg": 12.0,
     "strong_impact_g": 1.6,
     "impact_window_s": 1.0,
     "freefall_g": 0.6,
     "freefall_window_s": 1.0,
     "gravity_tau_s": 0.3,
-    "snapshot_s": 0.5,
+    "snapshot_s": 0.25,
     "pre_s": 1.5,
     "settle_s": 1.0,
     "still_s": 1.5,
     "still_g": 0.1,
-    "angle_deg": 40.0,
+    "angle_deg": 30.0,
 }
-"""Default parameters; see ``docs/kernels/fall.md`` for why each value."""
+"""Default parameters (the ``balanced`` preset); see ``docs/kernels/fall.md`` for why."""
+
+PRESETS: dict[str, dict[str, float]] = {
+    "balanced": {},
+    "sensitive": {"soft_impact_g": 1.35, "lead_deg": 16.0, "angle_deg": 25.0},
+    "specific": {"impact_g": 2.2, "soft_impact_g": 2.2},
+}
+"""Sensitivity/specificity trade-offs (``FallDetector(n, preset="specific")``), as
+overrides of :data:`DEFAULTS`; the figures behind each are in ``docs/kernels/fall.md``."""
 
 # Columns of the per-device "track" row: everything touched on every sample sits in one
 # 72-byte row, so a run of samples costs one state load and one store (cache friendly with
@@ -83,6 +103,8 @@ DEFAULTS: dict[str, float] = {
 _LAST_T, _GX, _GY, _GZ, _NEXT_SNAP, _LAST_LOW, _T_SETTLE, _T_DECIDE, _N_SNAP = range(9)
 # columns of the "cand" row (the pending impact)
 _C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
+_C_LEADX, _C_LEADY, _C_LEADZ = range(7, 10)
+_N_CAND = 10
 # columns of the "acc" row (stillness-window sums)
 _A_SX, _A_SY, _A_SZ, _A_QX, _A_QY, _A_QZ, _A_N = range(7)
 
@@ -93,7 +115,7 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
     g2 = G0 * G0
     return np.array(
         [
-            p["impact_g"] ** 2 * g2,
+            min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2,
             p["strong_impact_g"] ** 2 * g2,
             p["impact_window_s"],
             p["freefall_g"] ** 2 * g2,
@@ -105,9 +127,36 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             p["settle_s"] + p["still_s"],
             p["still_g"] ** 2 * g2,
             math.cos(math.radians(p["angle_deg"])),
+            p["impact_g"] ** 2 * g2,
+            p["lead_s"],
+            math.cos(math.radians(p["lead_deg"])),
         ],
         dtype=np.float64,
     )
+
+
+def resolve_params(preset: str, params: dict[str, float]) -> dict[str, float]:
+    """:data:`DEFAULTS` updated by ``PRESETS[preset]`` then ``params``, validated.
+
+    Raises
+    ------
+    ValueError
+        Unknown preset or parameter name, a negative or non-finite value, or windows that
+        the snapshot ring cannot serve.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown parameters: {sorted(unknown)}")
+    merged = {**DEFAULTS, **PRESETS[preset], **{k: float(v) for k, v in params.items()}}
+    bad = [k for k, v in merged.items() if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise ValueError(f"parameters must be finite and >= 0: {bad}")
+    reach = (RING - 2) * merged["snapshot_s"]
+    if merged["snapshot_s"] <= 0 or max(merged["pre_s"], merged["lead_s"]) > reach:
+        raise ValueError(f"need snapshot_s > 0 and pre_s, lead_s <= {RING - 2} * snapshot_s")
+    return merged
 
 
 @njit(cache=True)
@@ -134,10 +183,22 @@ def _pre_orientation(ring: np.ndarray, n: int, t_ref: float) -> int:
 
 
 @njit(cache=True)
-def _decide(
-    cand: np.ndarray, acc: np.ndarray, strong2: float, still2: float, cos_min: float
-) -> bool:
-    """The fall rule for a candidate whose stillness window has elapsed."""
+def _cos_angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float) -> float:
+    """Cosine of the angle between two vectors (1.0 when either is zero)."""
+    norm = math.sqrt((ax * ax + ay * ay + az * az) * (bx * bx + by * by + bz * bz))
+    if norm == 0.0:
+        return 1.0
+    return (ax * bx + ay * by + az * bz) / norm
+
+
+@njit(cache=True)
+def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
+    """The fall rule for a candidate whose stillness window has elapsed.
+
+    Still and tilted after, and either a hard impact (``impact_g``, with free fall when
+    below ``strong_impact_g``) or a soft one (``soft_impact_g``) whose rotation was fast:
+    at most ``lead_deg`` of it had happened ``lead_s`` before the impact.
+    """
     ns = acc[_A_N]
     if ns == 0:
         return False
@@ -145,11 +206,16 @@ def _decide(
     my = acc[_A_SY] / ns
     mz = acc[_A_SZ] / ns
     var = (acc[_A_QX] / ns - mx * mx) + (acc[_A_QY] / ns - my * my) + (acc[_A_QZ] / ns - mz * mz)
+    if var > prm[10]:
+        return False
     px, py, pz = cand[_C_PREX], cand[_C_PREY], cand[_C_PREZ]
-    dot = px * mx + py * my + pz * mz
-    norm = math.sqrt((px * px + py * py + pz * pz) * (mx * mx + my * my + mz * mz))
-    strong = cand[_C_PEAK2] >= strong2 or cand[_C_LOWOK] > 0
-    return var <= still2 and dot <= cos_min * norm and strong
+    if _cos_angle(px, py, pz, mx, my, mz) > prm[11]:
+        return False
+    peak2 = cand[_C_PEAK2]
+    if peak2 >= prm[12]:
+        return peak2 >= prm[1] or cand[_C_LOWOK] > 0
+    lead = _cos_angle(px, py, pz, cand[_C_LEADX], cand[_C_LEADY], cand[_C_LEADZ])
+    return lead >= prm[14]
 
 
 @njit(cache=True)
@@ -174,10 +240,8 @@ def _update(
     Returns ``(events written, next sample index)``. Stopping when the buffers are full
     (rather than growing them here) keeps array reallocation out of the hot loop.
     """
-    imp2, strong2, imp_win, ff2, ff_win, tau = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
-    snap_s, pre_s, settle, decide, still2, cos_min = (
-        prm[6], prm[7], prm[8], prm[9], prm[10], prm[11],
-    )  # fmt: skip
+    imp2, imp_win, ff2, ff_win, tau = prm[0], prm[2], prm[3], prm[4], prm[5]
+    snap_s, pre_s, settle, decide, lead_s = prm[6], prm[7], prm[8], prm[9], prm[13]
     n = t.size
     cap = ev_pos.size
     k = 0
@@ -198,7 +262,7 @@ def _update(
             m2 = x * x + y * y + z * z
             # 1. decide a pending candidate once its stillness window has elapsed
             if ti >= t_dec:
-                if _decide(cand[d], acc[d], strong2, still2, cos_min):
+                if _decide(cand[d], acc[d], prm):
                     ev_pos[k] = i
                     ev_t[k] = cand[d, _C_TIMP]
                     k += 1
@@ -233,13 +297,18 @@ def _update(
                         t_set = ti + settle
                         t_dec = ti + decide
                 else:
-                    j = _pre_orientation(ring[d], min(int(n_snap), RING), ti - pre_s)
+                    n_ring = min(int(n_snap), RING)
+                    j = _pre_orientation(ring[d], n_ring, ti - pre_s)
                     c[_C_TWIN] = ti + imp_win
                     c[_C_TIMP] = ti
                     c[_C_PEAK2] = m2
                     c[_C_PREX] = ring[d, j, 0]
                     c[_C_PREY] = ring[d, j, 1]
                     c[_C_PREZ] = ring[d, j, 2]
+                    j = _pre_orientation(ring[d], n_ring, ti - lead_s)
+                    c[_C_LEADX] = ring[d, j, 0]
+                    c[_C_LEADY] = ring[d, j, 1]
+                    c[_C_LEADZ] = ring[d, j, 2]
                     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
                     acc[d, :] = 0.0
                     t_set = ti + settle
@@ -271,25 +340,19 @@ class FallDetector(DeviceStateArrays):
     ----------
     n_devices : int
         Initial device capacity (grow with :meth:`grow`).
+    preset : str
+        Starting point in :data:`PRESETS`: ``balanced`` (the defaults), ``sensitive``
+        or ``specific``.
     **params : float
-        Overrides of :data:`DEFAULTS` (thresholds in g, windows in s, angle in degrees).
+        Overrides of the preset (thresholds in g, windows in s, angles in degrees).
     """
 
     event_buffer = 64
     """Initial event capacity per call; grows 4x whenever the compiled loop fills it."""
 
-    def __init__(self, n_devices: int, **params: float) -> None:
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown parameters: {sorted(unknown)}")
-        merged = {**DEFAULTS, **{k: float(v) for k, v in params.items()}}
-        bad = [k for k, v in merged.items() if not (math.isfinite(v) and v >= 0)]
-        if bad:
-            raise ValueError(f"parameters must be finite and >= 0: {bad}")
-        if merged["snapshot_s"] <= 0 or merged["pre_s"] > (RING - 2) * merged["snapshot_s"]:
-            raise ValueError(f"need snapshot_s > 0 and pre_s <= {RING - 2} * snapshot_s")
-        self.params = merged
-        self._prm = params_vector(merged)
+    def __init__(self, n_devices: int, preset: str = "balanced", **params: float) -> None:
+        self.params = resolve_params(preset, params)
+        self._prm = params_vector(self.params)
         super().__init__(n_devices)
 
     def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
@@ -300,7 +363,8 @@ class FallDetector(DeviceStateArrays):
         return {
             "track": track,  # last_t, gravity xyz, next_snap, last_low, t_settle, t_decide, n
             "ring": np.zeros((n, RING, 4)),  # gravity snapshots: gx, gy, gz, t
-            "cand": np.zeros((n, 7)),  # window end, t_imp, peak^2, pre xyz, free fall seen
+            # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz
+            "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
             "counts": np.zeros((n, 3), np.int64),  # non-finite, out of order, falls
         }

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.fall import DEFAULTS, FallDetector, detect
+from kernels.fall import DEFAULTS, PRESETS, FallDetector, detect
 from simulators.motion import synthesize
 from tests.reference.fall import ReferenceFallDetector, detect_events
 
@@ -29,7 +29,9 @@ TWITCHY = {
     "pre_s": 0.5,
     "snapshot_s": 0.1,
 }
-PARAM_SETS = [{}, TWITCHY]
+# ... and with the soft-impact path taking most decisions (hard impacts rare).
+SOFT = {**TWITCHY, "impact_g": 1.6, "soft_impact_g": 1.05, "lead_deg": 20.0, "lead_s": 0.2}
+PARAM_SETS = [{}, TWITCHY, SOFT]
 
 
 @cache
@@ -292,4 +294,40 @@ def test_unknown_or_invalid_parameters() -> None:
         FallDetector(1, still_g=-1.0)
     with pytest.raises(ValueError, match="pre_s"):
         FallDetector(1, pre_s=100.0)
+    with pytest.raises(ValueError, match="lead_s"):
+        FallDetector(1, lead_s=100.0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        FallDetector(1, preset="paranoid")
     assert FallDetector(1).params == DEFAULTS
+
+
+def test_presets_are_overrides_and_keyword_overrides_win() -> None:
+    for name, overrides in PRESETS.items():
+        assert FallDetector(1, preset=name).params == {**DEFAULTS, **overrides}
+    det = FallDetector(1, preset="specific", angle_deg=50.0)
+    assert det.params["impact_g"] == PRESETS["specific"]["impact_g"]
+    assert det.params["angle_deg"] == 50.0
+
+
+@HYP
+@given(streams(), st.sampled_from(sorted(PRESETS)))
+def test_presets_numba_equals_reference(stream: Stream, preset: str) -> None:
+    ev_d, ev_t = FallDetector(4, preset=preset).update(*stream)
+    rd, rt = detect_events(*stream, detector=ReferenceFallDetector(preset=preset))
+    np.testing.assert_array_equal(ev_d, rd)
+    np.testing.assert_array_equal(ev_t, rt)
+
+
+def test_soft_impact_needs_fast_rotation() -> None:
+    """Same soft impact and final posture: fast rotation is a fall, a slow one is not."""
+    rate = 50.0
+    t = np.arange(0.0, 10.0, 1.0 / rate)
+    events = {}
+    for name, turn_s in (("fast", 0.3), ("slow", 1.5)):
+        # upright until the turn, lying (90 degrees) after it, a 1.5 g bump at its end
+        s = np.clip((t - (4.0 - turn_s)) / turn_s, 0.0, 1.0)
+        bump = np.where(np.abs(t - 4.0) < 0.011, 0.5, 0.0)  # along gravity: |a| = 1.5 g
+        ax, az = (np.sin(s * np.pi / 2) + bump) * 9.80665, np.cos(s * np.pi / 2) * 9.80665
+        events[name] = detect(t, ax, np.zeros_like(t), az)
+    assert events["fast"].size == 1 and abs(events["fast"][0] - 4.0) < 0.05
+    assert events["slow"].size == 0

@@ -37,14 +37,44 @@ def test_trunk_falls_detected_at_every_rate(fall: str, placement: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "activity", ["walking", "jogging", "jumping", "stairs", "lying_down_bed", "sitting_down"]
+    ("activity", "max_alarms"),
+    [
+        ("walking", 0),
+        ("jogging", 0),
+        ("jumping", 0),
+        ("stairs", 0),
+        # soft, controlled transitions: the soft-impact path costs a few percent here on the
+        # tuning corpus (docs/kernels/fall.md), so 1 of these 24 traces may alarm
+        ("lying_down_bed", 1),
+        ("sitting_down", 1),
+    ],
 )
-def test_no_false_alarm_on_daily_activities(activity: str) -> None:
+def test_few_false_alarms_on_daily_activities(activity: str, max_alarms: int) -> None:
+    alarms = []
     for k, placement in enumerate(PLACEMENTS):
         for rate in (20.0, 100.0):
-            tr = synthesize(activity, rate_hz=rate, duration_s=12, placement=placement,
-                            rng=np.random.default_rng([78, k, int(rate)]), jitter=0.3)  # fmt: skip
-            assert detect(tr.t, tr.ax, tr.ay, tr.az).size == 0, (placement, rate)
+            for s in range(3):
+                rng = np.random.default_rng([78, k, int(rate), s])
+                tr = synthesize(activity, rate_hz=rate, duration_s=12, placement=placement,
+                                rng=rng, jitter=0.3)  # fmt: skip
+                if detect(tr.t, tr.ax, tr.ay, tr.az).size:
+                    alarms.append((placement, rate, s))
+    assert len(alarms) <= max_alarms, alarms
+
+
+def test_slumps_from_a_chair_detected() -> None:
+    """Soft falls without free fall: the soft-impact path's reason to exist."""
+    hits = {"balanced": 0, "soft path off": 0}
+    for k, placement in enumerate(PLACEMENTS):
+        for j, rate in enumerate((20.0, 25.0, 50.0, 100.0, 200.0)):
+            tr = synthesize("fall_slump_chair", rate_hz=rate, duration_s=10, placement=placement,
+                            rng=np.random.default_rng([79, k, j]), jitter=0.3)  # fmt: skip
+            dev = np.zeros(tr.t.size, np.int64)
+            for name, params in (("balanced", {}), ("soft path off", {"soft_impact_g": 1.6})):
+                _, ev = FallDetector(1, **params).update(dev, tr.t, tr.ax, tr.ay, tr.az)
+                hits[name] += int(ev.size == 1 and abs(ev[0] - tr.falls[0]) < 1.0)
+    assert hits["balanced"] >= 17, hits  # of 20
+    assert hits["soft path off"] < hits["balanced"], hits
 
 
 def test_streamed_devices_in_one_second_messages() -> None:

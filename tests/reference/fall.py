@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from kernels.fall import DEFAULTS, G0, RING
+from kernels.fall import G0, RING, resolve_params
 
 
 class ReferenceFallDetector:
     """Per-sample fall detector with the algorithm of :mod:`kernels.fall`."""
 
-    def __init__(self, **params: float) -> None:
-        self.p = {**DEFAULTS, **params}
+    def __init__(self, preset: str = "balanced", **params: float) -> None:
+        self.p = resolve_params(preset, params)
         self.devices: dict[int, dict[str, Any]] = {}
 
     def _fresh(self) -> dict[str, Any]:
@@ -41,9 +41,19 @@ class ReferenceFallDetector:
         chosen = max(before, key=lambda s: s[0]) if before else st["snapshots"][0]
         return list(chosen[1])
 
+    @staticmethod
+    def _cos_angle(a: list[float], b: list[float]) -> float:
+        norm = math.sqrt(
+            (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) * (b[0] * b[0] + b[1] * b[1] + b[2] * b[2])
+        )
+        if norm == 0.0:
+            return 1.0
+        return (a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / norm
+
     def _decide(self, c: dict[str, Any]) -> bool:
-        """The fall rule: impact (strong or after free fall), tilt, stillness."""
+        """The fall rule: still, tilted, and a hard impact or a soft one after fast rotation."""
         p = self.p
+        g2 = G0 * G0
         ns = c["n"]
         if ns == 0:
             return False
@@ -53,16 +63,15 @@ class ReferenceFallDetector:
             + (c["sq"][1] / ns - mean[1] * mean[1])
             + (c["sq"][2] / ns - mean[2] * mean[2])
         )
-        pre = c["pre"]
-        dot = pre[0] * mean[0] + pre[1] * mean[1] + pre[2] * mean[2]
-        norm = math.sqrt(
-            (pre[0] * pre[0] + pre[1] * pre[1] + pre[2] * pre[2])
-            * (mean[0] * mean[0] + mean[1] * mean[1] + mean[2] * mean[2])
-        )
-        still = var <= p["still_g"] ** 2 * (G0 * G0)
-        tilted = dot <= math.cos(math.radians(p["angle_deg"])) * norm
-        strong = c["peak2"] >= p["strong_impact_g"] ** 2 * (G0 * G0) or c["low_ok"]
-        return still and tilted and strong
+        if var > p["still_g"] ** 2 * g2:
+            return False  # not still
+        if self._cos_angle(c["pre"], mean) > math.cos(math.radians(p["angle_deg"])):
+            return False  # not tilted enough
+        if c["peak2"] >= p["impact_g"] ** 2 * g2:  # hard impact (free fall if not strong)
+            return c["peak2"] >= p["strong_impact_g"] ** 2 * g2 or c["low_ok"]
+        # soft impact: the rotation must not have started long before it (no slow descent)
+        lead = self._cos_angle(c["pre"], c["lead"])
+        return lead >= math.cos(math.radians(p["lead_deg"]))
 
     def sample(self, d: int, t: float, x: float, y: float, z: float) -> float | None:
         """Feed one sample; return an impact time when a fall is decided at it."""
@@ -96,7 +105,7 @@ class ReferenceFallDetector:
             st["snapshots"].append((t, list(g)))
             st["snapshots"] = st["snapshots"][-RING:]
             st["next_snap"] = t + p["snapshot_s"]
-        if m2 >= p["impact_g"] ** 2 * g2:
+        if m2 >= min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2:
             if c is not None and t <= c["t_win"]:
                 if m2 > c["peak2"]:
                     c["peak2"], c["t_imp"] = m2, t
@@ -107,6 +116,7 @@ class ReferenceFallDetector:
                     "t_imp": t,
                     "peak2": m2,
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
+                    "lead": self._pre_orientation(st, t - p["lead_s"]),
                     "low_ok": t - st["last_low"] <= p["freefall_window_s"],
                     "sum": [0.0, 0.0, 0.0],
                     "sq": [0.0, 0.0, 0.0],
