@@ -100,6 +100,9 @@ def run_simulation(opts: SimulateOptions, console: Console) -> int:
     if opts.speed is not None and opts.speed <= 0:
         console.print("[red]error:[/red] --speed must be > 0")
         return 2
+    if opts.window < 1 or opts.duration <= 0:
+        console.print("[red]error:[/red] --window must be >= 1 and --duration > 0")
+        return 2
     start = opts.start if opts.start is not None else simulated_start(duration, opts.speed)
     for sim in sims:
         if hasattr(sim, "rebase"):

@@ -20,6 +20,7 @@ def run_inprocess(
     seed: int = 0,
     duration: float = 40.0,
     malformed_rate: float = 0.0,
+    start: float = START,
     **counts: int,
 ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]], Runner]:
     """All messages (in publishing order) and the truth of a run with a null publisher."""
@@ -32,7 +33,7 @@ def run_inprocess(
         pub,
         tick_s=sc.tick_s,
         duration=duration,
-        start=START,
+        start=start,
         speed=None,
         malformer=malformer,
     )
