@@ -71,6 +71,7 @@ def test_vital_events_show_in_the_signals(smoke) -> None:
         "tachycardia": ("heart_rate", lambda v: min(v) >= 115),
         "bradycardia": ("heart_rate", lambda v: max(v) <= 55),
         "desaturation": ("spo2", lambda v: max(v) <= 92),
+        "fever": ("body_temp", lambda v: max(v) >= 37.4),
     }
     seen = 0
     for e in truth:
@@ -156,3 +157,26 @@ def test_malformed_messages_are_rejected_and_counted_apart() -> None:
     # without malformed messages, the valid sequence is the same as with them
     clean, _, _ = run_inprocess("smoke", seed=5, duration=10.0)
     assert len(clean) == st.published
+
+
+def test_inactivity_and_dropout_show_in_the_data(smoke) -> None:
+    msgs, truth, _ = smoke
+    checked = 0
+    for e in truth:
+        inside = []
+        for topic, payload in msgs:
+            dev, channel = topic.split("/")[3], topic.split("/")[4]
+            if dev != e["device_id"]:
+                continue
+            m = decode(topic, payload, now=NOW).model
+            t = getattr(m, "ts", None)
+            if t is not None and e["start"] + 1.0 < t < e["end"] - 1.0:
+                inside.append((channel, m))
+        if e["type"] == "inactivity":
+            assert not [m for ch, m in inside if ch == "motion" and m.motion], e
+            checked += 1
+        elif e["type"] == "dropout" and e["family"] == "wearable":
+            vitals = [m for ch, m in inside if ch == "vitals"]
+            assert vitals and all(getattr(m, e["field"]) is None for m in vitals), e
+            checked += 1
+    assert checked >= 2
