@@ -56,14 +56,21 @@ def drop_databases(settings: Settings) -> None:
 
 # -- the pipeline --------------------------------------------------------------------------
 def run_pipeline(
-    settings: Settings, scenario: str, duration: float, run_dir: Path, live: bool
+    settings: Settings,
+    scenario: str,
+    duration: float,
+    run_dir: Path,
+    live: bool,
+    counts: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
     """One ``cityhealth up`` run; its summary plus sustained rates."""
     from cityhealth.pipeline.job import UpJob, UpOptions
 
     job = UpJob(
         settings,
-        UpOptions(scenario=scenario, duration=duration, run_dir=run_dir, live=live),
+        UpOptions(
+            scenario=scenario, duration=duration, run_dir=run_dir, live=live, counts=counts or {}
+        ),
     )
     summary = job.run()
     sim = json.loads((run_dir / "simulate.json").read_text())
@@ -72,7 +79,9 @@ def run_pipeline(
     stored = {c: summary["stored"][summary["raw_channels"][c]] for c in by_channel}
     return {
         "scenario": scenario,
+        "devices": sim.get("devices"),
         "duration_s": duration,
+        "wall_s": wall,
         "published": summary["published"],
         "stored": sum(stored.values()),
         "readings_per_s": round(summary["published"] / wall, 1),
@@ -244,9 +253,9 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     p, n = report["pipeline"], report["naive"]
     lat = p["alert_latency_s"]
     lines = [
-        f"pipeline ({p['scenario']}, {p['duration_s']:.0f} s real time): "
-        f"{p['readings_per_s']:,.0f} readings/s sustained, simulator max lag "
-        f"{p['simulator_max_lag_s']} s",
+        f"pipeline ({p['scenario']} {p['devices']}, {p['duration_s']:.0f} s of traffic in "
+        f"{p['wall_s']:.0f} s): {p['readings_per_s']:,.0f} readings/s sustained, simulator "
+        f"max lag {p['simulator_max_lag_s']} s",
         f"  zero loss: {p['zero_loss']} (published {p['published']:,}, stored "
         f"{p['stored']:,}; missing {p['missing_by_channel'] or 'none'}; drain "
         f"{'complete' if p['drain']['completed'] else p['drain']['pending']})",
@@ -272,6 +281,11 @@ def register(bench_app: typer.Typer) -> None:
     def pipeline_command(
         scenario: Annotated[str, typer.Option(help="Scenario run in real time.")] = "district",
         duration: Annotated[float, typer.Option(help="Seconds of real-time traffic.")] = 120.0,
+        wearables: Annotated[int | None, typer.Option(help="Override the wearable count.")] = None,
+        eldercare: Annotated[
+            int | None, typer.Option(help="Override the elder-care count.")
+        ] = None,
+        airq: Annotated[int | None, typer.Option(help="Override the station count.")] = None,
         naive_seconds: Annotated[
             float, typer.Option(help="Seconds the naive consumer is timed.")
         ] = 30.0,
@@ -296,7 +310,8 @@ def register(bench_app: typer.Typer) -> None:
         pipe_settings = isolated(base, tag + "p")
         naive_settings = isolated(base, tag + "n")
         try:
-            pipeline = run_pipeline(pipe_settings, scenario, duration, work / "run", live)
+            counts = {"wearables": wearables, "eldercare": eldercare, "airq": airq}
+            pipeline = run_pipeline(pipe_settings, scenario, duration, work / "run", live, counts)
             naive = run_naive(naive_settings, naive_seconds, work)
         finally:
             if not keep_data:

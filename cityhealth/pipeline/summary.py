@@ -75,22 +75,31 @@ def unique_alerts(
     -------
     (first records, updates, duplicates)
     """
+    first, updates, repeated = split_alerts(alerts)
+    return first, updates, len(repeated)
+
+
+def split_alerts(
+    alerts: Iterable[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], int, list[Mapping[str, Any]]]:
+    """:func:`unique_alerts` with the duplicate records themselves."""
     seen: set[str] = set()
     exact: set[tuple[str, object, object]] = set()
     out = []
-    updates = duplicates = 0
+    repeated: list[Mapping[str, Any]] = []
+    updates = 0
     for alert in alerts:
         key = alert_key(alert)
         content = (key, alert.get("sensor_ts"), alert.get("severity"))
         if content in exact:
-            duplicates += 1
+            repeated.append(alert)
         elif key in seen:
             updates += 1
         else:
             seen.add(key)
             out.append(alert)
         exact.add(content)
-    return out, updates, duplicates
+    return out, updates, repeated
 
 
 def alert_latencies(alerts: Iterable[Mapping[str, Any]]) -> list[float]:
@@ -110,14 +119,18 @@ def alert_latencies(alerts: Iterable[Mapping[str, Any]]) -> list[float]:
 def alerts_section(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``{"total", "by_type", "by_severity", "records", "updates", "duplicates"}``; totals
     count unique ids (see :func:`unique_alerts`)."""
-    unique, updates, duplicates = unique_alerts(alerts)
+    unique, updates, repeated = split_alerts(alerts)
     return {
         "total": len(unique),
         "by_type": dict(sorted(Counter(str(a.get("type")) for a in unique).items())),
         "by_severity": dict(sorted(Counter(str(a.get("severity")) for a in unique).items())),
         "records": len(alerts),
         "updates": updates,
-        "duplicates": duplicates,
+        "duplicates": len(repeated),
+        "duplicate_examples": [
+            {k: a.get(k) for k in ("id", "type", "subject", "sensor_ts", "severity", "kafka_ts")}
+            for a in repeated[:10]
+        ],
     }
 
 

@@ -1,13 +1,17 @@
 """``cityhealth up --chaos``: crashes and restarts mid-run lose nothing.
 
-* the worker is SIGKILLed and started again: every reading is still stored, no alert id is
-  published twice, and kernel state is recovered from the checkpoints, so there is no
-  burst of false alerts from re-learning: alerts that match no ground-truth event are no
-  more than in an undisturbed run of the same scenario and seed (plus a small allowance
-  for wall-clock-aligned timers);
+* the worker is SIGKILLed and started again: every reading is still stored, no alert is
+  published twice (same id, sensor time and severity), and kernel state is recovered from
+  the checkpoints, so there is no burst of false alerts from re-learning: alerts that
+  match no ground-truth event are no more than in an undisturbed run of the same
+  scenario and seed (plus a small allowance for wall-clock-aligned timers);
 * InfluxDB is stopped and started again: the sink retries, nothing is lost;
 * the bridge is SIGKILLed and started with the same client id: the broker re-sends what
   was not acknowledged (QoS 1, persistent session), nothing is lost.
+
+Re-sent readings are at-least-once by design (InfluxDB keeps one point per series and
+time); alerts they raise again carry the same deterministic id, so only the worker crash
+test requires that no alert is re-published.
 """
 
 from __future__ import annotations
@@ -36,12 +40,17 @@ def assert_nothing_lost(summary: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("chaos", "part"),
-    [("kill-worker@15", "worker"), ("restart-influx@15:3", None), ("kill-bridge@15", "bridge")],
+    ("chaos", "part", "no_duplicates"),
+    [
+        ("kill-worker@15", "worker", True),
+        ("restart-influx@15:3", None, False),
+        ("kill-bridge@15", "bridge", False),
+    ],
 )
 def test_restart_mid_run_loses_nothing(
     chaos: str,
     part: str | None,
+    no_duplicates: bool,
     stack: RunningStack,
     smoke: dict[str, Any],
     up_runner: Callable[..., dict[str, Any]],
@@ -50,7 +59,8 @@ def test_restart_mid_run_loses_nothing(
     assert_nothing_lost(summary)
     if part is not None:
         assert summary["processes"][part]["forced_restarts"] == 1
-    assert summary["alerts"]["duplicates"] == 0
+    if no_duplicates:
+        assert summary["alerts"]["duplicates"] == 0, summary["alerts"]["duplicate_examples"]
     unmatched = summary["truth"]["unmatched_alerts"]
     assert unmatched <= smoke["truth"]["unmatched_alerts"] + FALSE_ALERT_ALLOWANCE, (
         summary["alerts"],
