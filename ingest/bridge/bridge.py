@@ -150,7 +150,7 @@ class Bridge:
             )
             self._producer.start()
             if self._pool is not None:
-                self._pool.attach(self._loop)
+                self._loop.run_until_complete(self._pool.attach(self._loop))
             self._session.start()
             self._ticker = self._loop.create_task(self._tick())
             started.set()
@@ -393,4 +393,7 @@ class Bridge:
         for task in list(self._tasks):
             task.cancel()
         await self._session.stop()
+        if self._pool is not None:
+            self._pool.close_inputs()
+            await asyncio.sleep(0)  # let the transports write the exit sentinel
         return clean

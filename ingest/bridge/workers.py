@@ -6,10 +6,12 @@ processes: the parent only reads MQTT, produces to Kafka and acknowledges. Messa
 routed to a decoder by their topic (device + channel), so one device's readings of one
 channel stay in order within one batcher.
 
-Protocol (pickled): parent -> child over a ``multiprocessing`` queue (its feeder thread
-never blocks the event loop): ``list[RawMessage]`` chunks, ``"flush"`` (seal everything)
-and ``None`` (exit); child -> parent over a pipe the parent's event loop reads:
-``("ready", None)``, ``("out", StageOutput)`` and ``("flushed", StageOutput)``.
+Protocol (pickled, ``multiprocessing.Connection`` framing): parent -> child, written by the
+parent's event loop through a non-blocking asyncio pipe transport (so the loop never
+blocks and no feeder thread competes for the interpreter lock): ``list[RawMessage]``
+chunks, ``"flush"`` (seal everything) and ``None`` (exit); child -> parent, read by the
+loop when the pipe is readable: ``("ready", None)``, ``("out", StageOutput)`` and
+``("flushed", StageOutput)``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
-import queue
+import os
+import pickle
 import signal
+import struct
 import time
 import zlib
 from collections.abc import Callable
@@ -51,11 +55,10 @@ def _decode_loop(settings: Settings, config: StageConfig, inbox: Any, outbox: An
     while True:
         deadline = stage.next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            item = inbox.get(timeout=timeout)
-        except queue.Empty:
+        if not inbox.poll(timeout):
             outbox.send(("out", stage.poll()))
             continue
+        item = inbox.recv()
         if item is None:
             return
         if item == _FLUSH:
@@ -89,19 +92,21 @@ class DecoderPool:
         if n < 1:
             raise ValueError("a decoder pool needs at least one process")
         ctx = mp.get_context("spawn")  # never fork a process that already runs threads
-        self._inboxes = [ctx.Queue() for _ in range(n)]
-        pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
-        self._outboxes = [reader for reader, _ in pipes]
+        down = [ctx.Pipe(duplex=False) for _ in range(n)]  # parent -> child
+        up = [ctx.Pipe(duplex=False) for _ in range(n)]  # child -> parent
         self._procs = [
             ctx.Process(
                 target=_decoder_main,
-                args=(settings, config, self._inboxes[i], pipes[i][1]),
+                args=(settings, config, down[i][0], up[i][1]),
                 name=f"ingest-decoder-{i}",
                 daemon=True,
             )
             for i in range(n)
         ]
-        self._writers = [writer for _, writer in pipes]
+        self._inboxes = [writer for _, writer in down]
+        self._outboxes = [reader for reader, _ in up]
+        self._child_ends = [reader for reader, _ in down] + [writer for _, writer in up]
+        self._transports: list[asyncio.WriteTransport] = []
         self._on_event = on_event
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,8 +124,8 @@ class DecoderPool:
         """Start the processes and wait until each has built its stage (blocking)."""
         for proc in self._procs:
             proc.start()
-        for writer in self._writers:
-            writer.close()  # the children hold the write ends now; EOF means a child died
+        for end in self._child_ends:
+            end.close()  # only the children hold these now: EOF then means a child died
         deadline = time.monotonic() + ready_timeout_s
         for i, (outbox, proc) in enumerate(zip(self._outboxes, self._procs, strict=True)):
             while not outbox.poll(0.2):
@@ -132,46 +137,58 @@ class DecoderPool:
             if kind != "ready":
                 raise RuntimeError(f"decoder {i} sent {kind!r} before 'ready'")
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start reading the decoders' outputs on ``loop`` (call on that loop)."""
+    async def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connect the pipes to ``loop`` (run on that loop)."""
         self._loop = loop
         for i, outbox in enumerate(self._outboxes):
             loop.add_reader(outbox.fileno(), self._read, i)
+        for inbox in self._inboxes:
+            pipe = os.fdopen(inbox.fileno(), "wb", buffering=0, closefd=False)
+            transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, pipe)
+            self._transports.append(transport)
+
+    def _send(self, index: int, item: object) -> None:
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        # multiprocessing.Connection framing: 4-byte big-endian signed length, then bytes.
+        self._transports[index].writelines([struct.pack("!i", len(data)), data])
 
     def submit(self, messages: list[RawMessage]) -> None:
         """Queue a chunk; with several decoders each message goes by its topic."""
         if self.size == 1:
-            self._inboxes[0].put(messages)
+            self._send(0, messages)
             return
         parts: list[list[RawMessage]] = [[] for _ in range(self.size)]
         for message in messages:
             parts[zlib.crc32(message[1]) % self.size].append(message)
-        for inbox, part in zip(self._inboxes, parts, strict=True):
+        for i, part in enumerate(parts):
             if part:
-                inbox.put(part)
+                self._send(i, part)
 
     def request_flush(self) -> None:
         """Ask every decoder to seal all its buffers (answers arrive as ``flushed``)."""
-        for inbox in self._inboxes:
-            inbox.put(_FLUSH)
+        for i in range(self.size):
+            self._send(i, _FLUSH)
+
+    def close_inputs(self) -> None:
+        """Tell every decoder to exit once it has read what was sent (on the loop)."""
+        self._stopping = True
+        for i, transport in enumerate(self._transports):
+            self._send(i, None)
+            transport.close()  # after the buffered data is written
+        for outbox in self._outboxes:
+            assert self._loop is not None
+            self._loop.remove_reader(outbox.fileno())
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Tell the decoders to exit (kill any that does not); call after the loop stopped
-        reading (or from the loop)."""
+        """Wait for the decoders to exit (kill any that does not); after the loop stopped."""
         self._stopping = True
-        if self._loop is not None and not self._loop.is_closed():
-            for outbox in self._outboxes:
-                self._loop.call_soon_threadsafe(self._loop.remove_reader, outbox.fileno())
-        for inbox in self._inboxes:
-            inbox.put(None)
         for proc in self._procs:
             proc.join(timeout_s)
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
-        for inbox in self._inboxes:
-            inbox.close()
-            inbox.join_thread()
+        for conn in self._inboxes + self._outboxes:
+            conn.close()
 
     def _read(self, index: int) -> None:
         outbox = self._outboxes[index]
