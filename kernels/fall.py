@@ -29,9 +29,9 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    ``lead_deg`` of it had happened ``lead_s`` before the crossing (the snapshot at
    ``t - lead_s`` vs the one at ``t - pre_s``). Controlled transitions (sitting down, lying
    down on a bed) turn over 1-2 s and have mostly turned by then; an uncontrolled collapse
-   turns within its 0.5-1 s descent (Bourke et al. 2010, Med Eng Phys 32:937, separate
-   falls from ADL by the speed of the descent; Liu & Lockhart 2014, IEEE TBME 61:2135, by
-   trunk angular velocity).
+   turns within its 0.5-1 s descent (Bourke et al. 2008, Med Eng Phys 30:937, and 2010,
+   J Biomech 43:3051, separate falls from ADL by the speed of the descent; Liu & Lockhart
+   2014, IEEE TBME 61:2135, by trunk angular velocity).
 
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
 event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
@@ -67,7 +67,7 @@ from numba import njit
 from kernels._state import DeviceStateArrays
 
 G0 = 9.80665
-RING = 16
+RING = 8
 """Snapshots of the gravity estimate kept per device (``RING * snapshot_s`` of history)."""
 
 DEFAULTS: dict[str, float] = {
