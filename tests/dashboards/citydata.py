@@ -390,7 +390,7 @@ class CityWriter:
 
     def _home(self, device: str, district: str, panic: int) -> None:
         rng, t = self.rng, self.minutes
-        home = device.replace("p-", "p-h")[:28]
+        home = "p-h" + device[3:]  # the resident's home hub: another pseudonym
         tags = {"device": home, "district": district, "family": "eldercare"}
         n = t.size
         windows = t[::5]
