@@ -30,11 +30,11 @@ Method (per device, one pass, O(1) state; details and references in docs/kernels
    means the same rarity on every series.
 
 Bad input (documented contract): a sample whose ``t`` or ``x`` is NaN/inf (or absurd:
-``|x| > 1e100``, ``|t| > 1e15`` s), or whose
-timestamp is earlier than the device's previous accepted sample, scores NaN and leaves the
-device state untouched; equal timestamps are accepted (no decay between them). Mismatched
-lengths, non-1-D arrays, non-integer or out-of-range device indices raise ``ValueError``
-before any state changes. Empty arrays give an empty result.
+``|x| > 1e100``, ``|t| > 1e15`` s), or whose timestamp is earlier than the device's
+previous accepted sample, scores NaN and leaves the device state untouched; equal
+timestamps are accepted (no decay between them). Mismatched lengths, non-1-D arrays,
+non-integer or out-of-range device indices raise ``ValueError`` before any state changes.
+Empty arrays give an empty result.
 """
 
 from __future__ import annotations
