@@ -430,9 +430,9 @@ def simulated_series(
         resources.files("simulators.scenarios").joinpath("smoke.toml").read_text("utf-8")
     )
     data.update(tick_s=1.0, guarantee_events_within_s=0)
-    data["wearable"].update(count=wearables, senml_fraction=0.0)
-    data["airq"]["senml_fraction"] = 0.0
-    data["eldercare"]["count"] = 0
+    data.setdefault("wearable", {}).update(count=wearables, senml_fraction=0.0)
+    data.setdefault("airq", {})["senml_fraction"] = 0.0
+    data.setdefault("eldercare", {})["count"] = 0
     data["events"] = {k: {"rate_per_hour": r, "duration_s": d} for k, (r, d) in SIM_EVENTS.items()}
     scenario = parse_scenario(data, "anomaly-quality")
     rng = np.random.default_rng(seed)
