@@ -169,17 +169,24 @@ def _all_finite(t: np.ndarray, ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -
 
 
 @njit(cache=True)
-def _pre_orientation(ring: np.ndarray, n: int, t_ref: float) -> int:
-    """Slot of the newest snapshot taken at or before ``t_ref``; else the oldest one."""
-    best = -1
+def _snapshot_slots(ring: np.ndarray, n: int, t_pre: float, t_lead: float) -> tuple[int, int]:
+    """Slots of the newest snapshots taken at or before ``t_pre`` and ``t_lead``.
+
+    Either falls back to the oldest snapshot when none is that old. One pass over the
+    ring serves both look-ups.
+    """
+    pre = -1
+    lead = -1
     oldest = -1
     for j in range(n):
         tj = ring[j, 3]
-        if tj <= t_ref and (best < 0 or tj > ring[best, 3]):
-            best = j
+        if tj <= t_pre and (pre < 0 or tj > ring[pre, 3]):
+            pre = j
+        if tj <= t_lead and (lead < 0 or tj > ring[lead, 3]):
+            lead = j
         if oldest < 0 or tj < ring[oldest, 3]:
             oldest = j
-    return best if best >= 0 else oldest
+    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest)
 
 
 @njit(cache=True)
@@ -297,18 +304,17 @@ def _update(
                         t_set = ti + settle
                         t_dec = ti + decide
                 else:
-                    n_ring = min(int(n_snap), RING)
-                    j = _pre_orientation(ring[d], n_ring, ti - pre_s)
+                    rd = ring[d]
+                    j, jl = _snapshot_slots(rd, min(int(n_snap), RING), ti - pre_s, ti - lead_s)
                     c[_C_TWIN] = ti + imp_win
                     c[_C_TIMP] = ti
                     c[_C_PEAK2] = m2
-                    c[_C_PREX] = ring[d, j, 0]
-                    c[_C_PREY] = ring[d, j, 1]
-                    c[_C_PREZ] = ring[d, j, 2]
-                    j = _pre_orientation(ring[d], n_ring, ti - lead_s)
-                    c[_C_LEADX] = ring[d, j, 0]
-                    c[_C_LEADY] = ring[d, j, 1]
-                    c[_C_LEADZ] = ring[d, j, 2]
+                    c[_C_PREX] = rd[j, 0]
+                    c[_C_PREY] = rd[j, 1]
+                    c[_C_PREZ] = rd[j, 2]
+                    c[_C_LEADX] = rd[jl, 0]
+                    c[_C_LEADY] = rd[jl, 1]
+                    c[_C_LEADZ] = rd[jl, 2]
                     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
                     acc[d, :] = 0.0
                     t_set = ti + settle
