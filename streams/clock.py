@@ -30,7 +30,8 @@ class StreamClock:
                 self._seen_at = self._wall()
 
     def now(self) -> float:
+        """Sensor "now"; ``-inf`` before any sensor time was seen (timers then wait)."""
         with self._lock:
             if self._sensor == float("-inf"):
-                return self._wall()
+                return self._sensor
             return self._sensor + (self._wall() - self._seen_at)

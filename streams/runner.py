@@ -139,6 +139,7 @@ class PartitionRunner:
             except CheckpointError as exc:  # skip a bad block: its devices re-learn
                 log.error("%s[%d]: %s", self.stream, self.partition, exc)
         self.processor.state.dirty.clear()
+        self.processor.restored()
         return len(payloads)
 
     # -- batches ---------------------------------------------------------------------------

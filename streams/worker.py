@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -117,8 +118,9 @@ class StreamWorker:
     async def tick(self) -> None:
         """Offline/inactivity checks in every runner, then the district minute rows."""
         now = self.services.clock.now()
-        for runner in list(self.runners.values()):
-            await runner.tick(now)
+        if math.isfinite(now):  # no sensor time seen yet: nothing can be late
+            for runner in list(self.runners.values()):
+                await runner.tick(now)
         await self.flush_districts()
 
     async def flush_districts(self) -> None:

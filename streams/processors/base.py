@@ -136,6 +136,14 @@ class Processor:
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
         raise NotImplementedError
 
+    def restored(self) -> None:
+        """After a restore: timers continue from the newest restored sensor time (not
+        from wall time, which would declare every device of a replay offline)."""
+        last = self.seen["last_ts"][: len(self.state.index)]
+        last = last[np.isfinite(last)]
+        if last.size:
+            self.services.clock.observe(float(last.max()))
+
     def flush(self, out: Output) -> None:
         """Commit-step work: write aggregates of periods still open (default: none)."""
 

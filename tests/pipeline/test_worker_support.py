@@ -72,6 +72,18 @@ class WorkerProcess:
         )
         return self
 
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        """Until Faust reports the worker ready (partitions assigned, offsets sought)."""
+        wait_for(lambda: "Worker ready" in self.log(), timeout_s, "worker ready")
+
+    def restored_blocks(self) -> int:
+        """Checkpoint blocks this worker restored (from its log)."""
+        return sum(
+            int(line.split("restored ")[1].split()[0])
+            for line in self.log().splitlines()
+            if "restored " in line and "checkpoint blocks" in line
+        )
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
