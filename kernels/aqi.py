@@ -464,9 +464,12 @@ class NowCastStream(DeviceStateArrays):
                 raise ValueError("hour must hold whole hour indices, e.g. floor(ts / 3600)")
         elif hr_raw.dtype.kind not in "iu" and hr_raw.size:
             raise ValueError(f"hour must be integer hour indices, got dtype {hr_raw.dtype}")
-        hr = np.ascontiguousarray(hr_raw, dtype=np.int64).reshape(-1)
-        if hr.size and np.abs(hr).max() >= 2**52:  # keeps hour differences exact
+        # Range check in the input dtype, before the int64 cast: a cast of 1e300 or of
+        # uint64 >= 2**63 wraps (to the "no hour" sentinel, say), and np.abs(int64 min)
+        # is negative. The bound also keeps hour differences exact.
+        if hr_raw.size and (hr_raw.max() >= 2**52 or hr_raw.min() <= -(2**52)):
             raise ValueError("hour indices must be below 2**52 in magnitude")
+        hr = np.ascontiguousarray(hr_raw, dtype=np.int64).reshape(-1)
         val = _as_float_array(value, "value").reshape(-1)
         if not (st.size == hr.size == val.size):
             raise ValueError(

@@ -331,6 +331,9 @@ def test_stream_validates_before_changing_state():
         ([0], [3, 4], [1.0, 1.0]),  # length mismatch
         ([0], [3.5], [1.0]),  # not a whole hour
         ([0], [2**60], [1.0]),  # beyond the exact range
+        ([0], np.array([1e300]), [1.0]),  # a float the int64 cast would wrap
+        ([0], np.array([-(2**63)], dtype=np.int64), [1.0]),  # np.abs(int64 min) < 0
+        ([0], np.array([2**63], dtype=np.uint64), [1.0]),  # wraps to the sentinel
         ([0], ["x"], [1.0]),  # not a number
     ):
         with pytest.raises(ValueError):
