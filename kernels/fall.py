@@ -24,14 +24,21 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
 4. **Stillness**: over ``[t_imp + settle_s, t_imp + settle_s + still_s)`` the total
    standard deviation of the acceleration vector stays below ``still_g``.
 5. **Hard or soft impact**: a peak of at least ``impact_g`` is a *hard* impact (2. applies).
-   A peak between ``soft_impact_g`` and ``impact_g`` is a *soft* impact (slumps, falls onto
-   a soft surface, low sampling rates), accepted only when the rotation was *fast*: at most
-   ``lead_deg`` of it had happened ``lead_s`` before the crossing (the snapshot at
-   ``t - lead_s`` vs the one at ``t - pre_s``). Controlled transitions (sitting down, lying
-   down on a bed) turn over 1-2 s and have mostly turned by then; an uncontrolled collapse
-   turns within its 0.5-1 s descent (Bourke et al. 2008, Med Eng Phys 30:937, and 2010,
-   J Biomech 43:3051, separate falls from ADL by the speed of the descent; Liu & Lockhart
-   2014, IEEE TBME 61:2135, by trunk angular velocity).
+   A peak between ``soft_impact_g`` and ``impact_g`` is a *soft* impact (slumps from a
+   chair, impacts flattened by a 20-25 Hz output filter), accepted only when
+
+   * the rotation was *fast*: at most ``lead_deg`` of it had happened ``lead_s`` before
+     the crossing (snapshot at ``t - lead_s`` vs the one at ``t - pre_s``). Controlled
+     transitions (sitting down, lying down on a bed) turn over 1-2 s and have mostly
+     turned by then; an uncontrolled collapse turns within its 0.5-1 s descent (Bourke et
+     al. 2008, Med Eng Phys 30:937, and 2010, J Biomech 43:3051, separate falls from
+     daily activities by the speed of the descent; Liu & Lockhart 2014, IEEE TBME
+     61:2135, by trunk angular velocity);
+   * and (``soft_freefall_veto`` = 1, the default) there was no free-fall evidence (2.):
+     a free fall ended by a soft landing is a short, cushioned drop (into a seat, onto a
+     bed); a collapse folds down with ``|a|`` near 1 g, and a fall from standing height
+     lands hard. The price: a fall from standing onto a soft surface that lands below
+     ``impact_g`` is missed.
 
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
 event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
@@ -75,6 +82,7 @@ DEFAULTS: dict[str, float] = {
     "soft_impact_g": 1.45,
     "lead_s": 0.5,
     "lead_deg": 12.0,
+    "soft_freefall_veto": 1.0,
     "strong_impact_g": 1.6,
     "impact_window_s": 1.0,
     "freefall_g": 0.6,
@@ -130,6 +138,7 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             p["impact_g"] ** 2 * g2,
             p["lead_s"],
             math.cos(math.radians(p["lead_deg"])),
+            p["soft_freefall_veto"],
         ],
         dtype=np.float64,
     )
@@ -203,8 +212,9 @@ def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     """The fall rule for a candidate whose stillness window has elapsed.
 
     Still and tilted after, and either a hard impact (``impact_g``, with free fall when
-    below ``strong_impact_g``) or a soft one (``soft_impact_g``) whose rotation was fast:
-    at most ``lead_deg`` of it had happened ``lead_s`` before the impact.
+    below ``strong_impact_g``) or a soft one (``soft_impact_g``) without free fall before
+    it (unless ``soft_freefall_veto`` is 0) whose rotation was fast: at most ``lead_deg``
+    of it had happened ``lead_s`` before the impact.
     """
     ns = acc[_A_N]
     if ns == 0:
@@ -221,6 +231,8 @@ def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     peak2 = cand[_C_PEAK2]
     if peak2 >= prm[12]:
         return peak2 >= prm[1] or cand[_C_LOWOK] > 0
+    if prm[15] > 0 and cand[_C_LOWOK] > 0:
+        return False  # free fall, then a soft landing: a short cushioned drop (seat, bed)
     lead = _cos_angle(px, py, pz, cand[_C_LEADX], cand[_C_LEADY], cand[_C_LEADZ])
     return lead >= prm[14]
 

@@ -30,8 +30,9 @@ TWITCHY = {
     "snapshot_s": 0.1,
 }
 # ... and with the soft-impact path taking most decisions (hard impacts rare).
-SOFT = {**TWITCHY, "impact_g": 1.6, "soft_impact_g": 1.05, "lead_deg": 20.0, "lead_s": 0.2}
-PARAM_SETS = [{}, TWITCHY, SOFT]
+SOFT = {**TWITCHY, "impact_g": 1.6, "soft_impact_g": 1.05, "lead_deg": 20.0, "lead_s": 0.2,
+        "freefall_g": 0.5}  # fmt: skip
+PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}]
 
 
 @cache
@@ -318,16 +319,27 @@ def test_presets_numba_equals_reference(stream: Stream, preset: str) -> None:
     np.testing.assert_array_equal(ev_t, rt)
 
 
-def test_soft_impact_needs_fast_rotation() -> None:
-    """Same soft impact and final posture: fast rotation is a fall, a slow one is not."""
-    rate = 50.0
-    t = np.arange(0.0, 10.0, 1.0 / rate)
-    events = {}
-    for name, turn_s in (("fast", 0.3), ("slow", 1.5)):
-        # upright until the turn, lying (90 degrees) after it, a 1.5 g bump at its end
-        s = np.clip((t - (4.0 - turn_s)) / turn_s, 0.0, 1.0)
-        bump = np.where(np.abs(t - 4.0) < 0.011, 0.5, 0.0)  # along gravity: |a| = 1.5 g
-        ax, az = (np.sin(s * np.pi / 2) + bump) * 9.80665, np.cos(s * np.pi / 2) * 9.80665
-        events[name] = detect(t, ax, np.zeros_like(t), az)
-    assert events["fast"].size == 1 and abs(events["fast"][0] - 4.0) < 0.05
-    assert events["slow"].size == 0
+def _turn_and_bump(turn_s: float, drop: bool) -> tuple[np.ndarray, ...]:
+    """Upright, then a 90 degree turn over ``turn_s`` ending in a 1.5 g bump at t = 4 s.
+
+    With ``drop``, ``|a|`` falls to 0.3 g for the 0.2 s before the bump (a short free fall).
+    """
+    t = np.arange(0.0, 10.0, 1.0 / 50.0)
+    s = np.clip((t - (4.0 - turn_s)) / turn_s, 0.0, 1.0)
+    bump = np.where(np.abs(t - 4.0) < 0.011, 0.5, 0.0)  # along gravity: |a| = 1.5 g
+    scale = np.where(drop & (t > 3.79) & (t < 3.99), 0.3, 1.0)
+    ax = (np.sin(s * np.pi / 2) * scale + bump) * 9.80665
+    az = np.cos(s * np.pi / 2) * scale * 9.80665
+    return t, ax, np.zeros_like(t), az
+
+
+def test_soft_impact_needs_fast_rotation_and_no_free_fall() -> None:
+    """Same soft impact and final posture: only the fast turn without a drop is a fall."""
+    fast = detect(*_turn_and_bump(0.3, drop=False))
+    assert fast.size == 1 and abs(fast[0] - 4.0) < 0.05
+    assert detect(*_turn_and_bump(1.5, drop=False)).size == 0  # controlled, slow
+    dropped = _turn_and_bump(0.3, drop=True)
+    assert detect(*dropped).size == 0  # free fall, then a soft landing: into a seat
+    dev = np.zeros(dropped[0].size, np.int64)
+    _, ev = FallDetector(1, soft_freefall_veto=0.0).update(dev, *dropped)
+    assert ev.size == 1

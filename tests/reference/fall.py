@@ -69,7 +69,10 @@ class ReferenceFallDetector:
             return False  # not tilted enough
         if c["peak2"] >= p["impact_g"] ** 2 * g2:  # hard impact (free fall if not strong)
             return c["peak2"] >= p["strong_impact_g"] ** 2 * g2 or c["low_ok"]
-        # soft impact: the rotation must not have started long before it (no slow descent)
+        # soft impact: no free fall before it (not a drop onto a seat) and the rotation
+        # must not have started long before it (no slow, controlled descent)
+        if p["soft_freefall_veto"] > 0 and c["low_ok"]:
+            return False
         lead = self._cos_angle(c["pre"], c["lead"])
         return lead >= math.cos(math.radians(p["lead_deg"]))
 
