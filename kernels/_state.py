@@ -65,7 +65,17 @@ class DeviceStateArrays:
             raise ValueError(f"state is missing arrays: {sorted(missing)}")
         converted: dict[str, np.ndarray] = {}
         for key, current in self._state.items():
-            arr = np.asarray(state[key], dtype=current.dtype)
+            src = np.asarray(state[key])
+            try:
+                arr = src.astype(current.dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"state[{key!r}] is not convertible to {current.dtype}") from exc
+            # A lossy cast (NaN or 1.5 into an int64 column) would corrupt the state
+            # silently: NaN becomes int64 min, which is a sentinel in some kernels.
+            if src.dtype != current.dtype and not np.array_equal(
+                arr, src, equal_nan=arr.dtype.kind in "fc" and src.dtype.kind in "fc"
+            ):
+                raise ValueError(f"state[{key!r}] does not fit {current.dtype} exactly")
             if arr.shape != (idx.size, *current.shape[1:]):
                 raise ValueError(
                     f"state[{key!r}] has shape {arr.shape}, "

@@ -354,6 +354,24 @@ def test_stream_checkpoint_and_grow():
     )
 
 
+def test_stream_import_rejects_lossy_casts_and_keeps_state():
+    a = aqi.NowCastStream(2)
+    a.update([0, 1], [5, 5], [10.0, 20.0])
+    good = a.export_state([0, 1])
+    before = a.export_state([0, 1])
+    for last_hour in (
+        np.array([np.nan, 5.0]),  # a float checkpoint: NaN would become int64 min
+        np.array([5.5, 5.0]),  # not a whole hour
+    ):
+        with pytest.raises(ValueError, match="last_hour"):
+            a.import_state([0, 1], {**good, "last_hour": last_hour})
+        for key in before:
+            np.testing.assert_array_equal(a.export_state([0, 1])[key], before[key])
+    # An exact float copy (e.g. a JSON checkpoint) is fine.
+    a.import_state([0, 1], {**good, "last_hour": good["last_hour"].astype(np.float64)})
+    np.testing.assert_array_equal(a.export_state([0, 1])["last_hour"], [5, 5])
+
+
 stream_rows = st.lists(
     st.tuples(
         st.integers(0, 3),
