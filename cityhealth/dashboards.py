@@ -426,11 +426,13 @@ def _database(uid: str, databases: Mapping[str, str]) -> str:
 
 
 def _run(sink: InfluxSink, database: str, query: str) -> tuple[list[dict[str, Any]], str | None]:
-    from streams.sink import SinkError
+    """Series of one statement, or the server's error for it. An unreachable InfluxDB
+    (:class:`streams.sink.SinkUnavailableError`) is not a query result: it propagates."""
+    from streams.sink import SinkQueryError, SinkRejectedError
 
     try:
         return sink.query(database, query), None
-    except SinkError as exc:
+    except (SinkQueryError, SinkRejectedError) as exc:
         return [], str(exc)
 
 
@@ -449,6 +451,8 @@ def check_dashboard(
         The dashboard.
     sink
         Any :class:`streams.sink.InfluxSink` (v1 or v2; InfluxQL goes to ``/query``).
+        Statement errors are reported per query; an unreachable InfluxDB raises
+        :class:`streams.sink.SinkUnavailableError` at the first query.
     databases
         ``{"sensitive": name, "public": name}`` (the settings' database names).
     time_range

@@ -98,25 +98,30 @@ def check(
         bool, typer.Option("--require-rows", help="Also fail when a panel query returns no rows.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    retry_s: Annotated[
+        float, typer.Option("--retry-s", help="Give up on an unreachable InfluxDB after this.")
+    ] = 10.0,
 ) -> None:
     """Run every panel query against the configured InfluxDB; rows per panel.
 
-    Exit status 1 when a query fails (or, with --require-rows, returns nothing).
+    Exit status 1 when a query fails (or, with --require-rows, returns nothing); 2 when
+    a dashboard cannot be rendered or InfluxDB cannot be reached.
     """
     from cityhealth.dashboards import DashboardError, check_dashboard
     from cityhealth.settings import get_settings
-    from streams.sink import make_sink
+    from streams.sink import RetryPolicy, SinkError, make_sink
 
     settings = get_settings()
     databases = {"sensitive": settings.influx_db_sensitive, "public": settings.influx_db_public}
     selections = _selections(var)
     report = []
     failed = False
-    with make_sink(settings) as sink:
+    # an interactive check should not sit out the workers' two-minute retry deadline
+    with make_sink(settings, policy=RetryPolicy(deadline_s=retry_s)) as sink:
         for dash in _load(uid):
             try:
                 result = check_dashboard(dash, sink, databases, _range(dash, since), selections)
-            except DashboardError as exc:
+            except (DashboardError, SinkError) as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from None
             for r in [*result.variables, *result.panels]:
