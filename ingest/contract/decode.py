@@ -26,6 +26,10 @@ Payload = bytes | bytearray | memoryview | str
 _BLANK = frozenset(b" \t\r\n")
 _LBRACE, _LBRACKET = ord("{"), ord("[")
 _JSON_START = (_LBRACE, _LBRACKET)
+#: Largest accepted payload in bytes (UTF-8 characters count as their encoded size).
+#: The largest valid message, a full vitals batch as a SenML pack, is about 1.1 MB
+#: compact and 1.6 MB indented; anything far above is refused before any parsing.
+MAX_PAYLOAD_BYTES = 4 << 20
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass __init__ costs ~1 us per message
@@ -93,10 +97,12 @@ def decode(
     Raises
     ------
     ContractViolation
-        For every way the message can break the contract; never anything else.
+        For every way the message can break the contract; never anything else. Payloads
+        above :data:`MAX_PAYLOAD_BYTES` are refused unparsed (rule ``too_large``).
     """
     try:
         parts, spec = _route(topic, prefix)
+        _check_size(payload)
         context = {"now": time.time() if now is None else now, "max_age_s": max_age_s}
         first = _first_char(payload)
         encoding: Literal["json", "senml"]
@@ -125,6 +131,17 @@ def _route(topic: str, prefix: str) -> tuple[TopicParts, ChannelSpec]:
     """
     parts = parse_topic(topic, prefix=prefix)
     return parts, SPECS[(parts.family, parts.channel)]
+
+
+def _check_size(payload: Payload) -> None:
+    """Rule ``too_large``: refuse hostile or broken payloads before parsing them."""
+    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    if isinstance(payload, str) and size <= MAX_PAYLOAD_BYTES < 4 * size:
+        size = len(payload.encode("utf-8", "surrogatepass"))  # only near the limit
+    if size > MAX_PAYLOAD_BYTES:
+        raise ContractViolation.single(
+            "$", size, "too_large", f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+        )
 
 
 def _first_char(payload: Payload) -> int:

@@ -43,6 +43,8 @@ from ingest.contract.models import (
     Vitals,
     VitalsBatch,
 )
+from ingest.contract.models.accel import MAX_SAMPLES
+from ingest.contract.models.wearable import MAX_BATCH_ROWS
 from ingest.contract.quantities import AIR_FIELDS, LOINC_FIELDS, QUANTITIES, VITAL_FIELDS, Quantity
 from ingest.contract.registry import ChannelSpec
 
@@ -53,11 +55,12 @@ _KNOWN = frozenset(
     {"bn", "bt", "bu", "bv", "bver", "bs", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
 )
 _VALUE_LABELS = ("v", "vs", "vb", "vd")
-#: Most records accepted in one pack (600 samples x 3 axes + rate).
-MAX_RECORDS = 1801
+_AXES = ("x", "y", "z")
+#: Most records accepted in one pack: a full vitals batch (one record per row and vital),
+#: which :func:`to_senml` produces, and more than an accel window (600 x 3 axes + rate).
+MAX_RECORDS = max(MAX_BATCH_ROWS * len(VITAL_FIELDS), MAX_SAMPLES * len(_AXES) + 1)
 #: Allowed deviation (s) of sample times from t0 + i / rate_hz when a rate record is present.
 RATE_TIME_TOLERANCE = 1e-4
-_AXES = ("x", "y", "z")
 
 
 @with_config(ConfigDict(strict=True, extra="allow", allow_inf_nan=False))

@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from ingest.contract import DEFAULT_MAX_AGE_S, MAX_FUTURE_S, QUANTITIES, ContractViolation, decode
+from ingest.contract import (
+    DEFAULT_MAX_AGE_S,
+    MAX_FUTURE_S,
+    QUANTITIES,
+    ContractViolation,
+    decode,
+    to_senml_json,
+)
+from ingest.contract.decode import MAX_PAYLOAD_BYTES
+from ingest.contract.models.wearable import MAX_BATCH_ROWS
+from ingest.contract.senml import MAX_RECORDS
 from tests.contract.examples import NOW, examples, topic
 
 EX = examples()
@@ -292,6 +302,15 @@ def test_batch_rules(payload: dict[str, Any], field: str, rule: str) -> None:
         ("city/centre/wearable/w1/air", "channel", "channel"),
         ("city/centre/eldercare/h1/vitals", "channel", "channel"),
         ("city/centre/airq/s1/+", "channel", "channel"),
+        ("city/centre/wearable/w1/vitals/", "topic", "topic_shape"),  # trailing slash
+        ("/city/centre/wearable/w1/vitals", "topic", "topic_shape"),  # leading slash
+        ("city/centre/wearable/w1//vitals", "topic", "topic_shape"),  # empty segment
+        ("city/centre/wearable/#/vitals", "device_id", "device_id"),
+        ("city/+/wearable/w1/vitals", "district", "district"),
+        ("city/c\u00e9ntre/wearable/w1/vitals", "district", "district"),  # non-ASCII letter
+        ("city/centre/wearable/w\uff11/vitals", "device_id", "device_id"),  # fullwidth digit
+        ("city/centre/wearable/w1\n/vitals", "device_id", "device_id"),
+        ("city/centre/wearable/w1/vitals\x00", "channel", "channel"),
     ],
 )
 def test_topic_rules(t: str, field: str, rule: str) -> None:
@@ -330,6 +349,41 @@ def test_undecodable_payloads(raw: bytes, rule: str) -> None:
     assert_error(exc, "$", rule)
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview, str])
+def test_oversized_payload_is_refused_before_parsing(kind: type) -> None:
+    limit = MAX_PAYLOAD_BYTES
+    body = b'{"ts": %d, "heart_rate": 70, "pad": "' % NOW
+    raw = body + b"a" * (limit - len(body)) + b'"}'  # valid JSON, 2 bytes over the limit
+    payload = raw.decode() if kind is str else kind(raw)
+    with pytest.raises(ContractViolation) as info:
+        decode(topic("wearable", "vitals"), payload, now=NOW)
+    assert_error(info.value, "$", "too_large", limit + 2)
+    # multi-byte characters count as their UTF-8 size
+    wide = "\u00e9" * (limit // 2 + 1)  # fewer characters than the limit, more bytes
+    with pytest.raises(ContractViolation) as info:
+        decode(topic("wearable", "vitals"), wide, now=NOW)
+    assert_error(info.value, "$", "too_large")
+
+
+def test_largest_valid_message_fits_the_size_and_record_limits() -> None:
+    """A full vitals batch (3600 rows, every vital) round-trips as native JSON and SenML."""
+    n = MAX_BATCH_ROWS
+    batch = {
+        "ts": [NOW - n + i + 0.123456789 for i in range(n)],
+        "heart_rate": [71.12345678901234] * n,
+        "spo2": [97.12345678901234] * n,
+        "body_temp": [36.61234567890123] * n,
+        "respiration_rate": [15.12345678901234] * n,
+        "steps": [123456] * n,
+    }
+    native = decode(topic("wearable", "vitals"), json.dumps(batch).encode(), now=NOW)
+    pack = to_senml_json(native.model)
+    assert len(pack) < MAX_PAYLOAD_BYTES
+    indented = json.dumps(json.loads(pack), indent=2).encode()
+    assert len(indented) < MAX_PAYLOAD_BYTES
+    assert decode(topic("wearable", "vitals"), indented, now=NOW).model == native.model
+
+
 # ------------------------------------------------------------------ SenML
 
 
@@ -341,7 +395,12 @@ def senml(*records: dict[str, Any]) -> bytes:
     ("t", "raw", "field", "rule"),
     [
         (topic("wearable", "vitals"), b"[]", "$", "senml_pack"),
-        (topic("wearable", "vitals"), senml(*[{"n": "x", "v": 1.0}] * 1802), "$", "senml_pack"),
+        (
+            topic("wearable", "vitals"),
+            senml(*[{"n": "x", "v": 1.0}] * (MAX_RECORDS + 1)),
+            "$",
+            "senml_pack",
+        ),
         (topic("wearable", "vitals"), b"[1]", "[0]", "senml_pack"),
         (
             topic("wearable", "vitals"),
