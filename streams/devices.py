@@ -50,15 +50,18 @@ class DeviceIndex:
         tag of its derived points and alerts).
         """
         index = self._index
-        out = np.empty(len(values), dtype=np.int64)
+        found = list(map(index.get, values))  # one C-level pass; None for new devices
         new: list[str] = []
-        for i, value in enumerate(values):
-            j = index.get(value)
-            if j is None:
-                j = index[value] = len(self.ids)
-                self.ids.append(value)
-                new.append(value)
-            out[i] = j
+        if None in found:
+            for i, value in enumerate(values):
+                if found[i] is None:
+                    j = index.get(value)  # a repeated new value got its index already
+                    if j is None:
+                        j = index[value] = len(self.ids)
+                        self.ids.append(value)
+                        new.append(value)
+                    found[i] = j
+        out = np.array(found, dtype=np.int64)
         if new:
             blocks = np.fromiter((zlib.crc32(v.encode()) % self.blocks for v in new), np.int32)
             self._block = np.concatenate([self._block, blocks])

@@ -9,7 +9,8 @@ start overwrite). So a period is written about once per commit, not once per bat
 its final write holds the whole period however the samples were split into batches.
 
 Inputs must be in time order per series (the worker drops readings at or before a
-device's watermark), so a series' periods never go back.
+device's watermark), so a series' periods never go back. The per-sample merge is one
+compiled pass in arrival order (no sort), like the kernels.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from kernels._state import DeviceStateArrays
 
@@ -59,6 +61,61 @@ class PeriodGroups:
         return PeriodGroups(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in names})
 
 
+@njit(cache=True)
+def _accumulate(
+    series: np.ndarray,
+    period: np.ndarray,
+    t: np.ndarray,
+    value: np.ndarray,
+    payload: np.ndarray,
+    s_period: np.ndarray,
+    s_count: np.ndarray,
+    s_total: np.ndarray,
+    s_sq: np.ndarray,
+    s_peak: np.ndarray,
+    s_at: np.ndarray,
+    s_last: np.ndarray,
+    s_t: np.ndarray,
+    s_dirty: np.ndarray,
+    out_series: np.ndarray,
+    out_period: np.ndarray,
+    out: np.ndarray,
+) -> int:
+    k = 0
+    for i in range(series.size):
+        s = series[i]
+        p = period[i]
+        if s_period[s] != p:
+            if s_period[s] != _NO_PERIOD and s_dirty[s]:  # the open period closes
+                out_series[k] = s
+                out_period[k] = s_period[s]
+                out[0, k] = s_count[s]
+                out[1, k] = s_total[s]
+                out[2, k] = s_sq[s]
+                out[3, k] = s_peak[s]
+                out[4, k] = s_at[s]
+                out[5, k] = s_last[s]
+                out[6, k] = s_t[s]
+                k += 1
+            s_period[s] = p
+            s_count[s] = 0
+            s_total[s] = 0.0
+            s_sq[s] = 0.0
+            s_peak[s] = -np.inf
+            s_at[s] = np.nan
+        v = value[i]
+        s_count[s] += 1
+        s_total[s] += v
+        s_sq[s] += v * v
+        if v > s_peak[s]:  # strict: an earlier sample wins ties
+            s_peak[s] = v
+            s_at[s] = payload[i]
+        s_last[s] = payload[i]
+        s_t[s] = t[i]
+        s_dirty[s] = 1
+    return k
+
+
 class PeriodStats(DeviceStateArrays):
     """Count, sum, sum of squares, max (with a payload at the max), last payload and time
     of the current period of each series; checkpointable like every kernel state."""
@@ -89,55 +146,30 @@ class PeriodStats(DeviceStateArrays):
         value: np.ndarray,
         payload: np.ndarray | None = None,
     ) -> PeriodGroups:
-        """Absorb samples (finite ``value`` only); return the periods this batch closed."""
+        """Absorb samples (finite ``value`` only); return the periods this batch closed.
+
+        One pass in arrival order (compiled): a sample whose period differs from its
+        series' current one closes the current period (emitted if it changed since the
+        last flush) and opens its own.
+        """
         payload = value if payload is None else payload
-        order = np.lexsort((period, series))  # stable: arrival order within a group
-        s, p = series[order], period[order]
-        v = value[order].astype(np.float64)
-        w, tt = payload[order].astype(np.float64), t[order].astype(np.float64)
-        n = s.size
-        if n == 0:
-            return self._rows(np.empty(0, np.int64))
-        new = np.ones(n, dtype=bool)
-        new[1:] = (s[1:] != s[:-1]) | (p[1:] != p[:-1])
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], n)
-        gid = np.cumsum(new) - 1
-        count = ends - starts
-        total = np.add.reduceat(v, starts)
-        total_sq = np.add.reduceat(v * v, starts)
-        peak = np.maximum.reduceat(v, starts)
-        maxpos = np.flatnonzero(v == peak[gid])
-        at_peak = w[maxpos[np.unique(gid[maxpos], return_index=True)[1]]]
-        last, t_last = w[ends - 1], tt[ends - 1]
-        gs, gp = s[starts], p[starts]
+        n = series.size
         st = self._state
-        head = np.ones(gs.size, dtype=bool)  # first group of each series in the batch
-        head[1:] = gs[1:] != gs[:-1]
-        acc_period = st["period"][gs]
-        same = head & (acc_period == gp)  # continues the period earlier batches started
-        replaced = gs[head & ~same & (acc_period != _NO_PERIOD) & (st["dirty"][gs] == 1)]
-        closed_before = self._rows(replaced)  # copies (fancy indexing) before overwriting
-        if same.any():
-            a = gs[same]
-            count[same] += st["count"][a]
-            total[same] += st["total"][a]
-            total_sq[same] += st["total_sq"][a]
-            keep_old = st["peak"][a] >= peak[same]  # an earlier sample wins ties
-            at_peak[same] = np.where(keep_old, st["at_peak"][a], at_peak[same])
-            peak[same] = np.maximum(peak[same], st["peak"][a])
-        tail = np.append(gs[1:] != gs[:-1], True)  # last (still open) period of each series
-        merged = PeriodGroups(gs, gp, count, total, total_sq, peak, at_peak, last, t_last)
-        t_ser = gs[tail]
-        st["period"][t_ser] = gp[tail]
-        for k in _FIELDS:
-            st[k][t_ser] = getattr(merged, k)[tail]
-        st["dirty"][t_ser] = 1
-        inner = ~tail
-        closed_here = PeriodGroups(
-            *(getattr(merged, k)[inner] for k in ("series", "period", *_FIELDS))
+        cols = np.empty((len(_FIELDS), n))
+        ser = np.empty(n, np.int64)
+        per = np.empty(n, np.int64)
+        k = _accumulate(
+            np.ascontiguousarray(series, dtype=np.int64),
+            np.ascontiguousarray(period, dtype=np.int64),
+            np.ascontiguousarray(t, dtype=np.float64),
+            np.ascontiguousarray(value, dtype=np.float64),
+            np.ascontiguousarray(payload, dtype=np.float64),
+            st["period"], st["count"], st["total"], st["total_sq"], st["peak"],
+            st["at_peak"], st["last"], st["t_last"], st["dirty"], ser, per, cols,
+        )  # fmt: skip
+        return PeriodGroups(
+            ser[:k], per[:k], cols[0, :k].astype(np.int64), *(cols[j, :k] for j in range(1, 7))
         )
-        return PeriodGroups.concat([closed_before, closed_here])
 
     def flush(self) -> PeriodGroups:
         """The open periods changed since the last flush (upserts), and forget the marks."""

@@ -97,8 +97,9 @@ class Processor:
         _, first = np.unique(codes, return_index=True)  # a representative row per device
         local = np.zeros(len(device.values), dtype=np.int64)
         used = codes[first]
+        every = used.size == len(device.values)  # the usual case: all dictionary values used
         local[used] = self.state.devices(
-            [device.values[c] for c in used],
+            list(device.values) if every else [device.values[c] for c in used],
             (district.values, district.codes[first]),
             (family.values, family.codes[first]),
         )

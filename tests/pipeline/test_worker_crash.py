@@ -113,6 +113,20 @@ def reference(
         worker.stop()
 
 
+def start_part(s: Settings, records: dict[str, list[tuple[int, bytes]]], upto: float) -> None:
+    """Produce the first ``upto`` of the input; wait until a quarter of it is stored."""
+    produce_all(s, records, 0.0, upto)
+    quarter = EXPECTED[("vitals", "present")] // 4
+    wait_for(lambda: count(s, s.influx_db_sensitive, "vitals", "present") >= quarter, 120, "1st")
+
+
+def finish(s: Settings, reference: Any, worker: WorkerProcess) -> None:
+    """Exact counts, then the same alerts as the uninterrupted run."""
+    assert complete(s) == EXPECTED, worker.log()[-3000:]
+    wait_for(lambda: len(alert_summary(s)[0]) >= len(reference[0]), 60, "alerts")
+    check_against(reference, s)
+
+
 def check_against(reference: tuple[list[str], set[tuple[Any, ...]]], s: Settings) -> None:
     ref_ids, ref = reference
     assert len(ref_ids) == len(set(ref_ids))
@@ -128,17 +142,13 @@ def test_sigkill_mid_stream_and_restart(
     s = worker_settings(stack.settings)
     records = inputs()
     first = new_worker(cli, s, tmp_path, "first")
-    produce_all(s, records, 0.0, 0.6)
-    half = EXPECTED[("vitals", "present")] * 3 // 10
-    wait_for(lambda: count(s, s.influx_db_sensitive, "vitals", "present") >= half, 120, "1st")
+    start_part(s, records, 0.6)
     first.kill()  # SIGKILL while batches are in flight: nothing graceful runs
     produce_all(s, records, 0.6, 1.0)
     second = new_worker(cli, s, tmp_path, "second")
     try:
-        assert complete(s) == EXPECTED, second.log()[-3000:]
+        finish(s, reference, second)
         assert second.restored_blocks() > 0
-        wait_for(lambda: len(alert_summary(s)[0]) >= len(reference[0]), 60, "alerts")
-        check_against(reference, s)
     finally:
         second.stop()
 
@@ -152,17 +162,13 @@ def test_rebalance_to_a_second_worker(
     first = new_worker(cli, s, tmp_path, "first")
     second: WorkerProcess | None = None
     try:
-        produce_all(s, records, 0.0, 0.5)
-        half = EXPECTED[("vitals", "present")] // 4
-        wait_for(lambda: count(s, s.influx_db_sensitive, "vitals", "present") >= half, 120, "1st")
+        start_part(s, records, 0.5)
         second = new_worker(cli, s, tmp_path, "second")
         second.wait_ready()  # joined: the group rebalanced and split the partitions
         produce_all(s, records, 0.5, 1.0)
-        assert complete(s) == EXPECTED, second.log()[-3000:]
+        finish(s, reference, second)
         assert second.restored_blocks() > 0  # partitions arrived with their state
         assert first.alive()
-        wait_for(lambda: len(alert_summary(s)[0]) >= len(reference[0]), 60, "alerts")
-        check_against(reference, s)
     finally:
         first.stop()
         if second is not None:
@@ -176,18 +182,14 @@ def test_influxdb_restart_mid_run_loses_nothing(
     records = inputs()
     worker = new_worker(cli, s, tmp_path, "worker")
     try:
-        produce_all(s, records, 0.0, 1 / 3)
-        third = EXPECTED[("vitals", "present")] // 4
-        wait_for(lambda: count(s, s.influx_db_sensitive, "vitals", "present") >= third, 120, "1st")
+        start_part(s, records, 1 / 3)
         stack.manager.stop_service("influx")
         try:
             produce_all(s, records, 1 / 3, 1.0)
             time.sleep(5.0)  # the worker keeps retrying its writes meanwhile
         finally:
             stack.manager.start_service("influx")
-        assert complete(s) == EXPECTED, worker.log()[-3000:]
+        finish(s, reference, worker)
         assert worker.alive()
-        wait_for(lambda: len(alert_summary(s)[0]) >= len(reference[0]), 60, "alerts")
-        check_against(reference, s)
     finally:
         worker.stop()
