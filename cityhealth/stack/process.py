@@ -4,8 +4,9 @@ A service is started through a tiny launcher process that puts it in its own ses
 (``setsid``) and exits, so the service is never a child of the caller (no zombies in
 long-lived callers such as pytest, nothing killed by the caller's Ctrl-C) and survives
 the ``cityhealth stack up`` command that started it. The pid file holds the pid *and*
-the process start time from ``/proc/<pid>/stat``, so a recycled pid is never mistaken
-for the service.
+the process start time from ``/proc/<pid>/stat`` and the kernel's boot id, so a pid
+recycled by another process - now, or after a reboot, when start times count from a new
+boot - is never mistaken for the service (and never signalled).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ class ProcessRecord:
     start_ticks: int
     argv: tuple[str, ...]
     ports: tuple[int, ...] = ()
+    boot_id: str = ""  # empty in pid files written before it was recorded
+
+
+def boot_id() -> str:
+    """This boot's id (``/proc/sys/kernel/random/boot_id``); empty where unavailable."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -84,6 +94,7 @@ def spawn(
         start_ticks=ticks if ticks is not None else 0,
         argv=tuple(argv),
         ports=tuple(ports),
+        boot_id=boot_id(),
     )
     pid_file.write_text(
         json.dumps(
@@ -92,6 +103,7 @@ def spawn(
                 "start_ticks": record.start_ticks,
                 "argv": list(argv),
                 "ports": list(ports),
+                "boot_id": record.boot_id,
             }
         )
     )
@@ -107,15 +119,18 @@ def read_record(pid_file: Path) -> ProcessRecord | None:
             int(raw["start_ticks"]),
             tuple(raw["argv"]),
             tuple(int(p) for p in raw.get("ports", ())),
+            str(raw.get("boot_id", "")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def is_alive(record: ProcessRecord | None) -> bool:
-    """True when the recorded process still runs (same pid *and* same start time)."""
+    """True when the recorded process still runs (same boot, pid *and* start time)."""
     if record is None:
         return False
+    if record.boot_id and record.boot_id != boot_id():
+        return False  # written before a reboot: start times are not comparable
     ticks = _start_ticks(record.pid)
     return ticks is not None and ticks == record.start_ticks
 
