@@ -81,7 +81,7 @@ class VitalsProcessor(Processor):
             "anomaly",
             groups.period * 60_000_000_000,
             {
-                **self.device_tags(dev),
+                **{k: v for k, v in self.device_tags(dev).items() if k != "family"},
                 "signal": DictColumn(SIGNALS, (groups.series % _K).astype(np.int32)),
             },
             {"score_max": groups.peak, "value_at_max": groups.at_peak, "readings": groups.count},
