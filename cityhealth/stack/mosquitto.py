@@ -11,12 +11,14 @@ persistent sessions survive a broker restart.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cityhealth.stack.process import StackError
 from cityhealth.stack.service import Service
 
 # A restarting bridge with a persistent session must not lose its backlog: Mosquitto's
@@ -46,11 +48,34 @@ class MosquittoSecurity:
     cafile: Path | None = None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names the loopback interface only (``localhost``, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or "0.0.0.0"-like wildcard: reachable from outside
+
+
 def render_config(
     *, host: str, port: int, data_dir: Path, security: MosquittoSecurity | None = None
 ) -> str:
-    """The text of ``mosquitto.conf`` for one broker."""
+    """The text of ``mosquitto.conf`` for one broker.
+
+    Raises
+    ------
+    StackError
+        When anonymous access would be served on a non-loopback address (no
+        ``password_file`` while ``host`` is not loopback).
+    """
     sec = security or MosquittoSecurity()
+    if sec.password_file is None and not is_loopback(host):
+        raise StackError(
+            f"refusing to serve anonymous MQTT on {host!r}: anonymous clients are for the "
+            "loopback development listener only; set CITYHEALTH_MQTT_HOST=127.0.0.1 or "
+            "configure a password file"
+        )
     auth = []
     if sec.password_file is not None:
         auth += ["allow_anonymous false", f"password_file {sec.password_file}"]

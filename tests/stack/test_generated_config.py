@@ -14,8 +14,8 @@ import yaml
 
 from cityhealth.settings import REPO_ROOT, Settings
 from cityhealth.stack.grafana import Grafana
-from cityhealth.stack.mosquitto import Mosquitto, MosquittoSecurity
-from cityhealth.stack.process import running, spawn, stop, wait_until
+from cityhealth.stack.mosquitto import Mosquitto, MosquittoSecurity, render_config
+from cityhealth.stack.process import StackError, running, spawn, stop, wait_until
 from tests.conftest import free_ports, stack_settings
 
 
@@ -106,6 +106,26 @@ def test_local_mosquitto_config_is_loopback_anonymous_with_persistence(tmp_path:
     assert "per_listener_settings true" in conf
     assert "persistence true" in conf
     assert f"persistence_location {broker.paths.data}/" in conf
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "broker.example"])
+def test_mosquitto_refuses_anonymous_clients_off_loopback(tmp_path: Path, host: str) -> None:
+    with pytest.raises(StackError, match="anonymous"):
+        render_config(host=host, port=1883, data_dir=tmp_path)
+    # with a password file the same listener is fine: anonymous access is off
+    conf = render_config(
+        host=host,
+        port=1883,
+        data_dir=tmp_path,
+        security=MosquittoSecurity(password_file=tmp_path / "passwd"),
+    ).splitlines()
+    assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_mosquitto_allows_anonymous_clients_on_loopback(tmp_path: Path, host: str) -> None:
+    conf = render_config(host=host, port=1883, data_dir=tmp_path).splitlines()
+    assert f"listener 1883 {host}" in conf and "allow_anonymous true" in conf
 
 
 def test_grafana_provisioning_points_at_local_influx_with_compose_uids(tmp_path: Path) -> None:
