@@ -162,3 +162,22 @@ def test_recordings_loader_and_cli(tmp_path: Path) -> None:
     assert "sensitivity" in res.output
     bad = CliRunner().invoke(app, ["bench", "quality", "--rates", "fast"])
     assert bad.exit_code != 0
+
+
+def test_cli_preset_changes_the_detector(tmp_path: Path) -> None:
+    """``--preset specific`` raises the impact bar: fewer slumps, recorded in the report."""
+    reports = {}
+    for preset in ("balanced", "specific"):
+        out = tmp_path / f"{preset}.json"
+        res = CliRunner().invoke(app, [
+            "bench", "quality", "--seed", "7", "--seeds", "1", "--rates", "50,100",
+            "--preset", preset, "--json", str(out),
+        ])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        reports[preset] = json.loads(out.read_text())["fall"]
+        assert reports[preset]["corpus"]["preset"] == preset
+        assert isinstance(reports[preset]["meets_goal_per_type"], bool)
+    slump = {p: r["per_type"]["fall_slump_chair"]["value"] for p, r in reports.items()}
+    assert slump["specific"] < slump["balanced"], slump
+    bad = CliRunner().invoke(app, ["bench", "quality", "--preset", "paranoid", "--rates", "50"])
+    assert bad.exit_code != 0 and "unknown preset" in bad.output
