@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +67,24 @@ class StackManager:
     def data_dir(self) -> Path:
         return Path(self.settings.data_dir).resolve()
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold this data directory's stack lock: one ``up``/``down`` at a time.
+
+        Two ``up`` calls racing on one data directory would both find nothing running,
+        both spawn, and overwrite each other's pid files (leaving an untracked broker or
+        two Kafka nodes on one log directory). With the lock the second waits, then finds
+        the first one's healthy stack and reuses it. ``flock`` is released by the kernel
+        if the holder dies, so a crash never leaves a stale lock behind.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with (self.data_dir / "stack.lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     # -- up ---------------------------------------------------------------------------
     def up(self, on_event: Callable[[UpResult], None] | None = None) -> list[UpResult]:
         """Start what is not running, reuse what is, and wait until all are ready.
@@ -76,7 +96,10 @@ class StackManager:
             ``settings.stack_timeout_s``; the message carries its last log lines. Services
             this call started are stopped again before raising.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
+            return self._up(on_event)
+
+    def _up(self, on_event: Callable[[UpResult], None] | None) -> list[UpResult]:
         t0 = time.monotonic()
         to_start = [svc for svc in self.required if not self._running_as_configured(svc)]
         self._check_ports(to_start)
@@ -212,12 +235,13 @@ class StackManager:
 
     def stop_service(self, name: str) -> bool:
         """Stop one service gracefully (then forcefully); True when it was running."""
-        return stop(self.service(name).paths.pid, grace_s=_GRACE_S[name])
+        with self._exclusive():
+            return stop(self.service(name).paths.pid, grace_s=_GRACE_S[name])
 
     def start_service(self, name: str) -> str:
         """Start one service (or reuse it) and wait until it is ready; returns the action."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return self._start_one(self.service(name))
+        with self._exclusive():
+            return self._start_one(self.service(name))
 
     # -- down -------------------------------------------------------------------------
     def down(self, *, purge: bool = False) -> list[str]:
@@ -226,6 +250,12 @@ class StackManager:
         Returns the names of the services that were running. ``purge`` also deletes their
         data, configs and logs (other files under the data directory are left alone).
         """
+        if not self.data_dir.exists():
+            return []  # nothing was ever started here; do not create the directory
+        with self._exclusive():
+            return self._down(purge)
+
+    def _down(self, purge: bool) -> list[str]:
         stopped = []
         for name in reversed(ALL_SERVICES):
             if stop(self.data_dir / name / "service.pid", grace_s=_GRACE_S[name]):

@@ -181,3 +181,38 @@ def test_one_service_restarts_with_its_data(stack: RunningStack, settings: Setti
     ).json()
     assert result["results"][0]["series"][0]["values"] == [["2023-11-14T22:13:20Z", 71]]
     assert stack.manager.start_service("influx") == "reused"
+
+
+def test_concurrent_up_calls_start_one_stack_and_down_without_a_stack_is_quiet(
+    cli: Path, tmp_path: Path
+) -> None:
+    """Two `up` at once on one data directory: one starts, the other waits and reuses."""
+    data_dir = tmp_path / "data"
+    settings = stack_settings(data_dir)
+    nothing = _stack(cli, settings, "down")  # nothing ever ran here
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert not data_dir.exists()
+    try:
+        ups = [
+            subprocess.Popen(
+                [str(cli), "stack", "up"],
+                env=settings_env(settings),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outs = [proc.communicate(timeout=300) for proc in ups]
+        assert [proc.returncode for proc in ups] == [0, 0], outs
+        actions = sorted(tuple(_actions(out).values()) for out, _ in outs)
+        assert actions == [("reused",) * 3, ("started",) * 3], outs
+        records = _records(data_dir)
+        assert set(records) == set(SERVICES) and all(map(is_alive, records.values()))
+        # exactly one process per service under this data directory
+        for name in SERVICES:
+            assert len(_processes_mentioning(data_dir / name)) == 1, name
+    finally:
+        down = _stack(cli, settings, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert _processes_mentioning(data_dir) == []
