@@ -19,6 +19,21 @@ if [ ! -x .venv/bin/python ]; then
     echo "error: Python >= 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
     exit 1
   fi
+  if ! "$py" -c 'import ensurepip' >/dev/null 2>&1; then
+    # Debian splits venv/ensurepip out of python3: a fresh machine lacks it.
+    if command -v apt-get >/dev/null 2>&1; then
+      sudo=""
+      if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
+      venv_pkg="python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"
+      echo "installing $venv_pkg (python -m venv needs it)"
+      export DEBIAN_FRONTEND=noninteractive
+      $sudo apt-get update -qq
+      $sudo apt-get install -y -qq --no-install-recommends "$venv_pkg"
+    else
+      echo "error: $py has no ensurepip/venv support; install your distribution's venv package" >&2
+      exit 1
+    fi
+  fi
   echo "creating .venv with $("$py" --version)"
   "$py" -m venv .venv
 fi
