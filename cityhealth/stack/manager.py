@@ -20,6 +20,7 @@ from cityhealth.stack.process import (
     StackError,
     bind_problem,
     is_alive,
+    rotate_log,
     running,
     spawn,
     stop,
@@ -158,6 +159,7 @@ class StackManager:
         svc.paths.make()
         svc.prepare()
         argv = svc.command()
+        rotate_log(svc.paths.log)  # before the banner, so the banner opens the new log
         with svc.paths.log.open("a") as log:
             log.write(f"\n=== cityhealth stack: starting {svc.name} at {time.ctime()} ===\n")
         spawn(

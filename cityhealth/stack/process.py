@@ -69,15 +69,36 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+#: A service log above this size is rotated (to ``<log>.1``) when the service starts.
+LOG_ROTATE_BYTES = 16 << 20
+
+
+def rotate_log(log: Path, max_bytes: int | None = None) -> bool:
+    """Move ``log`` to ``log.1`` (replacing an older one) when it exceeds ``max_bytes``.
+
+    Keeps a long-lived data directory's logs bounded to about two files; returns whether
+    it rotated. ``max_bytes`` defaults to :data:`LOG_ROTATE_BYTES`.
+    """
+    limit = LOG_ROTATE_BYTES if max_bytes is None else max_bytes
+    try:
+        if log.stat().st_size <= limit:
+            return False
+    except OSError:
+        return False
+    log.replace(log.with_name(log.name + ".1"))
+    return True
+
+
 def spawn(
     argv: Sequence[str], *, cwd: Path, log: Path, pid_file: Path, ports: Sequence[int] = ()
 ) -> ProcessRecord:
     """Start ``argv`` detached in its own session, appending stdout/stderr to ``log``.
 
     ``ports`` are recorded so a later ``up`` can tell whether the running process is the
-    one its settings ask for.
+    one its settings ask for. A ``log`` over :data:`LOG_ROTATE_BYTES` is rotated first.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
+    rotate_log(log)
     out = subprocess.run(
         [sys.executable, "-c", _LAUNCHER, str(log), str(cwd), *argv],
         capture_output=True,

@@ -96,3 +96,19 @@ def test_unreadable_pid_file_is_no_process(tmp_path: Path, text: str) -> None:
     pid_file.write_text(text)
     assert process.running(pid_file) is None
     assert process.stop(pid_file, grace_s=0.1) is False
+
+
+def test_spawn_rotates_an_oversized_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "svc.log"
+    log.write_bytes(b"old line\n" * 1000)  # 9000 bytes
+    (tmp_path / "svc.log.1").write_text("older generation\n")
+    monkeypatch.setattr(process, "LOG_ROTATE_BYTES", 4096)  # a size limit, not a service
+    pid_file = tmp_path / "svc.pid"
+    process.spawn(
+        [sys.executable, "-c", "print('new run')"], cwd=tmp_path, log=log, pid_file=pid_file
+    )
+    assert process.wait_until(lambda: b"new run" in log.read_bytes(), timeout_s=30)
+    assert log.read_bytes() == b"new run\n"
+    assert (tmp_path / "svc.log.1").read_bytes() == b"old line\n" * 1000
+    # under the limit: appended, not rotated
+    assert process.rotate_log(log, max_bytes=4096) is False
