@@ -266,7 +266,8 @@ def test_single_sample_windows_are_allowed() -> None:
         {"t": [NOW], "x": [0.0], "y": [0.0], "z": [9.8]},
         {"t0": NOW, "rate_hz": 100.0, "x": [0.0], "y": [0.0], "z": [9.8]},
     ):
-        decode(topic("eldercare", "pendant"), json.dumps(payload).encode(), now=NOW)
+        model = decode(topic("eldercare", "pendant"), json.dumps(payload).encode(), now=NOW).model
+        assert (model.x, model.y, model.z) == ([0.0], [0.0], [9.8])  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
