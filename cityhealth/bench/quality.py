@@ -60,6 +60,7 @@ class QualityOptions:
     recordings: Path | None = None
     units: str = "m/s2"
     fall_preset: str = "balanced"
+    anomaly_simulated_hours: float = 1.0
     console: Console = field(default_factory=lambda: Console(width=max(Console().width, 110)))
 
 
@@ -323,7 +324,26 @@ def recordings_section(opts: QualityOptions) -> dict[str, Any]:
 
 # -- command ---------------------------------------------------------------------------------
 
-SECTIONS: dict[str, Callable[[QualityOptions], dict[str, Any]]] = {"fall": fall_section}
+
+def anomaly_section(opts: QualityOptions) -> dict[str, Any]:
+    """Anomaly precision/recall/F1 per synthetic scenario and on the project's simulators.
+
+    Seeds start at ``opts.seed`` (held out from the scorer's tuning seeds 0-2).
+    """
+    from cityhealth.bench.quality_anomaly import anomaly_quality_report, format_report
+
+    report = anomaly_quality_report(
+        seeds=tuple(range(opts.seed, opts.seed + opts.seeds)),
+        simulated_hours=opts.anomaly_simulated_hours,
+    )
+    opts.console.print(format_report(report), markup=False, highlight=False)
+    return report
+
+
+SECTIONS: dict[str, Callable[[QualityOptions], dict[str, Any]]] = {
+    "fall": fall_section,
+    "anomaly": anomaly_section,
+}
 """Report sections, run in order; add new ones here (see the module docstring)."""
 
 
