@@ -20,8 +20,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import requests
 
+from streams.sink._lines import count_lines, line_ends
 from streams.sink.errors import RetryableError, SinkError, SinkQueryError, SinkRejectedError
 from streams.sink.retention import RetentionPolicy
 from streams.sink.retry import RetryPolicy, RetryStats, call_with_retry
@@ -50,15 +52,23 @@ def as_body(lines: Lines) -> bytes:
 def split_body(body: bytes, limit: int) -> Iterator[bytes]:
     """Cut ``body`` at line boundaries into chunks of at most ``limit`` bytes.
 
-    A single line longer than ``limit`` travels alone (the server decides).
+    A single line longer than ``limit`` travels alone (the server decides). A newline
+    inside a quoted string field is not a line boundary (:mod:`streams.sink._lines`).
     """
+    if len(body) <= limit:
+        if body:
+            yield body
+        return
+    ends = line_ends(body)
     start = 0
     while len(body) - start > limit:
-        cut = body.rfind(b"\n", start, start + limit + 1)
-        if cut <= start:
-            cut = body.find(b"\n", start + limit)
-            if cut < 0:
+        # the last line end that keeps the chunk within the limit, else the first one
+        j = int(np.searchsorted(ends, start + limit, side="right")) - 1
+        if j < 0 or ends[j] <= start:
+            j = int(np.searchsorted(ends, start, side="left"))
+            if j >= ends.size:
                 break
+        cut = int(ends[j])
         yield body[start:cut]
         start = cut + 1
     if start < len(body):
@@ -171,7 +181,7 @@ class InfluxSink(ABC):
                 self.on_retry,
             )
             self.stats.writes += 1
-            self.stats.points += chunk.count(b"\n") + 1
+            self.stats.points += count_lines(chunk)
             self.stats.bytes += len(chunk)
 
     def write_many(self, database: str, bodies: Iterable[Lines], depth: int = 2) -> int:
