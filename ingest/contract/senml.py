@@ -48,6 +48,8 @@ from ingest.contract.models.wearable import MAX_BATCH_ROWS
 from ingest.contract.quantities import AIR_FIELDS, LOINC_FIELDS, QUANTITIES, VITAL_FIELDS, Quantity
 from ingest.contract.registry import ChannelSpec
 
+#: The SenML version this reader implements (RFC 8428; ``bver`` defaults to it).
+SENML_VERSION = 10
 #: RFC 8428 section 4.5.3: resolved times below 2**28 s are relative to "now".
 RELATIVE_TIME_LIMIT = 2.0**28
 #: Labels defined by RFC 8428 (others not ending in "_" are ignored, section 4.4).
@@ -162,6 +164,11 @@ def _resolve(pack: list[SenMLRecord], now: float) -> list[_Resolved]:
     for i, rec in enumerate(pack):
         if not only_known(rec):
             _check_labels(i, rec)
+        if "bver" in rec and rec["bver"] > SENML_VERSION:
+            # RFC 8428 section 4.4: a reader MUST NOT use a pack of a newer version.
+            raise ContractViolation.single(
+                f"[{i}].bver", rec["bver"], "senml_version", f"bver above {SENML_VERSION}"
+            )
         if "bn" in rec:
             bn = rec["bn"]
         if "bt" in rec:

@@ -411,6 +411,12 @@ def senml(*records: dict[str, Any]) -> bytes:
         ),
         (
             topic("wearable", "vitals"),
+            senml({"bt": NOW, "n": "heart_rate", "v": 60}, {"bver": 11, "n": "spo2", "v": 97}),
+            "[1].bver",
+            "senml_version",
+        ),
+        (
+            topic("wearable", "vitals"),
             senml({"bt": NOW, "n": "pulse", "v": 60}),
             "[0].n",
             "senml_name",
