@@ -120,8 +120,12 @@ def load_or_create_key(data_dir: Path) -> SecretStr:
 
 
 def pseudonymizer_from_settings(settings: _KeySettings) -> Pseudonymizer:
-    """Pseudonymizer keyed by ``settings.pseudonym_key``, else by the key file in data_dir."""
+    """Pseudonymizer keyed by ``settings.pseudonym_key``, else by the key file in data_dir.
+
+    An empty ``CITYHEALTH_PSEUDONYM_KEY`` counts as unset (docker-compose passes
+    ``${CITYHEALTH_PSEUDONYM_KEY:-}``, an empty string, when the operator sets none).
+    """
     key = settings.pseudonym_key
-    if key is None:
+    if key is None or not key.get_secret_value():
         key = load_or_create_key(settings.data_dir)
     return Pseudonymizer(key)

@@ -92,6 +92,15 @@ def test_empty_key_is_rejected() -> None:
         Pseudonymizer(SecretStr(""))
 
 
+def test_empty_key_setting_means_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose passes CITYHEALTH_PSEUDONYM_KEY="" when none is set: use the key file."""
+    monkeypatch.setenv("CITYHEALTH_PSEUDONYM_KEY", "")
+    s = Settings(data_dir=tmp_path / "data")
+    from_file = pseudonymizer_from_settings(s)
+    assert (tmp_path / "data" / KEY_FILE_NAME).exists()
+    assert from_file("wearable", "w1") == pseudonymizer_from_settings(s)("wearable", "w1")
+
+
 def test_key_file_created_0600_and_reused(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path / "data")
     first = pseudonymizer_from_settings(s)
