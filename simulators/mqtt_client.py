@@ -112,6 +112,8 @@ class LeanPublisher:
         self.reconnects = 0
         self.resent = 0
         self.unexpected_acks = 0
+        #: Most messages ever awaiting a PUBACK on one connection (never above the limit).
+        self.peak_in_flight = 0
         # in-flight state, indexed by packet id
         self._pending = np.zeros(_N_IDS, dtype=np.bool_)  # unacknowledged (sent or to resend)
         self._on_wire = np.zeros(_N_IDS, dtype=np.bool_)  # sent on the current connection
@@ -131,7 +133,9 @@ class LeanPublisher:
         self._max_packet: int | None = None
         self.connack: ConnAck | None = None
         try:
-            self._connect(clean_start=True)
+            # clean_start=0 from the start: Mosquitto persists only such sessions across a
+            # restart (the random client id means there is no old session to resume)
+            self._connect(clean_start=False)
         except (OSError, _ConnectionLostError, ProtocolError) as exc:
             raise PublishError(f"cannot connect to MQTT broker {host}:{port}: {exc}") from None
 
@@ -253,6 +257,7 @@ class LeanPublisher:
         data = encode_publishes(msgs, ids, self._topics, dup=True)  # type: ignore[arg-type]
         self._on_wire[ids] = True
         self._n_on_wire += len(ids)
+        self.peak_in_flight = max(self.peak_in_flight, self._n_on_wire)
         self.resent += len(ids)
         self._send(data)
         return len(ids)
@@ -277,6 +282,7 @@ class LeanPublisher:
         self._seq += n
         self._n_pending += n
         self._n_on_wire += n
+        self.peak_in_flight = max(self.peak_in_flight, self._n_on_wire)
         self.sent += n
         self._send(data)
 
@@ -378,6 +384,11 @@ class LeanPublisher:
             raise _ConnectionLostError(f"broker sent DISCONNECT {reason_name(got.disconnect)}")
 
     # -- end ----------------------------------------------------------------------------
+    @property
+    def in_flight_limit(self) -> int:
+        """``min(window, the broker's Receive Maximum)`` on the current connection."""
+        return self._quota
+
     @property
     def outstanding(self) -> int:
         """Messages published but not yet acknowledged."""

@@ -376,7 +376,18 @@ def parse_pubacks(buf: bytearray) -> tuple[int, Received]:
         bulk = _uniform_pubacks(buf, size)
         if bulk is not None:
             used, ids, reasons = bulk
-            return used, Received(ids, reasons)
+            more, rest = _parse_general(memoryview(buf)[used:])
+            if len(rest.ack_ids):
+                rest.ack_ids = np.concatenate([ids, rest.ack_ids])
+                rest.ack_reasons = np.concatenate([reasons, rest.ack_reasons])
+            else:
+                rest.ack_ids, rest.ack_reasons = ids, reasons
+            return used + more, rest
+    return _parse_general(buf)
+
+
+def _parse_general(buf: bytearray | memoryview) -> tuple[int, Received]:
+    """Packet by packet: any PUBACK form, PINGRESP, DISCONNECT, others kept."""
     ids_l: list[int] = []
     reasons_l: list[int] = []
     got = Received(_EMPTY, _EMPTY)

@@ -1,16 +1,17 @@
-"""MQTT v5 publishing with QoS 1 at tens of thousands of messages per second (paho-mqtt 2.x).
+"""Publishers the simulation runner writes to: MQTT v5 QoS 1 (lean or paho) and null.
 
-paho's network loop runs in its own thread (``loop_start``); ``publish`` only queues. Two
-paho details decide the throughput:
+* :class:`MqttPublisher` (= :class:`~simulators.mqtt_client.LeanPublisher`) is what
+  ``cityhealth simulate`` uses: a pipelined single-socket MQTT 5.0 client that encodes a
+  whole tick into one ``sendall`` and parses PUBACKs in bulk (docs/SIMULATORS.md,
+  "Publisher").
+* :class:`PahoPublisher` is the paho-mqtt 2.x reference with the same interface, kept for
+  comparison (``cityhealth bench simulate``) and as a fallback.
+* :class:`NullPublisher` counts messages without a broker (``--dry-run``).
 
-* with ``max_inflight_messages > 0`` paho walks *all* outstanding messages on every PUBACK
-  (``_update_inflight``), which is quadratic under load; we set it to 0 (no paho limit) and
-  bound the messages awaiting their PUBACK ourselves (``window``), waiting only when the
-  window is full -- never per message;
-* ``max_queued_messages`` is set as a hard safety bound above the window.
-
-Every message is counted when paho accepts it; :meth:`MqttPublisher.flush` waits until the
-broker acknowledged all of them, so ``published == acked`` at the end of a healthy run.
+paho details that decide its throughput: with ``max_inflight_messages > 0`` paho walks *all*
+outstanding messages on every PUBACK (``_update_inflight``), which is quadratic under load,
+so :class:`PahoPublisher` sets it to 0 and bounds the messages awaiting their PUBACK itself
+(``window``), waiting only when the window is full -- never per message.
 """
 
 from __future__ import annotations
@@ -18,19 +19,22 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from simulators.mqtt_client import LeanPublisher, PublishError
+from simulators.mqtt_wire import reason_name
 
-class PublishError(RuntimeError):
-    """The broker is unreachable or rejected messages (message says which)."""
+#: The publisher ``cityhealth simulate`` uses.
+MqttPublisher = LeanPublisher
 
 
-class MqttPublisher:
-    """QoS 1 publisher with a bounded window of unacknowledged messages.
+class PahoPublisher:
+    """paho-mqtt QoS 1 publisher with a bounded window of unacknowledged messages.
 
     Parameters
     ----------
@@ -59,6 +63,7 @@ class MqttPublisher:
         self.sent = 0
         self.acked = 0
         self.failed = 0
+        self.failed_by_reason: Counter[str] = Counter()
         self._connected = threading.Event()
         self._connect_rc: object = None
         c = mqtt.Client(
@@ -97,6 +102,7 @@ class MqttPublisher:
         self.acked += 1
         if reason_code.is_failure:
             self.failed += 1
+            self.failed_by_reason[reason_name(int(reason_code.value))] += 1
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
         """Publish every ``(topic, payload)`` with QoS 1, in order; returns how many."""
@@ -166,6 +172,7 @@ class NullPublisher:
         self.sent = 0
         self.acked = 0
         self.failed = 0
+        self.failed_by_reason: Counter[str] = Counter()
         self.kept: list[tuple[str, bytes]] | None = [] if keep else None
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
@@ -185,3 +192,6 @@ class NullPublisher:
 
     def close(self) -> None:
         return None
+
+
+__all__ = ["LeanPublisher", "MqttPublisher", "NullPublisher", "PahoPublisher", "PublishError"]

@@ -93,7 +93,8 @@ class Runner:
     simulators
         Instantiated simulators (built-in and plug-ins).
     publisher
-        :class:`~simulators.publisher.MqttPublisher` or a null publisher.
+        :class:`~simulators.publisher.MqttPublisher` (lean MQTT 5.0), ``PahoPublisher`` or
+        ``NullPublisher``.
     tick_s, duration, start
         Simulated step, length and start (epoch seconds).
     speed
@@ -195,6 +196,10 @@ class Runner:
             "acked": pub.acked,
             "unacked": pub.sent - pub.acked,
             "failed": pub.failed,
+            # e.g. {"0x87 not authorized": 3}: PUBACK failure reason codes (MQTT 5.0 2.4)
+            "failed_by_reason": dict(sorted(getattr(pub, "failed_by_reason", {}).items())),
+            "reconnects": getattr(pub, "reconnects", 0),
+            "resent": getattr(pub, "resent", 0),
             "truth_events": len(truth),
             "truth_by_type": dict(sorted(Counter(e["type"] for e in truth).items())),
             "devices": {
