@@ -212,6 +212,8 @@ class Bridge:
             # re-sends them after a restart. Carrying on would leave them stuck until then.
             self.failed = f"decoder process {index} died"
             self._closing = True
+            if self._all_flushed is not None:
+                self._all_flushed.set()  # a stop in progress must not wait for it
             return
         if output is not None:
             self._apply(output)

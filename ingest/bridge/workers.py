@@ -49,7 +49,10 @@ def _decoder_main(settings: Settings, config: StageConfig, inbox: Any, outbox: A
 
 def _decode_loop(settings: Settings, config: StageConfig, inbox: Any, outbox: Any) -> None:
     """Child process: decode chunks until told to exit; seal aged buffers on time."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and asks us to flush
+    # The parent owns Ctrl-C and termination: it asks us to flush, then to exit; if the parent
+    # dies, the pipe's EOF ends this loop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stage = DecodeStage(settings, config)
     outbox.send(("ready", None))
     while True:
