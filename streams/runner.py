@@ -159,7 +159,12 @@ class PartitionRunner:
             self.stats.bad_batches += 1
             log.error("%s[%d]: skipping a bad batch: %s", self.stream, self.partition, exc)
             return
-        readings = self.processor.process(batch, self.out)
+        try:
+            readings = self.processor.process(batch, self.out)
+        except (ValueError, IndexError, KeyError) as exc:  # valid format, impossible content
+            self.stats.bad_batches += 1
+            log.exception("%s[%d]: batch not processed: %s", self.stream, self.partition, exc)
+            return
         self.stats.batches += 1
         self.stats.readings += readings
 
