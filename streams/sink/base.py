@@ -168,21 +168,34 @@ class InfluxSink(ABC):
             InfluxDB stayed unreachable until the retry deadline.
         SinkRejectedError
             The server refused the data (not retried); for a partial write the valid
-            points are stored and the message names the rest.
+            points are stored and the message names the rest. A body split into several
+            requests is written to the end first when one request gets a 400 (the error
+            of the first refused request is raised afterwards).
         """
         body = as_body(lines)
+        rejected: SinkRejectedError | None = None
         for chunk in split_body(body, self.max_body_bytes):
             payload = gzip.compress(chunk, self.gzip_level, mtime=0) if self.gzip_level else chunk
-            call_with_retry(
-                partial(self._write_once, database, payload),
-                self.policy,
-                f"write to {database!r}",
-                self.stats,
-                self.on_retry,
-            )
+            try:
+                call_with_retry(
+                    partial(self._write_once, database, payload),
+                    self.policy,
+                    f"write to {database!r}",
+                    self.stats,
+                    self.on_retry,
+                )
+            except SinkRejectedError as exc:
+                if exc.status != 400:
+                    raise  # auth, unknown database, ...: every chunk would be refused
+                # 400 is about this chunk's data (parse error, field type conflict): the
+                # following chunks are still written, so one bad point loses nothing else.
+                rejected = rejected or exc
+                continue
             self.stats.writes += 1
             self.stats.points += count_lines(chunk)
             self.stats.bytes += len(chunk)
+        if rejected is not None:
+            raise rejected
 
     def write_many(self, database: str, bodies: Iterable[Lines], depth: int = 2) -> int:
         """Write a stream of bodies, producing the next while earlier ones are in flight.

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cityhealth.settings import Settings
-from streams.sink import InfluxSink, RetryPolicy, encode, make_sink
+from streams.sink import InfluxSink, RetryPolicy, SinkRejectedError, encode, make_sink
 from streams.sink._lines import count_lines
 from streams.sink.base import split_body
 
@@ -116,3 +116,18 @@ def test_split_and_count_follow_line_protocol_sections() -> None:
     assert list(split_body(body, 10)) == lines
     assert list(split_body(body, len(body))) == [body]
     assert count_lines(b"") == 0 and count_lines(b"a v=1\nb v=2") == 2
+
+
+def test_a_refused_chunk_does_not_lose_the_chunks_after_it(settings: Settings) -> None:
+    """One bad point in a large (split) body: every other point is still stored."""
+    db = settings.influx_db_public
+    lines = [f"chunked,k=a v={i}.5 {T0 + i}" for i in range(30)]
+    lines[3] = f"chunked,k=a v=1i {T0 + 3}"  # field type conflict with the float field
+    lines[4] = "chunked,k=a v= broken"  # unparsable
+    with make_sink(settings, policy=RetryPolicy(deadline_s=30.0), max_body_bytes=120) as sink:
+        sink.ensure_databases()
+        sink.write(db, lines[:1])  # the field is a float from now on
+        with pytest.raises(SinkRejectedError) as info:
+            sink.write(db, lines)
+        assert info.value.status == 400
+        assert sink.count(db, "chunked", "v") == 28  # all but the two bad points
