@@ -26,9 +26,9 @@ if [ ! -x .venv/bin/python ]; then
       if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
       venv_pkg="python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"
       echo "installing $venv_pkg (python -m venv needs it)"
-      export DEBIAN_FRONTEND=noninteractive
-      $sudo apt-get update -qq
-      $sudo apt-get install -y -qq --no-install-recommends "$venv_pkg"
+      # sudo resets the environment: pass DEBIAN_FRONTEND through env(1).
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$venv_pkg"
     else
       echo "error: $py has no ensurepip/venv support; install your distribution's venv package" >&2
       exit 1

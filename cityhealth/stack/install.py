@@ -74,6 +74,15 @@ def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
         raise StackError(f"{what} failed (exit {out.returncode}): {' '.join(argv)}\n{text[-3000:]}")
 
 
+def apt_argv(sudo: list[str], *args: str) -> list[str]:
+    """``apt-get`` command line, non-interactive even through ``sudo``.
+
+    ``sudo`` resets the environment, so ``DEBIAN_FRONTEND`` goes on the command line
+    (through ``env``) rather than into the caller's environment, where it would be lost.
+    """
+    return [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", *args]
+
+
 def install_packages(packages: list[str]) -> None:
     """``apt-get update`` + ``apt-get install`` of ``packages`` (no recommends)."""
     if not packages:
@@ -84,12 +93,10 @@ def install_packages(packages: list[str]) -> None:
             "(the stack needs mosquitto 2.x and InfluxDB 1.x)"
         )
     sudo = _root_prefix()
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run([*sudo, "apt-get", "update", "-qq"], "apt-get update", env)
+    _run(apt_argv(sudo, "update", "-qq"), "apt-get update")
     _run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        apt_argv(sudo, "install", "-y", "-qq", "--no-install-recommends", *packages),
         "apt-get install",
-        env,
     )
     if shutil.which("systemctl"):
         units = [SYSTEM_SERVICES[p] for p in packages if p in SYSTEM_SERVICES]
