@@ -67,7 +67,8 @@ class DeviceStateArrays:
         for key, current in self._state.items():
             src = np.asarray(state[key])
             try:
-                arr = src.astype(current.dtype)
+                with np.errstate(invalid="ignore"):  # NaN -> int is caught just below
+                    arr = src.astype(current.dtype)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"state[{key!r}] is not convertible to {current.dtype}") from exc
             # A lossy cast (NaN or 1.5 into an int64 column) would corrupt the state
