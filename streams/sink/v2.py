@@ -80,7 +80,9 @@ class V2Sink(InfluxSink):
         try:
             return fn()
         except ApiException as exc:
-            check_response(int(exc.status or 0), str(exc.body or exc.reason), exc.headers)
+            if not exc.status:  # no HTTP answer at all: a transport failure, not a refusal
+                raise RetryableError(f"no HTTP status: {exc.reason}") from None
+            check_response(int(exc.status), str(exc.body or exc.reason), exc.headers)
             raise  # 2xx ApiException does not happen; keep mypy and readers sure
         except urllib3.exceptions.HTTPError as exc:
             raise RetryableError(type(exc).__name__) from None

@@ -8,6 +8,8 @@ configuration; writes against a live 2.x server are exercised by ``cityhealth up
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import SecretStr
 
@@ -51,3 +53,26 @@ def test_buckets_follow_the_two_databases() -> None:
     with make_sink(settings) as sink:
         assert sink.retention == retention_policies(settings)
         assert set(sink.retention) == {"cityhealth_sensitive", "cityhealth_public"}
+
+
+def test_client_exceptions_map_onto_retry_and_refusal() -> None:
+    """influxdb-client's ApiException: no status -> retried, 5xx -> retried, 4xx -> refused."""
+    from influxdb_client.rest import ApiException
+
+    from streams.sink.errors import RetryableError, SinkRejectedError
+
+    def raising(exc: Exception) -> Callable[[], None]:
+        def fn() -> None:
+            raise exc
+
+        return fn
+
+    with make_sink(_settings()) as sink:
+        assert isinstance(sink, V2Sink)
+        with pytest.raises(RetryableError):
+            sink._call(raising(ApiException(status=None, reason="connection reset")))
+        with pytest.raises(RetryableError):
+            sink._call(raising(ApiException(status=503, reason="Service Unavailable")))
+        with pytest.raises(SinkRejectedError) as info:
+            sink._call(raising(ApiException(status=400, reason="Bad Request")))
+        assert info.value.status == 400
