@@ -24,6 +24,11 @@ from cityhealth.stack.service import Service
 # A restarting bridge with a persistent session must not lose its backlog: Mosquitto's
 # default of 1,000 queued messages per client is a few milliseconds at district scale.
 MAX_QUEUED_MESSAGES = 1_000_000
+# Largest MQTT packet the broker accepts (advertised to v5 clients in CONNACK). Twice the
+# contract's payload limit (ingest.contract.decode.MAX_PAYLOAD_BYTES, 4 MiB), so payloads
+# the contract refuses still reach the bridge and its dead-letter topic, while a runaway
+# client cannot make the broker and the bridge buffer hundreds of megabytes.
+MAX_PACKET_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def render_config(
         f"persistence_location {data_dir}/",
         "autosave_interval 30",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_packet_size {MAX_PACKET_BYTES}",
         "log_dest stdout",
         "log_type error",
         "log_type warning",

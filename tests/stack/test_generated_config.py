@@ -14,8 +14,14 @@ import yaml
 
 from cityhealth.settings import REPO_ROOT, Settings
 from cityhealth.stack.grafana import Grafana
-from cityhealth.stack.mosquitto import Mosquitto, MosquittoSecurity, render_config
+from cityhealth.stack.mosquitto import (
+    MAX_PACKET_BYTES,
+    Mosquitto,
+    MosquittoSecurity,
+    render_config,
+)
 from cityhealth.stack.process import StackError, running, spawn, stop, wait_until
+from ingest.contract.decode import MAX_PAYLOAD_BYTES
 from tests.conftest import free_ports, stack_settings
 
 
@@ -106,6 +112,31 @@ def test_local_mosquitto_config_is_loopback_anonymous_with_persistence(tmp_path:
     assert "per_listener_settings true" in conf
     assert "persistence true" in conf
     assert f"persistence_location {broker.paths.data}/" in conf
+
+
+@pytest.mark.stack
+def test_local_broker_advertises_its_packet_size_limit(tmp_path: Path) -> None:
+    """A real broker from the generated config tells v5 clients its maximum packet size."""
+    settings = stack_settings(tmp_path / "data")
+    broker = Mosquitto(settings)
+    broker.paths.make()
+    spawn(broker.command(), cwd=broker.paths.root, log=broker.paths.log, pid_file=broker.paths.pid)
+    try:
+        assert wait_until(lambda: _port_open(settings.mqtt_port), timeout_s=30)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        limits: list[int] = []
+        client.on_connect = lambda c, u, flags, reason, props: limits.append(
+            getattr(props, "MaximumPacketSize", -1)
+        )
+        client.connect("127.0.0.1", settings.mqtt_port)
+        try:
+            assert wait_until(lambda: client.loop(0.1) is not None and bool(limits), timeout_s=30)
+        finally:
+            client.disconnect()
+        assert limits == [MAX_PACKET_BYTES]
+        assert MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES  # refused payloads still reach dead letters
+    finally:
+        stop(broker.paths.pid)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "broker.example"])
