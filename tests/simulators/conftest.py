@@ -45,17 +45,22 @@ class Subscriber:
     def wait_for(
         self, n: int, timeout: float = 120.0, settle: float = 1.0
     ) -> list[tuple[str, bytes]]:
-        """Wait until at least ``n`` messages arrived and none for ``settle`` seconds."""
+        """Wait until at least ``n`` messages arrived and none for ``settle`` seconds.
+
+        Raises ``AssertionError`` naming the shortfall when ``timeout`` passes first.
+        """
         deadline = time.monotonic() + timeout
         last = -1
         while time.monotonic() < deadline:
             count = len(self.messages)
             if count >= n and count == last:
-                break
+                with self._lock:
+                    return list(self.messages)
             last = count
             time.sleep(settle if count >= n else 0.2)
-        with self._lock:
-            return list(self.messages)
+        raise AssertionError(
+            f"subscriber got {len(self.messages)} messages in {timeout:.0f} s, expected >= {n}"
+        )
 
     def close(self) -> None:
         self.client.disconnect()
