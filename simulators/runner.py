@@ -126,6 +126,7 @@ class Runner:
         self.now = start
         self.wall_start = 0.0
         self.wall_s = 0.0
+        self.cpu_s = 0.0
         self.ticks_done = 0
         #: Set (e.g. from a SIGINT handler) to end the run after the current tick.
         self.stop_requested = False
@@ -139,6 +140,7 @@ class Runner:
         st = self.stats
         pub = self.publisher
         self.wall_start = w0 = time.perf_counter()
+        cpu0 = time.process_time()
         next_progress = w0
         for k in range(self.n_ticks):
             if self.stop_requested:
@@ -170,6 +172,7 @@ class Runner:
             self.ticks_done = k + 1
         self.now = self.start + self.ticks_done * self.tick_s
         self.wall_s = time.perf_counter() - w0
+        self.cpu_s = time.process_time() - cpu0
         return st
 
     def truth(self) -> list[dict[str, Any]]:
@@ -214,6 +217,9 @@ class Runner:
             "wall_s": round(self.wall_s, 3),
             "rate_msgs_per_s": round(st.published / self.wall_s, 1) if self.wall_s else None,
             "max_lag_s": round(st.max_lag_s, 3),
+            # CPU of this process during the ticks (all threads): generation + publishing
+            "cpu_s": round(self.cpu_s, 3),
+            "cpu_us_per_msg": (round(1e6 * self.cpu_s / st.published, 2) if st.published else None),
             **extra,
         }
 

@@ -8,10 +8,14 @@ from settings (``CITYHEALTH_MQTT_HOST`` / ``_PORT``; start one with ``cityhealth
   MQTT v5 client (network loop in its thread, no paho in-flight limit) publishes the list in
   a plain loop and the clock stops at the last PUBACK;
 * **simulator**: the full ``cityhealth simulate --fast`` path -- signal models, events,
-  encoding, the windowed QoS 1 publisher -- from the first tick to the last PUBACK.
+  encoding, the lean pipelined MQTT 5.0 publisher (``simulators.mqtt_client``) -- from the
+  first tick to the last PUBACK.
 
-Runs alternate (baseline, simulator, ...) and the best of ``--repeat`` is reported, with
-the generation-only rate (no broker) for context. Goal: simulator >= 80 % of the baseline.
+For context (not part of the ratio) each repetition also times the lean publisher alone on
+the pre-generated list in tick-sized batches, and, with ``--mosquitto-pub``, the C client
+``mosquitto_pub -l`` publishing the same payloads (one per line, on one topic: it takes a
+single ``-t``) with QoS 1. Runs alternate and the best of ``--repeat`` is reported, with the
+generation-only rate (no broker). Goal: simulator >= 80 % of the baseline.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ class SimulateReport:
     simulator_msgs_per_s: list[float] = field(default_factory=list)
     baseline_msgs_per_cpu_s: list[float] = field(default_factory=list)
     simulator_msgs_per_cpu_s: list[float] = field(default_factory=list)
+    lean_publisher_msgs_per_s: list[float] = field(default_factory=list)
+    lean_publisher_msgs_per_cpu_s: list[float] = field(default_factory=list)
+    mosquitto_pub_msgs_per_s: list[float] = field(default_factory=list)
+    mosquitto_pub_msgs_per_cpu_s: list[float] = field(default_factory=list)
+    #: min(window, broker Receive Maximum): PUBLISHes the lean publisher keeps in flight.
+    in_flight_limit: int = 0
 
     @property
     def ratio(self) -> float:
@@ -111,6 +121,50 @@ def _bare_paho(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple
         c.loop_stop()
 
 
+def _lean_publisher(
+    host: str, port: int, messages: list[tuple[str, bytes]], tick: int
+) -> tuple[float, float, int]:
+    """The lean publisher alone on the pre-generated list, ``tick`` messages per call:
+    messages per wall and per CPU second, and its in-flight limit."""
+    from simulators.publisher import MqttPublisher
+
+    pub = MqttPublisher(host, port)
+    try:
+        n = len(messages)
+        t, cpu = time.perf_counter(), time.process_time()
+        for k in range(0, n, tick):
+            pub.publish_many(messages[k : k + tick])
+        if not pub.flush(600):
+            raise RuntimeError(f"lean publisher: {pub.outstanding} messages unacknowledged")
+        return n / (time.perf_counter() - t), n / (time.process_time() - cpu), pub.in_flight_limit
+    finally:
+        pub.close()
+
+
+def _mosquitto_pub(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """``mosquitto_pub -l`` (MQTT v5, QoS 1) with the same payloads, one per stdin line, on one
+    topic; messages per wall second and per CPU second of the child process."""
+    import resource
+    import shutil
+    import subprocess
+
+    exe = shutil.which("mosquitto_pub")
+    if exe is None:
+        raise RuntimeError("mosquitto_pub not found (apt-get install mosquitto-clients)")
+    lines = [p for _, p in messages if b"\n" not in p and p]
+    data = b"\n".join(lines) + b"\n"
+    argv = [exe, "-h", host, "-p", str(port), "-V", "5", "-q", "1", "-l", "-t", "city/bench/pub"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    res = subprocess.run(argv, input=data, capture_output=True, timeout=600)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode != 0:
+        raise RuntimeError(f"mosquitto_pub failed: {res.stderr.decode(errors='replace')[:200]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return len(lines) / wall, len(lines) / max(cpu, 1e-9)
+
+
 def _simulator(
     host: str, port: int, scenario: str, seed: int, duration: float, start: float, expected: int
 ) -> tuple[float, float]:
@@ -151,6 +205,9 @@ def bench_simulate(
     mqtt_host: Annotated[str | None, typer.Option(help="Broker host (default: settings).")] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="Broker port (default: settings).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    mosquitto_pub: Annotated[
+        bool, typer.Option(help="Also time `mosquitto_pub -l` with the same payloads.")
+    ] = False,
 ) -> None:
     """Simulator publish rate vs a bare paho-mqtt loop with the same payloads (goal >= 80 %)."""
     from rich.console import Console
@@ -176,9 +233,20 @@ def bench_simulate(
             wall, cpu = _simulator(host, port, scenario, seed, duration, start, len(messages))
             report.simulator_msgs_per_s.append(round(wall, 1))
             report.simulator_msgs_per_cpu_s.append(round(cpu, 1))
+            tick = max(1, round(len(messages) * 0.1 / duration))  # messages per 0.1-s tick
+            wall, cpu, report.in_flight_limit = _lean_publisher(host, port, messages, tick)
+            report.lean_publisher_msgs_per_s.append(round(wall, 1))
+            report.lean_publisher_msgs_per_cpu_s.append(round(cpu, 1))
+            extra = ""
+            if mosquitto_pub:
+                wall, cpu = _mosquitto_pub(host, port, messages)
+                report.mosquitto_pub_msgs_per_s.append(round(wall, 1))
+                report.mosquitto_pub_msgs_per_cpu_s.append(round(cpu, 1))
+                extra = f", mosquitto_pub -l {wall:,.0f} msg/s"
             console.print(
-                f"run {i + 1}: baseline {report.baseline_msgs_per_s[-1]:,.0f} msg/s, "
-                f"simulator {report.simulator_msgs_per_s[-1]:,.0f} msg/s"
+                f"run {i + 1}: baseline (bare paho) {report.baseline_msgs_per_s[-1]:,.0f} msg/s, "
+                f"simulator {report.simulator_msgs_per_s[-1]:,.0f} msg/s, lean publisher "
+                f"alone {report.lean_publisher_msgs_per_s[-1]:,.0f} msg/s{extra}"
             )
     except (OSError, RuntimeError) as exc:
         console.print(
@@ -192,7 +260,8 @@ def bench_simulate(
         f"{out['best_simulator_msgs_per_s']:,.0f} msg/s, ratio {out['ratio']:.2f} "
         f"(goal >= {GOAL:.0%}: {'met' if out['goal_met'] else 'NOT met'}); per CPU second: "
         f"baseline {max(report.baseline_msgs_per_cpu_s):,.0f}, simulator "
-        f"{max(report.simulator_msgs_per_cpu_s):,.0f}, ratio {out['cpu_ratio']:.2f}"
+        f"{max(report.simulator_msgs_per_cpu_s):,.0f}, ratio {out['cpu_ratio']:.2f}; "
+        f"in-flight limit {report.in_flight_limit} (broker Receive Maximum)"
     )
     if json_out is not None:
         json_out.write_text(json.dumps(out, indent=2))
