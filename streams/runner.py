@@ -5,11 +5,15 @@ The commit protocol (docs/STREAMS.md), per partition and in this order:
 1. every batch is processed in the partition's own thread (kernels and line-protocol
    encoding release the event loop); its bodies and alerts accumulate;
 2. *commit step* (an alert is pending, ``checkpoint_interval_s`` passed, or
-   ``checkpoint_max_batches`` batches): write the accumulated bodies to InfluxDB and wait
-   for the acknowledgement (retrying while InfluxDB is down);
-3. in **one Kafka transaction** (transactional id per source partition): the checkpoint
-   records of every device block changed since the last step, and the alerts;
-4. only then ack the events to Faust, which commits their offsets.
+   ``checkpoint_max_batches`` batches): export the checkpoint records of every device
+   block changed since the last step (the state now covers exactly the step's batches)
+   and hand the accumulated bodies to the writer thread, which writes them to InfluxDB
+   and waits for the acknowledgement (retrying while InfluxDB is down); processing of
+   the next batches goes on meanwhile;
+3. once InfluxDB acknowledged: in **one Kafka transaction** (transactional id per source
+   partition) the step's checkpoint records and alerts;
+4. only then ack the step's events to Faust, which commits their offsets. At most one
+   step is in flight; steps publish in order.
 
 So a committed offset never runs ahead of a checkpoint (the state covers every
 committed batch), and alerts are published exactly when the state that raised them is.
@@ -22,11 +26,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from ingest.batch import BatchFormatError, decode
+from streams.alerts import Alert
 from streams.checkpoint import checkpoint_key, read_checkpoints
 from streams.output import Output
 from streams.processors import PROCESSORS, Processor, Services
@@ -105,6 +111,9 @@ class PartitionRunner:
         self.alerts_topic = alerts_topic
         self.stats = stats
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"{stream}-{partition}")
+        #: InfluxDB writes of a commit step overlap the processing of the next batches.
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"{stream}-{partition}-influx")
+        self._inflight: asyncio.Future[None] | None = None
         self.lock = asyncio.Lock()
         self.out = Output(services.dbs)
         self.pending: list[tuple[Ack, Any]] = []
@@ -184,48 +193,84 @@ class PartitionRunner:
             await self._run(self.processor.tick, now, self.out)
             if self.out.alerts or (self.pending and self._due()):
                 await self._commit()
+            elif self._inflight is not None and self._inflight.done():
+                await self.drain()  # surfaces a failed publication
 
     # -- commit step -----------------------------------------------------------------------
     async def _commit(self) -> None:
+        """Cut a commit step: its bodies go to the writer thread while processing goes on.
+
+        The state is exported *now* (it covers exactly the step's batches); the step's
+        transaction and acks run once InfluxDB acknowledged its bodies (:meth:`_publish`).
+        At most one step is in flight, and steps publish in order.
+        """
+        if self._inflight is not None:
+            await self._inflight  # the previous step published (or raises its failure)
         out = self.out
         await self._run(self.processor.flush, out)
         now = time.time()
         for alert in out.alerts:
             alert.emitted_ts = now
         out.mirror_alerts()
-        refused = await self._run(
-            write_until_acknowledged, self.sink, out.bodies, lambda: self.closed
-        )
         records = await self._run(self.processor.state.take_dirty)
-        alerts = out.alerts
+        written = asyncio.get_running_loop().run_in_executor(
+            self.writer, write_until_acknowledged, self.sink, out.bodies, lambda: self.closed
+        )
+        step = _Step(written, records, out.alerts, self.pending, out.points)
+        self._inflight = asyncio.ensure_future(self._publish(step))
+        self.out = Output(self.services.dbs)
+        self.pending = []
+        self.batches_since = 0
+        self.last_commit = time.monotonic()
+
+    async def _publish(self, step: _Step) -> None:
+        refused = await step.written  # InfluxDB acknowledged the step's points
         async with self.producer.transaction():
-            for block, data in records:
+            for block, data in step.records:
                 key = checkpoint_key(self.stream, self.partition, block)
                 await self.producer.send(
                     self.checkpoint_topic, data, key=key, partition=self.partition
                 )
-            for alert in alerts:
+            for alert in step.alerts:
                 await self.producer.send(
                     self.alerts_topic, alert.to_json(), key=alert.subject.encode()
                 )
-        for ack, event in self.pending:
+        for ack, event in step.events:
             await ack(event)
-        self.stats.points += out.points
+        self.stats.points += step.points
         self.stats.refused_points += refused
-        self.stats.alerts += len(alerts)
+        self.stats.alerts += len(step.alerts)
         self.stats.commits += 1
-        self.pending = []
-        self.batches_since = 0
-        self.last_commit = time.monotonic()
-        out.clear()
+
+    async def drain(self) -> None:
+        """Wait until the step in flight is published."""
+        if self._inflight is not None:
+            await self._inflight
+            self._inflight = None
 
     async def close(self) -> None:
         """Stop after the current step; un-acked events are left for the next owner."""
         self.closed = True
         async with self.lock:
             self.pending = []
+            try:
+                await self.drain()
+            except Exception as exc:
+                log.warning("%s[%d]: last step not published: %s", self.stream, self.partition, exc)
             await self.producer.stop()
         self.executor.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
+
+
+@dataclass
+class _Step:
+    """A commit step between its cut and its publication."""
+
+    written: asyncio.Future[int]
+    records: list[tuple[int, bytes]]
+    alerts: list[Alert]
+    events: list[tuple[Ack, Any]]
+    points: int
 
 
 def make_runner(stream: str, partition: int, **kwargs: Any) -> PartitionRunner:
