@@ -46,6 +46,7 @@ from simulators.mqtt_wire import (
 
 Message = tuple[str, bytes]
 _N_IDS = 65_536  # packet ids 1..65535; index 0 unused
+_BULK_ACKS = 128  # from this many PUBACKs in one read on, array operations are cheaper
 
 
 class PublishError(RuntimeError):
@@ -115,8 +116,13 @@ class LeanPublisher:
         #: Most messages ever awaiting a PUBACK on one connection (never above the limit).
         self.peak_in_flight = 0
         # in-flight state, indexed by packet id
-        self._pending = np.zeros(_N_IDS, dtype=np.bool_)  # unacknowledged (sent or to resend)
-        self._on_wire = np.zeros(_N_IDS, dtype=np.bool_)  # sent on the current connection
+        # flags as bytearrays (fast per-id access on small ack batches) with numpy views over
+        # the same memory (bulk updates): unacknowledged (sent or to resend) / sent on the
+        # current connection
+        self._pending_b = bytearray(_N_IDS)
+        self._on_wire_b = bytearray(_N_IDS)
+        self._pending = np.frombuffer(self._pending_b, dtype=np.bool_)
+        self._on_wire = np.frombuffer(self._on_wire_b, dtype=np.bool_)
         self._order = np.zeros(_N_IDS, dtype=np.int64)  # send sequence, for resend order
         self._store: list[Message | None] = [None] * _N_IDS
         self._n_pending = 0
@@ -356,32 +362,60 @@ class LeanPublisher:
         except ProtocolError as exc:
             raise _ConnectionLostError(f"protocol error from broker: {exc}") from None
         del buf[:used]
-        ids = got.ack_ids
-        if len(ids):
-            known = self._pending[ids]
-            if not known.all():
-                self.unexpected_acks += int((~known).sum())
-                ids, reasons = ids[known], got.ack_reasons[known]
-            else:
-                reasons = got.ack_reasons
-            # an id acknowledged twice in one read counts once
-            ids, first = np.unique(ids, return_index=True)
-            reasons = reasons[first]
-            wire = self._on_wire[ids]
-            self._pending[ids] = False
-            self._on_wire[ids] = False
-            self._n_pending -= len(ids)
-            self._n_on_wire -= int(wire.sum())
-            self.acked += len(ids)
-            bad = reasons >= 0x80
-            if bad.any():
-                self.failed += int(bad.sum())
-                self.failed_by_reason.update(reason_name(int(r)) for r in reasons[bad])
-            if self._resend and not wire.all():
-                gone = set(ids[~wire].tolist())
-                self._resend = [i for i in self._resend if i not in gone]
+        if len(got.ack_ids) >= _BULK_ACKS:
+            self._apply_bulk(got.ack_ids, got.ack_reasons)
+        elif len(got.ack_ids):
+            self._apply_few(got.ack_ids.tolist(), got.ack_reasons.tolist())
         if got.disconnect is not None:
             raise _ConnectionLostError(f"broker sent DISCONNECT {reason_name(got.disconnect)}")
+
+    def _apply_few(self, ids: list[int], reasons: list[int]) -> None:
+        """A few PUBACKs: per id on the bytearrays (numpy calls cost more than the loop)."""
+        pending, wire = self._pending_b, self._on_wire_b
+        n_ack = n_wire = 0
+        gone: list[int] = []
+        for pid, rc in zip(ids, reasons, strict=True):
+            if not pending[pid]:
+                self.unexpected_acks += 1  # unknown id, or acknowledged twice
+                continue
+            pending[pid] = 0
+            n_ack += 1
+            if wire[pid]:
+                wire[pid] = 0
+                n_wire += 1
+            else:
+                gone.append(pid)
+            if rc >= 0x80:
+                self.failed += 1
+                self.failed_by_reason[reason_name(rc)] += 1
+        self._count(n_ack, n_wire, gone)
+
+    def _apply_bulk(self, ids: np.ndarray, reasons: np.ndarray) -> None:
+        """Many PUBACKs: the same bookkeeping with array operations."""
+        known = self._pending[ids]
+        if not known.all():
+            self.unexpected_acks += int((~known).sum())
+            ids, reasons = ids[known], reasons[known]
+        # an id acknowledged twice in one read counts once
+        ids, first = np.unique(ids, return_index=True)
+        self.unexpected_acks += len(known) - len(ids) - int((~known).sum())
+        reasons = reasons[first]
+        wire = self._on_wire[ids]
+        self._pending[ids] = False
+        self._on_wire[ids] = False
+        bad = reasons >= 0x80
+        if bad.any():
+            self.failed += int(bad.sum())
+            self.failed_by_reason.update(reason_name(int(r)) for r in reasons[bad])
+        self._count(len(ids), int(wire.sum()), ids[~wire].tolist())
+
+    def _count(self, n_ack: int, n_wire: int, gone: list[int]) -> None:
+        self._n_pending -= n_ack
+        self._n_on_wire -= n_wire
+        self.acked += n_ack
+        if gone and self._resend:  # acknowledged before their resend went out
+            drop = set(gone)
+            self._resend = [i for i in self._resend if i not in drop]
 
     # -- end ----------------------------------------------------------------------------
     @property

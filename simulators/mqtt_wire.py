@@ -349,6 +349,7 @@ class Received:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+_BULK_BYTES = 512  # below this, the per-packet parser is cheaper than numpy's call overhead
 
 
 def _uniform_pubacks(buf: bytearray, size: int) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -372,7 +373,7 @@ def parse_pubacks(buf: bytearray) -> tuple[int, Received]:
     (omitted when Remaining Length < 4, 3.4.2.2). The caller drops the used bytes and keeps
     the rest (a packet cut by the end of a ``recv``).
     """
-    for size in (4, 5):
+    for size in (4, 5) if len(buf) >= _BULK_BYTES else ():
         bulk = _uniform_pubacks(buf, size)
         if bulk is not None:
             used, ids, reasons = bulk

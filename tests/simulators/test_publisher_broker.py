@@ -44,12 +44,13 @@ pytestmark = pytest.mark.stack
 class Broker:
     """A private Mosquitto from the stack's config renderer, restartable on its port."""
 
-    def __init__(self, data_dir: Path, security: MosquittoSecurity | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, security: MosquittoSecurity | None = None, extra: str = ""
+    ) -> None:
         self.port = free_ports(1)[0]
         self.conf = data_dir / "mosquitto.conf"
-        self.conf.write_text(
-            render_config(host="127.0.0.1", port=self.port, data_dir=data_dir, security=security)
-        )
+        conf = render_config(host="127.0.0.1", port=self.port, data_dir=data_dir, security=security)
+        self.conf.write_text(conf + extra)
         self.log = data_dir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -131,7 +132,27 @@ class SessionSubscriber:
         self.client.loop_stop()
 
 
-def test_everything_published_arrives_byte_for_byte(stack: RunningStack) -> None:
+@pytest.mark.parametrize("receive_maximum", ["stack", "raised"])
+def test_everything_published_arrives_byte_for_byte(
+    stack: RunningStack, tmp_path: Path, receive_maximum: str
+) -> None:
+    """On the session broker (Mosquitto's default Receive Maximum, 20) and on one with
+    ``max_inflight_messages 0`` (Receive Maximum 65,535: the window of 2,000 applies and
+    PUBACKs arrive in reads large enough for the array path)."""
+    if receive_maximum == "raised":
+        private = Broker(tmp_path, extra="max_inflight_messages 0\n")
+        private.start()
+        host, port = "127.0.0.1", private.port
+    else:
+        host, port = stack.mqtt_host, stack.mqtt_port
+    try:
+        _publish_and_compare(host, port)
+    finally:
+        if receive_maximum == "raised":
+            private.stop()
+
+
+def _publish_and_compare(host: str, port: int) -> None:
     district = f"p{uuid.uuid4().hex[:8]}"
     # sizes across the 1-, 2- and 3-byte Remaining Length forms, and an empty payload
     msgs = [
@@ -139,8 +160,8 @@ def test_everything_published_arrives_byte_for_byte(stack: RunningStack) -> None
         for i in range(6000)
     ]
     msgs += [(f"city/{district}/airq/big/air", b"y" * 70_000), (f"city/{district}/a/b/c", b"")]
-    sub = Subscriber(stack.mqtt_host, stack.mqtt_port, topic=f"city/{district}/#")
-    pub = MqttPublisher(stack.mqtt_host, stack.mqtt_port, window=2000)
+    sub = Subscriber(host, port, topic=f"city/{district}/#")
+    pub = MqttPublisher(host, port, window=2000)
     try:
         for k in range(0, len(msgs), 700):  # ticks of 700 messages
             assert pub.publish_many(msgs[k : k + 700]) == len(msgs[k : k + 700])

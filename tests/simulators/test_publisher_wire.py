@@ -155,14 +155,21 @@ def puback(pid: int, reason: int | None = None, reason_string: str | None = None
 
 
 def test_pubacks_bulk_and_general_paths() -> None:
-    short = b"".join(puback(i) for i in range(1, 101))
+    # >= 512 bytes of one fixed-size form takes the numpy path
+    short = b"".join(puback(i) for i in range(1, 201))
     used, got = parse_pubacks(bytearray(short + b"\x40\x02\x00"))  # last one cut off
-    assert used == 400 and got.ack_ids.tolist() == list(range(1, 101))
+    assert used == 800 and got.ack_ids.tolist() == list(range(1, 201))
     assert not got.ack_reasons.any()
-    five = b"".join(puback(i, 0x10) for i in range(7, 17))  # "no matching subscribers"
+    five = b"".join(puback(i, 0x10) for i in range(7, 157))  # "no matching subscribers"
     used, got = parse_pubacks(bytearray(five))
-    assert used == 50 and got.ack_ids.tolist() == list(range(7, 17))
+    assert used == 750 and got.ack_ids.tolist() == list(range(7, 157))
     assert set(got.ack_reasons.tolist()) == {0x10}
+    # a bulk prefix, then other forms: the rest is parsed packet by packet, nothing left
+    tail = puback(900) + puback(901, 0x97) + b"\xd0\x00"
+    used, got = parse_pubacks(bytearray(five + tail))
+    assert used == len(five + tail) and got.pingresps == 1
+    assert got.ack_ids.tolist() == [*range(7, 157), 900, 901]
+    assert got.ack_reasons.tolist()[-3:] == [0x10, 0, 0x97]
     mixed = puback(1) + puback(2, 0x87, "denied") + b"\xd0\x00" + puback(3, 0x97) + puback(4)
     used, got = parse_pubacks(bytearray(mixed + b"\xe0\x01\x8b"))
     assert used == len(mixed) + 3
