@@ -7,6 +7,8 @@ so the shared settings stay small. docs/STREAMS.md explains each value.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,4 +52,7 @@ class WorkerConfig(BaseSettings):
     day_end_hour: int = Field(default=21, description="Daytime end, hour of day (UTC).")
     timer_interval_s: float = Field(
         default=1.0, description="Seconds between timer runs (offline, inactivity, districts)."
+    )
+    stats_json: Path | None = Field(
+        default=None, description="Rewrite this file with the worker's counters at each timer run."
     )

@@ -72,7 +72,7 @@ def write_until_acknowledged(
 
 
 class Stats:
-    """Counters of one worker process (tests and the live display read them)."""
+    """Counters of one worker process (``--stats-json``; the live display reads them)."""
 
     def __init__(self) -> None:
         self.batches = 0
@@ -83,6 +83,9 @@ class Stats:
         self.alerts = 0
         self.commits = 0
         self.restored_blocks = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
 
 
 class PartitionRunner:

@@ -7,10 +7,13 @@ Kept apart from the Faust app object (streams/app.py) so the same logic serves
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -122,6 +125,15 @@ class StreamWorker:
             for runner in list(self.runners.values()):
                 await runner.tick(now)
         await self.flush_districts()
+        if self.config.stats_json is not None:
+            self._write_stats(self.config.stats_json)
+
+    def _write_stats(self, path: Path) -> None:
+        """Atomically replace ``path`` with the counters (a reader never sees half a file)."""
+        data = {"time": time.time(), "partitions": len(self.runners), **self.stats.as_dict()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
 
     async def flush_districts(self) -> None:
         loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,10 @@ def worker(
     offline_after: Annotated[
         float | None, typer.Option(help="Seconds without data before an offline alert.")
     ] = None,
+    stats_json: Annotated[
+        Path | None,
+        typer.Option(help="Rewrite this file with the counters (batches, readings, alerts...)."),
+    ] = None,
 ) -> None:
     """Consume the micro-batch topics, run the kernels, write InfluxDB, publish alerts.
 
@@ -32,7 +37,9 @@ def worker(
     from streams.app import create_app
     from streams.config import WorkerConfig
 
-    overrides: dict[str, float] = {}
+    overrides: dict[str, object] = {}
+    if stats_json is not None:
+        overrides["stats_json"] = stats_json
     if checkpoint_interval is not None:
         overrides["checkpoint_interval_s"] = checkpoint_interval
     if offline_after is not None:

@@ -6,6 +6,7 @@ each test uses its own devices and district, and counts only its district.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,10 @@ def wsettings(stack) -> Settings:
 def worker(
     cli: Path, wsettings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    yield from module_worker(cli, wsettings, tmp_path_factory)
+    stats = tmp_path_factory.mktemp("stats") / "stats.json"
+    yield from module_worker(
+        cli, wsettings, tmp_path_factory, CITYHEALTH_WORKER_STATS_JSON=str(stats)
+    )
 
 
 def district_count(s: Settings, db: str, measurement: str, field: str, district: str) -> int:
@@ -88,6 +92,8 @@ def test_vitals_raw_anomaly_news2_points(worker: WorkerProcess, wsettings: Setti
         f"AND time >= {int((T0 + 120) * 1e9)}",
     )
     assert series[0]["values"][0][1] == 6 * 4 * 30
+    stats = json.loads(Path(worker.env["CITYHEALTH_WORKER_STATS_JSON"]).read_text())
+    assert stats["readings"] >= 6 * seconds and stats["bad_batches"] == 0
 
 
 def test_fall_in_motion_window_gives_one_alert(worker: WorkerProcess, wsettings: Settings) -> None:
