@@ -9,8 +9,10 @@ Measured in one run on this machine (docs/BENCHMARKS.md has the figures and comm
 * **naive baseline**: paho subscribe -> per-reading Python (JSON decode, contract check,
   pseudonym) -> one ``influxdb-client`` write per point, fed a backlog by the simulators
   (``--fast``) so it runs flat out; goal: pipeline readings/s >= 20x naive;
+* **worker**: readings/s of one worker process per stream, with and without InfluxDB
+  writes (``streams.throughput.measure``, the stream engineers' measurement);
 * ``--all`` also runs ``bench ingest`` (bridge vs bare paho) and ``bench sink`` (sink vs
-  raw ``/write``) and, when the worker exposes one, its per-process measurement.
+  raw ``/write``).
 
 Every run uses its own Kafka topic prefix, MQTT share group and InfluxDB databases
 (dropped afterwards), so it neither reads nor disturbs other data on the stack.
@@ -282,16 +284,19 @@ def run_other_bench(name: str, out_dir: Path, extra: list[str]) -> dict[str, Any
     return {"exit_code": proc.returncode, "error": proc.stderr[-2000:]}
 
 
-def worker_rate() -> dict[str, Any] | None:
-    """The worker engineer's readings/s-per-process measurement, if it is available."""
-    import importlib
+def worker_rates(settings: Settings, readings: int) -> list[dict[str, Any]]:
+    """Readings/s of one worker process (``streams.throughput.measure``), per stream, with
+    and without InfluxDB writes (goal: 500k readings/s per process)."""
+    from dataclasses import asdict
 
-    try:
-        module = importlib.import_module("streams.bench")
-    except ImportError:
-        return None
-    result: dict[str, Any] = module.measure_worker()
-    return result
+    from streams.throughput import measure
+
+    out = []
+    for stream in ("vitals", "motion"):
+        for writes in (False, True):
+            result = measure(settings, stream, readings=readings, writes=writes)
+            out.append({k: v for k, v in asdict(result).items()})
+    return out
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
@@ -313,8 +318,12 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         f"{n['readings_per_s']:,.0f} readings/s flat out",
         f"  pipeline / naive = {report['ratio_vs_naive']:.1f}x (goal >= {NAIVE_RATIO_GOAL:.0f}x)",
     ]
-    if report.get("worker"):
-        lines.append(f"worker: {report['worker']}")
+    for w in report.get("worker") or []:
+        unit = "accelerometer samples" if w["stream"] == "motion" else "readings"
+        lines.append(
+            f"worker, one process, {w['stream']} ({'with' if w['writes'] else 'without'} "
+            f"InfluxDB writes): {w['readings_per_s']:,.0f} {unit}/s (goal >= 500,000)"
+        )
     for name in ("ingest", "sink"):
         if name in report:
             lines.append(f"bench {name}: {json.dumps(report[name])[:400]}")
@@ -336,6 +345,9 @@ def register(bench_app: typer.Typer) -> None:
         naive_seconds: Annotated[
             float, typer.Option(help="Seconds the naive consumer is timed.")
         ] = 30.0,
+        worker_readings: Annotated[
+            int, typer.Option(help="Readings per worker measurement (0: skip it).")
+        ] = 100_000,
         all_benches: Annotated[
             bool, typer.Option("--all", help="Also run bench ingest and bench sink.")
         ] = False,
@@ -373,7 +385,7 @@ def register(bench_app: typer.Typer) -> None:
             "ratio_vs_naive": round(
                 pipeline["readings_per_s"] / max(naive["readings_per_s"], 1e-9), 2
             ),
-            "worker": worker_rate(),
+            "worker": worker_rates(base, worker_readings) if worker_readings else [],
             "work_dir": str(work),
         }
         if all_benches:
