@@ -8,6 +8,7 @@ subprocess with the test's settings in its environment.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -187,3 +188,39 @@ def test_bad_options_are_refused(args: tuple[str, ...], message: str) -> None:
     )
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_plain_lines_when_not_a_terminal(settings: Settings, topic: str) -> None:
+    proc = console(
+        settings, "--from-beginning", "--max", "4", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = {line.split()[4]: line.split() for line in out.splitlines()}
+    assert set(lines) == {"p-aaa", "p-bbb", "north", "st-1"}
+    when, severity, type_, district, _, message, kind, *evidence = lines["p-aaa"]
+    assert (when, severity, type_, district) == (
+        "2025-11-21T08:00:02Z",
+        "critical",
+        "fall",
+        "north",
+    )
+    assert (message, kind) == ("fall", "test")
+    assert evidence == ["impact_ts=08:00:00", "score=0.9991"]
+
+
+def test_live_table_newest_first() -> None:
+    from collections import deque
+
+    from rich.console import Console
+
+    from cityhealth.commands.alerts import table
+
+    rows = deque([HEAT.to_dict(), FALL.to_dict()])  # the console prepends: newest first
+    screen = Console(file=io.StringIO(), record=True, width=160, color_system="truecolor")
+    screen.print(table(rows, "alerts"))
+    text = screen.export_text(clear=False)
+    assert text.index("st-1") < text.index("p-aaa")
+    assert "08:00:02" in text and "fall test impact_ts=08:00:00 score=0.9991" in text
+    styled = screen.export_text(styles=True)
+    assert "\x1b[1;31mcritical" in styled  # critical in bold red
