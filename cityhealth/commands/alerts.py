@@ -156,8 +156,8 @@ async def _open(
         isolation_level="read_committed",
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         deadline = None if wait_s is None else time.monotonic() + wait_s
         # The workers may create the topic later. force_metadata_update: the public
         # topics() does not refresh what partitions_for_topic reads (as streams.alert_reader).

@@ -224,3 +224,17 @@ def test_live_table_newest_first() -> None:
     assert "08:00:02" in text and "fall test impact_ts=08:00:00 score=0.9991" in text
     styled = screen.export_text(styles=True)
     assert "\x1b[1;31mcritical" in styled  # critical in bold red
+
+
+def test_unreachable_kafka_is_a_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHEALTH_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, "alerts", "--json"],
+        env=env | {"CITYHEALTH_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "alerts console: KafkaConnectionError" in proc.stderr
+    assert "Unclosed" not in proc.stderr and proc.stdout == ""
