@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -335,6 +336,8 @@ def alerts(
                 rows=rows,
             )
         )
+    except BrokenPipeError:  # the reader of --json went away (e.g. `| head`): a normal stop
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (KafkaError, TimeoutError) as exc:
         typer.echo(f"alerts console: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -238,3 +238,21 @@ def test_unreachable_kafka_is_a_clear_error() -> None:
     assert proc.returncode == 1
     assert "alerts console: KafkaConnectionError" in proc.stderr
     assert "Unclosed" not in proc.stderr and proc.stdout == ""
+
+
+def test_reader_going_away_is_a_normal_stop(settings: Settings, topic: str) -> None:
+    """``cityhealth alerts --json | head -n 1``: the next write ends the console, code 0."""
+    proc = console(
+        settings, "--json", "--from-beginning", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["id"] in COMMITTED
+    proc.stdout.close()
+    asyncio.run(_send(settings, topic, LATE))
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "BrokenPipe" not in err
