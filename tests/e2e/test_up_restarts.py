@@ -66,6 +66,3 @@ def test_restart_mid_run_loses_nothing(
         summary["alerts"],
         smoke["alerts"],
     )
-    for etype in ("fall", "tachycardia", "bradycardia", "desaturation", "fever"):
-        got = summary["truth"]["by_type"].get(etype, {})
-        assert got.get("alerted") == got.get("events"), (etype, summary["truth"]["by_type"])
