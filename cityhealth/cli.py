@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "ingest",
     "worker",
     "up",
+    "alerts",
     "dashboards",
     "bench",
 )
