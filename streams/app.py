@@ -88,7 +88,11 @@ def create_app(settings: Settings | None = None, config: WorkerConfig | None = N
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         await worker.revoke({(tp.topic, tp.partition) for tp in revoked})
 
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        worker.assign({(tp.topic, tp.partition) for tp in assigned})
+
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     return app
 

@@ -51,6 +51,8 @@ class StreamWorker:
         )
         self.stats = Stats()
         self.runners: dict[tuple[str, int], PartitionRunner] = {}
+        self.assigned: set[tuple[str, int]] = set()
+        self._background: set[asyncio.Future[None]] = set()
         self._creating: dict[tuple[str, int], asyncio.Lock] = {}
         self._stream_of_topic = {self.topics.stream(s): s for s in STREAM_BASES}
         self._board_producer: AIOKafkaProducer | None = None
@@ -74,8 +76,14 @@ class StreamWorker:
     def stream_of(self, topic: str) -> str | None:
         return self._stream_of_topic.get(topic)
 
-    async def runner(self, stream: str, partition: int) -> PartitionRunner:
-        """The started runner of a partition (restores its checkpoint on first use)."""
+    async def runner(
+        self, stream: str, partition: int, *, if_assigned: bool = False
+    ) -> PartitionRunner | None:
+        """The started runner of a partition (restores its checkpoint on first use).
+
+        ``if_assigned``: create it only while the partition is still assigned (an
+        assignment's background start must not outlive a revocation).
+        """
         key = (stream, partition)
         runner = self.runners.get(key)
         if runner is not None:
@@ -84,6 +92,8 @@ class StreamWorker:
         async with lock:
             runner = self.runners.get(key)
             if runner is None:
+                if if_assigned and key not in self.assigned:
+                    return None
                 runner = make_runner(
                     stream,
                     partition,
@@ -107,13 +117,36 @@ class StreamWorker:
             await ack(event)
             return
         runner = await self.runner(stream, partition)
+        assert runner is not None
         await runner.handle(payload, ack, event)
+
+    def assign(self, topic_partitions: set[tuple[str, int]]) -> None:
+        """Start the runners of assigned partitions in the background: their state and
+        timers (offline devices) are live even if no record ever arrives again."""
+        for topic, partition in topic_partitions:
+            stream = self.stream_of(topic)
+            if stream is not None:
+                self.assigned.add((stream, partition))
+                task = asyncio.ensure_future(self._start_assigned(stream, partition))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _start_assigned(self, stream: str, partition: int) -> None:
+        try:
+            await self.runner(stream, partition, if_assigned=True)
+        except Exception:  # the first record retries the start and raises there
+            log.exception("cannot start %s[%d] on assignment", stream, partition)
 
     async def revoke(self, topic_partitions: set[tuple[str, int]]) -> None:
         """Drop the runners of revoked partitions (the next owner restores their state)."""
         for topic, partition in topic_partitions:
             stream = self.stream_of(topic)
-            runner = self.runners.pop((stream, partition), None) if stream else None
+            if stream is None:
+                continue
+            key = (stream, partition)
+            self.assigned.discard(key)
+            async with self._creating.setdefault(key, asyncio.Lock()):  # a start in flight
+                runner = self.runners.pop(key, None)
             if runner is not None:
                 await runner.close()
 

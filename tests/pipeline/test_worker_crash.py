@@ -193,3 +193,36 @@ def test_influxdb_restart_mid_run_loses_nothing(
         assert worker.alive()
     finally:
         worker.stop()
+
+
+def test_timers_run_after_restart_without_new_records(
+    stack: Any, cli: Path, tmp_path: Path
+) -> None:
+    """Partitions start on assignment (not on their next record): devices that went
+    silent before a crash still get their offline alert, once, from the new worker."""
+    s = worker_settings(stack.settings)
+    devs = VITAL_DEVICES[:4]
+    records = [
+        (p, b)
+        for p, group in enumerate(by_partition(devs))
+        for b in vitals_batches(group, T0, 30, per_batch=40)
+    ]
+    env = {"CITYHEALTH_WORKER_OFFLINE_AFTER_S": "30"}
+    first = WorkerProcess(cli, s, tmp_path / "first.log", **env).start()
+    produce(s, "vitals", records)
+    wait_for(lambda: count(s, s.influx_db_sensitive, "vitals", "present") >= 4 * 30, 120, "data")
+    first.kill()
+    second = WorkerProcess(cli, s, tmp_path / "second.log", **env).start()
+    try:
+        offline = wait_for(
+            lambda: len(f := [a for a in alerts(s) if a["type"] == "device_offline"]) >= 4 and f,
+            150,
+            "offline alerts",
+        )
+        time.sleep(3.0)  # timers keep running: still one each
+        again = [a for a in alerts(s) if a["type"] == "device_offline"]
+        assert sorted(a["subject"] for a in again) == sorted(devs)
+        assert {a["id"] for a in again} == {a["id"] for a in offline}
+        assert second.restored_blocks() > 0
+    finally:
+        second.stop()
