@@ -1,24 +1,28 @@
-"""Per-district, per-minute aggregates (AQI, devices online, alerts) and AQI-category alerts.
+"""Per-district, per-minute aggregates (AQI, devices online, readings, alerts) and AQI alerts.
 
 Districts cut across Kafka partitions and streams (a district's wearables, homes and
 stations hash to different partitions), so the board is shared by every processor of a
 worker process: processors report what they saw per unique device/station and minute,
 and the worker's timer flushes the minutes touched since the last flush as upserts of
-the ``district`` measurement (docs/DATA_MODEL.md). Known limit: with several worker
+the public ``district``, ``district_stream`` (readings per stream channel) and
+``district_alert`` (alerts per type) measurements (docs/DATA_MODEL.md). These carry
+counts per district only — no device, station, room or subject — so general operations
+dashboards read person streams without the sensitive database. Known limit: with several worker
 processes each one writes the district rows of what *it* saw; see docs/STREAMS.md.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernels.aqi import CATEGORY_NAMES
 from kernels.aqi import category as aqi_category
-from streams.alerts import Alert
+from streams.alerts import TYPES, Alert
 
 if TYPE_CHECKING:
     from streams.devices import DeviceIndex
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 
 _KEEP_MINUTES = 10
 _CATEGORY_SEVERITY = ("info", "info", "warning", "warning", "critical", "critical")
+#: ``scope`` tag of ``district_alert``: person alerts (sensitive mirror) or public ones.
+_SCOPE = {"sensitive": "person", "public": "public"}
 
 
 class DistrictBoard:
@@ -36,6 +42,8 @@ class DistrictBoard:
         self._devices: dict[tuple[str, int], set[str]] = defaultdict(set)
         self._stations: dict[tuple[str, int], dict[str, tuple[float, float]]] = defaultdict(dict)
         self._alerts: dict[tuple[str, int], int] = defaultdict(int)
+        self._readings: dict[tuple[str, int], Counter[tuple[str, str]]] = defaultdict(Counter)
+        self._alert_types: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
         self._dirty: set[tuple[str, int]] = set()
         self._category: dict[str, int] = {}
 
@@ -62,10 +70,31 @@ class DistrictBoard:
             )
             self._dirty.add(bucket)
 
+    def readings_seen(
+        self,
+        stream: str,
+        channel: str,
+        districts: Sequence[str],
+        code: np.ndarray,
+        minute: np.ndarray,
+    ) -> None:
+        """Count readings of one channel per district minute (``code`` indexes
+        ``districts``; one Python step per unique pair, not per reading)."""
+        if code.size == 0:
+            return
+        key = code.astype(np.int64) << 32 | minute.astype(np.int64)
+        uniq, counts = np.unique(key, return_counts=True)
+        with self._lock:
+            for k, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+                bucket = (districts[k >> 32], k & 0xFFFFFFFF)
+                self._readings[bucket][(stream, channel)] += n
+                self._dirty.add(bucket)
+
     def alert_raised(self, alert: Alert) -> None:
         with self._lock:
             bucket = (alert.district, alert.minute)
             self._alerts[bucket] += 1
+            self._alert_types[bucket][alert.type] += 1
             self._dirty.add(bucket)
 
     def flush(self, out: Output) -> int:
@@ -75,17 +104,25 @@ class DistrictBoard:
             self._dirty.clear()
             rows: list[tuple[float, ...]] = [self._row(b) for b in buckets]
             changes = self._category_changes(buckets)
-            if buckets:
-                newest = max(m for _, m in buckets)
-                for table in (self._devices, self._stations, self._alerts):
-                    for b in [b for b in table if b[1] < newest - _KEEP_MINUTES]:
-                        del table[b]
+            readings = [(b, *k, n) for b in buckets for k, n in self._readings[b].items()]
         for alert in changes:
             out.alert(alert)
-            self.alert_raised(alert)
+            self.alert_raised(alert)  # its minute is rewritten at the next flush too
+        with self._lock:  # after the category alerts: they count in this flush already
+            types = [(b, t, n) for b in buckets for t, n in self._alert_types[b].items()]
+            if buckets:
+                self._forget(max(m for _, m in buckets) - _KEEP_MINUTES)
         if rows:
             self._write(out, buckets, rows)
+        self._write_counts(out, readings, types)
         return len(rows)
+
+    def _forget(self, before: int) -> None:
+        """Drop minutes before ``before`` (caller holds the lock)."""
+        tables = (self._devices, self._stations, self._alerts, self._readings, self._alert_types)
+        for table in tables:
+            for b in [b for b in table if b[1] < before]:
+                del table[b]
 
     def _row(self, bucket: tuple[str, int]) -> tuple[float, float, int, int, int, float]:
         stations = self._stations.get(bucket, {})
@@ -166,4 +203,36 @@ class DistrictBoard:
                 time_ns[mask],
                 {"district": [d for d, k in zip(districts, mask, strict=True) if k]},
                 fields,
+            )
+
+    def _write_counts(
+        self,
+        out: Output,
+        readings: list[tuple[tuple[str, int], str, str, int]],
+        types: list[tuple[tuple[str, int], str, int]],
+    ) -> None:
+        """``district_stream`` and ``district_alert`` rows: whole-minute totals (upserts)."""
+        if readings:
+            out.write(
+                out.dbs.public,
+                "district_stream",
+                np.array([b[1] * 60_000_000_000 for b, *_ in readings], dtype=np.int64),
+                {
+                    "district": [b[0] for b, *_ in readings],
+                    "stream": [r[1] for r in readings],
+                    "channel": [r[2] for r in readings],
+                },
+                {"readings": np.array([r[3] for r in readings], dtype=np.int64)},
+            )
+        if types:
+            out.write(
+                out.dbs.public,
+                "district_alert",
+                np.array([b[1] * 60_000_000_000 for b, _, _ in types], dtype=np.int64),
+                {
+                    "district": [b[0] for b, _, _ in types],
+                    "type": [t for _, t, _ in types],
+                    "scope": [_SCOPE[TYPES[t]] for _, t, _ in types],
+                },
+                {"alerts": np.array([n for _, _, n in types], dtype=np.int64)},
             )

@@ -65,6 +65,7 @@ class AirqProcessor(Processor):
             {"station": strings["device"], "district": strings["district"]},
             {**cols, "present": present},
         )
+        self.count_readings("air", rows)
         picks = [
             np.flatnonzero(rows.fresh & np.isfinite(cols[p]) & (cols[p] >= 0)) for p in POLLUTANTS
         ]

@@ -134,6 +134,20 @@ class Processor:
             np.maximum.at(counted, dev[new], minute[new])
             self.services.board.devices_seen(self.state.index, dev[new], minute[new])
 
+    def count_readings(self, channel: str, rows: Rows, sel: np.ndarray | None = None) -> None:
+        """Tell the district board how many readings of ``channel`` (the raw measurement
+        they were written to) arrived per district minute: fresh rows only (``sel``:
+        row indices, default all), so a replayed batch is not counted twice."""
+        pick = np.flatnonzero(rows.fresh) if sel is None else sel[rows.fresh[sel]]
+        index = self.state.index
+        self.services.board.readings_seen(
+            self.stream,
+            channel,
+            index.districts,
+            index.district_code[rows.dev[pick]],
+            (rows.ts[pick] // 60).astype(np.int64),
+        )
+
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
         raise NotImplementedError
 

@@ -56,6 +56,7 @@ class HomeProcessor(Processor):
                             {k: DictColumn(v.values, v.codes[part]) for k, v in sub.items()},
                             {"battery": battery[part]},
                         )
+                        self.count_readings(STATUS[fname], rows, sel[part])
                 continue
             if name not in EVENTS:
                 continue
@@ -72,6 +73,7 @@ class HomeProcessor(Processor):
                 {k: DictColumn(v.values, v.codes[known]) for k, v in sub.items()},
                 {column: flag[known] == 1},
             )
+            self.count_readings(measurement, rows, sel[known])
             fresh = sel[known & rows.fresh[sel] & (flag == 1)]
             if name == "motion":
                 self._motion(rows, sel[known], fresh)

@@ -72,6 +72,7 @@ class MotionProcessor(Processor):
                     "mag_mean": mag_mean[sel],
                 },
             )
+            self.count_readings(measurement, rows, sel)
         # samples of fresh windows only: replayed windows never reach the kernels
         keep = np.repeat(rows.fresh, lengths)
         sdev = np.repeat(rows.dev, lengths)[keep]

@@ -53,6 +53,7 @@ class VitalsProcessor(Processor):
             tags,
             {**dict(zip(RAW_FIELDS, values, strict=True)), "present": present},
         )
+        self.count_readings("vitals", rows)
         # one kernel call for every (device, signal) series of the batch
         picks = [np.flatnonzero(rows.fresh & np.isfinite(values[s])) for s in range(_K)]
         row = np.concatenate(picks)

@@ -3,8 +3,10 @@
 Every measurement a dashboard queries gets points with the model's tags and field types:
 air-quality stations (``air``, hourly and NowCast ``aqi`` from ``kernels.aqi``, ``heat``
 from ``kernels.heat``), per-minute ``district`` aggregates, wearables and elder-care homes
-(raw channels, ``activity``, ``anomaly``, ``news2``, ``fall``) and ``alert`` mirrors in both
-databases. :class:`Truth` keeps the numbers the dashboard tests compare with.
+(raw channels, ``activity``, ``anomaly``, ``news2``, ``fall``), ``alert`` mirrors in both
+databases and their public per-district minute counts (``district_stream``: readings per
+channel; ``district_alert``: alerts per type). :class:`Truth` keeps the numbers the
+dashboard tests compare with.
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ HOURS = 3
 CENTRE = (52.52, 13.40)  # station coordinates scatter around this point
 SIGNALS = ("heart_rate", "spo2", "body_temp", "respiration_rate")
 NS = 1_000_000_000
+#: ``stream`` tag of ``district_stream`` per raw measurement (the worker's Kafka streams).
+STREAM_OF = {
+    "vitals": "vitals",
+    "accel_window": "motion",
+    "pendant_window": "motion",
+    "wearable_status": "home",
+    "home_status": "home",
+    "home_motion": "home",
+    "home_door": "home",
+    "home_bed": "home",
+    "home_chair": "home",
+    "home_panic": "home",
+    "air": "airq",
+}
 
 
 @dataclass
@@ -50,6 +66,8 @@ class Truth:
     public_alerts: Counter[str] = field(default_factory=Counter)
     residents: list[str] = field(default_factory=list)
     messages: dict[str, int] = field(default_factory=dict)
+    #: (district, channel, minute start s) -> readings, as ``district_stream`` holds them
+    readings: Counter[tuple[str, str, int]] = field(default_factory=Counter)
 
 
 def _ns(seconds: np.ndarray) -> np.ndarray:
@@ -71,6 +89,7 @@ class CityWriter:
         self.rng = np.random.default_rng(20261121)
         self.truth = Truth(start_s=start_s, end_s=start_s + HOURS * 3600)
         self.minutes = start_s + 60 * np.arange(HOURS * 60)
+        self.alert_minutes: Counter[tuple[str, str, int]] = Counter()
 
     def write(self, db: str, measurement: str, t: np.ndarray, tags: Any, fields: Any) -> None:
         self.sink.write(db, encode(measurement, _ns(t), tags, fields))
@@ -78,7 +97,41 @@ class CityWriter:
     def all(self) -> Truth:
         self.public()
         self.sensitive()
+        self._district_counts()
         return self.truth
+
+    def _district_counts(self) -> None:
+        """``district_stream`` from every reading counted; ``district_alert`` from the
+        alerts of both databases (per district, type and minute; no subject)."""
+        tr = self.truth
+        keys = sorted(tr.readings)
+        self.write(
+            self.pub,
+            "district_stream",
+            np.array([k[2] for k in keys]),
+            {
+                "district": [k[0] for k in keys],
+                "stream": [STREAM_OF[k[1]] for k in keys],
+                "channel": [k[1] for k in keys],
+            },
+            {"readings": np.array([tr.readings[k] for k in keys], dtype=np.int64)},
+        )
+        alerts = sorted(self.alert_minutes)
+        self.write(
+            self.pub,
+            "district_alert",
+            np.array([k[2] for k in alerts]),
+            {
+                "district": [k[0] for k in alerts],
+                "type": [k[1] for k in alerts],
+                "scope": ["public" if k[1] in tr.public_alerts else "person" for k in alerts],
+            },
+            {"alerts": np.array([self.alert_minutes[k] for k in alerts], dtype=np.int64)},
+        )
+
+    def _alerts_counted(self, types: list[str], districts: list[str], t: np.ndarray) -> None:
+        for key in zip(districts, types, (t // 60 * 60).tolist(), strict=True):
+            self.alert_minutes[key] += 1
 
     # -- public -------------------------------------------------------------------------
     def public(self) -> None:
@@ -158,6 +211,7 @@ class CityWriter:
             {**cols, "present": np.full(n, 255, dtype=np.int64)},
         )
         tr.air_readings += n
+        self._count("air", district, t)
         hi = heat.heat_index(cols["temperature"], cols["humidity"])
         cat = np.searchsorted(HEAT_LOWER_C, hi, side="right")
         self.write(
@@ -264,6 +318,7 @@ class CityWriter:
             },
         )
         tr.public_alerts.update(r[0] for r in rows)
+        self._alerts_counted([r[0] for r in rows], [r[2] for r in rows], t)
 
     # -- sensitive ----------------------------------------------------------------------
     def sensitive(self) -> None:
@@ -277,8 +332,13 @@ class CityWriter:
         self._falls()
         self._person_alerts()
 
-    def _count(self, measurement: str, n: int) -> None:
-        self.truth.messages[measurement] = self.truth.messages.get(measurement, 0) + n
+    def _count(self, measurement: str, district: str, t: np.ndarray) -> None:
+        """Readings of a raw measurement at times ``t``: totals and per district minute."""
+        tr = self.truth
+        if measurement != "air":
+            tr.messages[measurement] = tr.messages.get(measurement, 0) + t.size
+        minute = (np.asarray(t, dtype=np.int64) // 60 * 60).tolist()
+        tr.readings.update((district, measurement, m) for m in minute)
 
     def _wearable(self, device: str, district: str, condition: str) -> None:
         """``condition``: "" (well), "sick" (NEWS2 high in the last hour) or "breathless"
@@ -301,7 +361,7 @@ class CityWriter:
             tags,
             {**vitals, "steps": steps, "present": np.full(n, 31, dtype=np.int64)},
         )
-        self._count("vitals", n)
+        self._count("vitals", district, t)
         windows = t[::2]
         self.write(
             self.sen,
@@ -316,7 +376,7 @@ class CityWriter:
                 "mag_mean": 9.81 + rng.normal(0, 0.05, windows.size),
             },
         )
-        self._count("accel_window", windows.size)
+        self._count("accel_window", district, windows)
         self.write(
             self.sen,
             "activity",
@@ -333,7 +393,7 @@ class CityWriter:
         low = device.endswith("a") or device.endswith("c")  # two of three per district
         battery = np.linspace(60, 12 if low else 40, status.size)
         self.write(self.sen, "wearable_status", status, tags, {"battery": battery})
-        self._count("wearable_status", status.size)
+        self._count("wearable_status", district, status)
         if battery[-1] < 20:
             tr.low_battery_per_district[district] += 1
         # anomaly minutes: one point per signal and minute
@@ -437,16 +497,16 @@ class CityWriter:
                 self.sen, "home_panic", presses, tags, {"pressed": np.ones(panic, dtype=bool)}
             )
             self.truth.panic_per_district[district] += panic
-            self._count("home_panic", panic)
-        for name, size in (
-            ("pendant_window", windows.size),
-            ("home_status", status.size),
-            ("home_motion", n),
-            ("home_door", doors.size),
-            ("home_bed", beds.size),
-            ("home_chair", beds.size),
+            self._count("home_panic", district, presses)
+        for name, times in (
+            ("pendant_window", windows),
+            ("home_status", status),
+            ("home_motion", t),
+            ("home_door", doors),
+            ("home_bed", beds),
+            ("home_chair", beds + 7),
         ):
-            self._count(name, size)
+            self._count(name, district, times)
 
     def _falls(self) -> None:
         tr = self.truth
@@ -476,10 +536,12 @@ class CityWriter:
             ("device_offline", "warning", 8, 9000),
         ]
         district = [DISTRICTS[r[2] // RESIDENTS_PER_DISTRICT] for r in rows]
+        t = np.array([tr.start_s + r[3] for r in rows])
+        self._alerts_counted([r[0] for r in rows], district, t)
         self.write(
             self.sen,
             "alert",
-            np.array([tr.start_s + r[3] for r in rows]),
+            t,
             {
                 "type": [r[0] for r in rows],
                 "severity": [r[1] for r in rows],

@@ -202,6 +202,21 @@ def test_general_dashboards_show_no_individual(dash: Dashboard) -> None:
                 assert re.match(r"\w+\(", col.strip()), f"not an aggregate: {col!r} in {query}"
 
 
+def test_operations_reads_only_the_public_database() -> None:
+    """Grafana OSS cannot restrict a data source per dashboard, so the general operations
+    board must not reach the sensitive database at all: every target and variable resolves
+    to the public source and no sensitive data source is even offered as a variable."""
+    ops = next(d for d in DASHBOARDS if d.uid == "cityhealth-operations")
+    vars_ = variables(ops)
+    assert {db for db, _ in _queries(ops)} == {"public"}
+    sources = [v for v in vars_ if v.type == "datasource"]
+    assert [DATASOURCE_DATABASES[v.current[0]] for v in sources] == ["public"]
+    # the person panels read identifier-free counts, never a person measurement
+    person = {"district_stream", "district_alert"}
+    names = set().union(*(_identifiers(q)[0] for _, q in _queries(ops)))
+    assert person <= names and all("public" in MODEL[n].databases for n in names)
+
+
 def test_outside_subqueries() -> None:
     q = 'SELECT count("x") FROM (SELECT last("x") AS "x" FROM "m" GROUP BY "device") GROUP BY "d"'
     assert _outside_subqueries(q) == 'SELECT count("x") FROM  GROUP BY "d"'

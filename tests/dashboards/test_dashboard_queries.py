@@ -23,7 +23,6 @@ from cityhealth.dashboards import (
     DashboardCheck,
     TimeRange,
     check_dashboard,
-    interval_ms,
     load_dashboards,
     select,
 )
@@ -32,6 +31,7 @@ from kernels.aqi import category
 from streams.sink import InfluxSink, make_sink
 from tests.conftest import RunningStack, settings_env
 from tests.dashboards.citydata import DISTRICTS, Truth, write_city
+from tests.dashboards.rates import scaled_by_tag, scaled_sum, total
 
 DASHBOARDS = load_dashboards()
 
@@ -87,10 +87,6 @@ def _table(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _total(series: list[dict[str, Any]]) -> float:
-    return sum(row[1] or 0 for s in series for row in s["values"])
-
-
 @pytest.mark.parametrize("dash", DASHBOARDS, ids=[d.uid for d in DASHBOARDS])
 def test_every_query_parses_and_returns_rows(city: City, dash: Dashboard) -> None:
     result = city.check(dash.uid)
@@ -144,40 +140,50 @@ def test_variable_selection_narrows_every_panel(city: City) -> None:
     assert falls == {d: n for d, n in city.truth.falls_per_district.items() if d != "south"}
 
 
-def _scaled_sum(res: DashboardCheck, panel: str, ref: str, per_ms: int) -> float:
-    """Sum of a rate panel's points times its interval: the count it was computed from."""
-    pq = next(q for q in res.panels if q.panel == panel and q.ref_id == ref)
-    dash = res.dashboard.model
-    panel_model = next(p for p in _all_panels(dash) if p["title"] == panel)
-    interval = interval_ms(res.time_range, None, panel_model.get("interval"))
-    return _total(pq.series) * interval / per_ms
-
-
-def _all_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for p in model["panels"]:
-        out += [p, *p.get("panels", [])]
-    return out
-
-
 def test_operations_rates_add_up_to_what_was_stored(city: City) -> None:
     tr = city.truth
     res = city.check("cityhealth-operations")
-    assert _scaled_sum(res, "Readings/s: air-quality stream", "A", 1000) == pytest.approx(
+    assert scaled_sum(res, "Readings/s: air-quality stream", "A", 1000) == pytest.approx(
         tr.air_readings
     )
+    # person streams: public per-district counts, one series per raw measurement (channel)
     person = "Readings/s: person streams (counts only)"
-    measured = {
-        q.query.split('FROM "')[1].split('"')[0]: _scaled_sum(res, person, q.ref_id, 1000)
-        for q in res.panels
-        if q.panel == person
-    }
+    measured = scaled_by_tag(res, person, "channel", 1000)
     assert measured == pytest.approx({m: float(n) for m, n in tr.messages.items()})
+    alerts = "Alerts per minute by type: person alerts (counts only)"
+    per_type = Counter[str]()
+    for (kind, _), n in tr.person_alerts.items():
+        per_type[kind] += n
+    assert scaled_by_tag(res, alerts, "type", 60_000) == pytest.approx(
+        {k: float(n) for k, n in per_type.items()}
+    )
     public = "Alerts per minute by type: public"
     assert {s["tags"]["type"] for s in res.result(public).series} == set(tr.public_alerts)
-    assert _scaled_sum(res, public, "A", 60_000) == pytest.approx(tr.public_alerts.total())
+    assert scaled_sum(res, public, "A", 60_000) == pytest.approx(tr.public_alerts.total())
     online = res.result("Devices online per district").series
     assert {s["tags"]["district"] for s in online} == set(DISTRICTS)
+
+
+def test_operations_person_counts_narrow_by_district(city: City) -> None:
+    """The public counts carry the district: the person panels now follow the variable."""
+    tr = city.truth
+    res = city.check("cityhealth-operations", district=["old-town"])
+    person = "Readings/s: person streams (counts only)"
+    expected = Counter[str]()
+    for (district, channel, _), n in tr.readings.items():
+        if district == "old-town" and channel != "air":
+            expected[channel] += n
+    assert scaled_by_tag(res, person, "channel", 1000) == pytest.approx(
+        {k: float(n) for k, n in expected.items()}
+    )
+    alerts = "Alerts per minute by type: person alerts (counts only)"
+    per_type = Counter[str]()
+    for (kind, district), n in tr.person_alerts.items():
+        if district == "old-town":
+            per_type[kind] += n
+    assert scaled_by_tag(res, alerts, "type", 60_000) == pytest.approx(
+        {k: float(n) for k, n in per_type.items()}
+    )
 
 
 def test_resident_safety_aggregates(city: City) -> None:
@@ -190,7 +196,7 @@ def test_resident_safety_aggregates(city: City) -> None:
     assert high == {d: n for d, n in tr.high_news2_residents.items() if n}
     bands = Counter[str]()
     for ref, band in zip("ABCD", ("low", "low_medium", "medium", "high"), strict=True):
-        bands[band] = int(_total(res.result("NEWS2 band distribution per district", ref).series))
+        bands[band] = int(total(res.result("NEWS2 band distribution per district", ref).series))
     assert bands == tr.news2_band_minutes
     panic = _by_tag(res.result("Panic presses by district").series, "district")
     assert panic == dict(tr.panic_per_district)

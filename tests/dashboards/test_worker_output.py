@@ -10,12 +10,15 @@ field, a type change) fails here even if DATA_MODEL.md was not updated.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
+import pytest
 
 from cityhealth.dashboards import TimeRange, check_dashboard, load_dashboards
 from cityhealth.settings import Settings
 from ingest.batch import decode
+from streams.alerts import TYPES
 from streams.clock import StreamClock
 from streams.config import WorkerConfig
 from streams.district import DistrictBoard
@@ -24,6 +27,7 @@ from streams.processors import AirqProcessor, MotionProcessor, Services, VitalsP
 from streams.processors.base import Processor
 from streams.sink import make_sink
 from streams.synthetic import batch, motion_batches, vitals_batches
+from tests.dashboards.rates import scaled_by_tag
 
 DISTRICT = "riverside"
 RESIDENTS = [f"p-w{i:02d}" for i in range(6)]
@@ -44,6 +48,8 @@ EXPECTED = {
         "Readings/s: air-quality stream",
         "Devices online per district",
         "Air stations reporting per district",
+        "Readings/s: person streams (counts only)",
+        "Alerts per minute by type: person alerts (counts only)",
     ],
     "cityhealth-resident-safety": [
         "Falls by district",
@@ -113,6 +119,10 @@ def test_dashboards_read_the_workers_output(settings: Settings) -> None:
         databases = {"sensitive": dbs.sensitive, "public": dbs.public}
         window = TimeRange(int(t0 - 3600) * 1000, int(now) * 1000)
         checks = {d.uid: check_dashboard(d, sink, databases, window) for d in load_dashboards()}
+        stored = {
+            "vitals": sink.count(dbs.sensitive, "vitals", "present"),
+            "accel_window": sink.count(dbs.sensitive, "accel_window", "samples"),
+        }
     for uid, check in checks.items():
         for r in [*check.variables, *check.panels]:
             assert r.error is None, f"{uid} {r.panel} {r.ref_id}: {r.error}\n{r.query}"
@@ -123,3 +133,17 @@ def test_dashboards_read_the_workers_output(settings: Settings) -> None:
     assert [(s["tags"]["district"], s["values"][0][1]) for s in falls] == [(DISTRICT, 1)]
     drill = checks["cityhealth-resident-drilldown"].result("Falls").series
     assert [row[2] for s in drill for row in s["values"]] == [RESIDENTS[1]]
+    # the Operations board's person panels: public counts equal what the processors read,
+    # what the sensitive database stored and the alerts raised (by type, no subject)
+    ops = checks["cityhealth-operations"]
+    readings = {
+        "vitals": sum(decode(p).count for p in vitals),
+        "accel_window": sum(decode(p).count for p in motion),
+    }
+    assert readings == stored
+    person = "Readings/s: person streams (counts only)"
+    assert scaled_by_tag(ops, person, "channel", 1000) == pytest.approx(readings)
+    raised = Counter(a.type for a in out.alerts if TYPES[a.type] == "sensitive")
+    assert raised["fall"] == 1
+    alerts = "Alerts per minute by type: person alerts (counts only)"
+    assert scaled_by_tag(ops, alerts, "type", 60_000) == pytest.approx(dict(raised))
