@@ -19,7 +19,13 @@ from cityhealth.settings import Settings
 from ingest.batch import DictColumn
 from streams.alerts import alert_id
 from streams.synthetic import batch
-from tests.pipeline.test_worker import counts_reach, devices, district_count
+from tests.pipeline.test_worker import (
+    alerts_reach,
+    counts_reach,
+    devices,
+    district_count,
+    readings_reach,
+)
 from tests.pipeline.test_worker_support import (
     WorkerProcess,
     alerts,
@@ -124,6 +130,19 @@ def test_home_events_stored_and_panic_alerts_once(
         s, sens, f"SELECT * FROM \"alert\" WHERE \"type\" = 'panic' AND district = '{district}'"
     )
     assert len(series[0]["values"]) == 1  # mirrored for dashboards
+    # public per-district counts per channel and alert type: no device, room or door tag
+    counts = {f"home/{m}": n for (_, m, _), n in expected.items()}
+    assert readings_reach(s, counts, district) == counts
+    assert alerts_reach(s, {"person/panic": 1}, district) == {"person/panic": 1}
+    pub = s.influx_db_public
+    keys = {
+        m: {row[0] for x in query(s, pub, f'SHOW TAG KEYS FROM "{m}"') for row in x["values"]}
+        for m in ("district_stream", "district_alert")
+    }
+    assert keys == {
+        "district_stream": {"district", "stream", "channel"},
+        "district_alert": {"district", "type", "scope"},
+    }
 
 
 def test_inactivity_and_offline_timers(worker: WorkerProcess, asettings: Settings) -> None:
@@ -218,3 +237,6 @@ def test_air_quality_aqi_heat_and_district_rows(worker: WorkerProcess, asettings
         f"WHERE district = '{district}'",
     )
     assert series[0]["values"][0][1:] == [3, 154]
+    assert readings_reach(s, {"airq/air": 3 * 90}, district) == {"airq/air": 3 * 90}
+    public = {"public/heat_episode": 3, "public/aqi_category": 1}
+    assert alerts_reach(s, public, district) == public

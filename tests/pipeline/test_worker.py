@@ -63,6 +63,45 @@ def counts_reach(s: Settings, expected: dict[tuple[str, str, str], int], distric
     return current()
 
 
+def district_totals(
+    s: Settings, measurement: str, field: str, tags: tuple[str, ...], district: str
+) -> dict[str, int]:
+    """Sums of a public per-district count (``district_stream``, ``district_alert``) by
+    ``tags``, keyed ``"<tag value>/<tag value>"``."""
+    group = ", ".join(f'"{t}"' for t in tags)
+    series = query(
+        s,
+        s.influx_db_public,
+        f'SELECT sum("{field}") FROM "{measurement}" WHERE district = \'{district}\' '
+        f"GROUP BY {group}",
+    )
+    return {"/".join(x["tags"][t] for t in tags): int(x["values"][0][1]) for x in series}
+
+
+def readings_reach(s: Settings, expected: dict[str, int], district: str) -> dict[str, int]:
+    """Wait until ``district_stream`` holds at least ``expected`` (``stream/channel``: n)."""
+
+    def current() -> dict[str, int]:
+        return district_totals(s, "district_stream", "readings", ("stream", "channel"), district)
+
+    wait_for(lambda: all(current().get(k, 0) >= n for k, n in expected.items()), 60, "readings")
+    time.sleep(1.5)  # a timer flush later: a double count would show up now
+    return current()
+
+
+def alerts_reach(s: Settings, expected: dict[str, int], district: str) -> dict[str, int]:
+    """Wait until ``district_alert`` holds at least ``expected`` (``scope/type``: n); returns
+    the counts of the expected keys (other types, e.g. later offline alerts, left out)."""
+
+    def current() -> dict[str, int]:
+        got = district_totals(s, "district_alert", "alerts", ("scope", "type"), district)
+        return {k: got.get(k, 0) for k in expected}
+
+    wait_for(lambda: all(n >= expected[k] for k, n in current().items()), 60, "alert counts")
+    time.sleep(1.5)
+    return current()
+
+
 def devices(prefix: str, n: int) -> list[str]:
     return [f"p-{prefix}{i:03d}" for i in range(n)]
 
@@ -92,6 +131,10 @@ def test_vitals_raw_anomaly_news2_points(worker: WorkerProcess, wsettings: Setti
         f"AND time >= {int((T0 + 120) * 1e9)}",
     )
     assert series[0]["values"][0][1] == 6 * 4 * 30
+    # the public per-district count: every reading once, no device
+    assert readings_reach(s, {"vitals/vitals": 6 * seconds}, district) == {
+        "vitals/vitals": 6 * seconds
+    }
     stats = json.loads(Path(worker.env["CITYHEALTH_WORKER_STATS_JSON"]).read_text())
     assert stats["readings"] >= 6 * seconds and stats["bad_batches"] == 0
 
@@ -124,6 +167,10 @@ def test_fall_in_motion_window_gives_one_alert(worker: WorkerProcess, wsettings:
     assert fall["subject"] == faller and fall["severity"] == "critical"
     assert fall["evidence"]["impact_ts"] == pytest.approx(T0 + 8.0, abs=0.1)
     assert fall["sensor_ts"] >= fall["evidence"]["impact_ts"] and fall["emitted_ts"] > 0
+    # public per-district counts: one reading per window, the fall without its subject
+    windows = {"motion/accel_window": 4 * seconds}
+    assert readings_reach(s, windows, district) == windows
+    assert alerts_reach(s, {"person/fall": 1}, district) == {"person/fall": 1}
 
 
 def test_heart_rate_spike_opens_one_anomaly_episode(
