@@ -526,6 +526,7 @@ class UpJob:
             ingested=int(self.bridge_totals().get("valid", 0)),
             dead_lettered=state.dead_letters,
             dead_letter_reasons=state.dead_letter_reasons,
+            dead_letter_distinct=len(state.dead_letter_digests),
             stored=stored,
             raw_channels=raw_channels(self.settings),
             alerts=state.alerts,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -36,19 +37,25 @@ class WatchState:
     undecodable_alerts: int = 0
     dead_letters: int = 0
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    dead_letter_digests: set[str] = field(default_factory=set)
     lag: dict[str, int | None] = field(default_factory=dict)
     group_state: str = "unknown"
 
 
-def dead_letter_reason(value: bytes) -> str:
-    """The first broken contract rule named by a dead-letter record (``?`` if unreadable)."""
+def dead_letter_reason(value: bytes) -> tuple[str, str]:
+    """The first broken contract rule named by a dead-letter record (``?`` if unreadable),
+    and a digest of its MQTT topic and payload (to recognise a re-delivered message)."""
+    digest = hashlib.blake2b(value, digest_size=16).hexdigest()
     try:
         record = json.loads(value)
+        digest = hashlib.blake2b(
+            f"{record.get('mqtt_topic')}\0{record.get('payload')}".encode(), digest_size=16
+        ).hexdigest()
         error = record.get("error") or {}
         rule = error.get("rule") or (error.get("errors") or [{}])[0].get("rule")
     except (ValueError, AttributeError, IndexError, TypeError):
-        return "?"
-    return str(rule) if rule else "?"
+        return "?", digest
+    return (str(rule) if rule else "?"), digest
 
 
 class KafkaWatch:
@@ -114,6 +121,7 @@ class KafkaWatch:
                 undecodable_alerts=s.undecodable_alerts,
                 dead_letters=s.dead_letters,
                 dead_letter_reasons=Counter(s.dead_letter_reasons),
+                dead_letter_digests=set(s.dead_letter_digests),
                 lag=dict(s.lag),
                 group_state=s.group_state,
             )
@@ -212,7 +220,10 @@ class KafkaWatch:
                         s.alert_types[str(alert.get("type"))] += 1
                 else:
                     s.dead_letters += len(records)
-                    s.dead_letter_reasons.update(dead_letter_reason(r.value) for r in records)
+                    for rec in records:
+                        reason, digest = dead_letter_reason(rec.value)
+                        s.dead_letter_reasons[reason] += 1
+                        s.dead_letter_digests.add(digest)
 
     async def _catch_up(self) -> None:
         assert self._consumer is not None

@@ -140,6 +140,7 @@ def build_summary(
     ingested: int,
     dead_lettered: int,
     dead_letter_reasons: Mapping[str, int],
+    dead_letter_distinct: int | None = None,
     stored: Mapping[str, int],
     raw_channels: Mapping[str, str],
     alerts: Sequence[Mapping[str, Any]],
@@ -159,8 +160,10 @@ def build_summary(
         ``published_by_family_channel``, ``malformed``, ...).
     ingested
         Valid messages the bridges accepted (summed over bridge restarts).
-    dead_lettered, dead_letter_reasons
-        Records consumed from the dead-letter topic during the run, and per broken rule.
+    dead_lettered, dead_letter_reasons, dead_letter_distinct
+        Records consumed from the dead-letter topic during the run, per broken rule, and
+        how many distinct (MQTT topic, payload) they hold: QoS 1 re-delivers a message
+        whose PUBACK a crashed bridge never sent, so dead letters are at-least-once too.
     stored, raw_channels
         Point counts queried from InfluxDB after the drain, and which measurement holds
         each channel's readings.
@@ -191,6 +194,9 @@ def build_summary(
         "published": int(simulator["published"]),
         "ingested": int(ingested),
         "dead_lettered": int(dead_lettered),
+        "dead_letter_distinct": int(
+            dead_lettered if dead_letter_distinct is None else dead_letter_distinct
+        ),
         "malformed_published": int(simulator.get("malformed", 0)),
         "dead_letter_reasons": dict(sorted(dead_letter_reasons.items())),
         "published_by_channel": by_channel,

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from cityhealth.pipeline.channels import RAW_MEASUREMENTS, raw_channels
 from cityhealth.pipeline.chaos import ChaosEvent, ChaosSpecError
+from cityhealth.pipeline.kafka_watch import dead_letter_reason
 from cityhealth.pipeline.summary import (
     alert_latencies,
     alerts_section,
@@ -18,6 +19,7 @@ from cityhealth.pipeline.summary import (
 )
 from cityhealth.pipeline.truth import Tolerance, match_truth
 from cityhealth.settings import Settings
+from ingest.deadletter import encode_deadletter
 from ingest.pseudonym import Pseudonymizer
 
 PSEUDO = Pseudonymizer(SecretStr("unit-test-key"))
@@ -153,6 +155,7 @@ def test_summary_shape_and_per_channel_loss() -> None:
         influx_api="v1",
     )
     assert check_shape(summary) == []
+    assert summary["dead_letter_distinct"] == summary["dead_lettered"] == 2
     assert summary["missing_by_channel"] == {"wearable/vitals": 1}
     assert summary["truth"]["by_type"]["fall"] == {"events": 1, "alerted": 1}
     assert summary["alert_latency_s"]["p50"] == pytest.approx(0.5)
@@ -166,3 +169,15 @@ def test_chaos_specs() -> None:
     for bad in ("kill-worker", "explode@3", "kill-bridge@soon", "kill-bridge@-1"):
         with pytest.raises(ChaosSpecError):
             ChaosEvent.parse(bad)
+
+
+def test_redelivered_dead_letter_has_the_same_digest() -> None:
+    error = {"topic": "city/x/wearable/w-1/vitals", "rule": "json", "errors": []}
+    topic = "city/x/wearable/w-1/vitals"
+    first = encode_deadletter(topic, b"{bad", error, bridge="a/1", received_at=1.0)
+    again = encode_deadletter(topic, b"{bad", error, bridge="a/2", received_at=9.0)
+    other = encode_deadletter(topic, b"{worse", error, bridge="a/1", received_at=1.0)
+    assert dead_letter_reason(first) == dead_letter_reason(again)
+    assert dead_letter_reason(first)[0] == "json"
+    assert dead_letter_reason(first)[1] != dead_letter_reason(other)[1]
+    assert dead_letter_reason(b"not json")[0] == "?"

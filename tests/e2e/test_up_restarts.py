@@ -43,7 +43,10 @@ def assert_nothing_lost(summary: dict[str, Any]) -> None:
     by_channel = summary["published_by_channel"]
     stored = {c: summary["stored"][summary["raw_channels"][c]] for c in by_channel}
     assert stored == by_channel
-    assert summary["dead_lettered"] == summary["malformed_published"]
+    # Dead letters are at-least-once like readings: a killed bridge's un-acknowledged
+    # malformed messages come again; each distinct one is there.
+    assert summary["dead_letter_distinct"] == summary["malformed_published"]
+    assert summary["dead_lettered"] >= summary["malformed_published"]
 
 
 @pytest.mark.parametrize(
