@@ -11,7 +11,9 @@ Decisions (see ``docs/kernels/standards.md`` for the full rationale):
   (PM2.5 0.1 µg/m³, PM10 1 µg/m³, O3 0.001 ppm, CO 0.1 ppm, SO2 and NO2 1 ppb). A float
   is truncated to the largest grid value ``g`` (the double nearest to the decimal
   ``k * resolution``) with ``g <= C``, so ``35.4`` stays 35.4 although its binary value
-  is slightly below 35.4.
+  is slightly below 35.4. float32/float16 input uses the float32 nearest to the decimal
+  as ``g`` (``float32(0.055)`` lies below the double 0.055 yet means 0.055): the result is
+  that of the value's shortest decimal representation for its dtype.
 * **Rounding.** ``I = (Ihi - Ilo) / (BPhi - BPlo) * (C - BPlo) + Ilo`` is evaluated as an
   exact rational in grid units and rounded half up (125.5 -> 126, 100.5 -> 101).
 * **Invalid input** (negative, NaN, ±inf) -> ``-1``. ``-1`` is also returned where the
@@ -174,6 +176,18 @@ def _compile_table(name: str) -> _Table:
 _COMPILED: dict[str, _Table] = {name: _compile_table(name) for name in POLLUTANTS}
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _grid_value(k: float, scale: float, grid32: bool) -> float:
+    """The float nearest to the decimal ``k / scale`` (float32 nearest when ``grid32``).
+
+    ``k / scale`` is the correctly rounded double; rounding it on to float32 equals the
+    direct rounding of the decimal for every grid value up to 2e6 (checked in the tests),
+    far beyond the saturation of every table.
+    """
+    g = k / scale
+    return float(np.float32(g)) if grid32 else g
+
+
 @njit(cache=True, nogil=True)
 def _aqi_kernel(
     conc: np.ndarray,
@@ -184,6 +198,7 @@ def _aqi_kernel(
     i_hi: np.ndarray,
     extrapolate: bool,
     ceiling: int,
+    grid32: bool,
     out: np.ndarray,
 ) -> None:
     top = lo_k.size - 1
@@ -197,11 +212,13 @@ def _aqi_kernel(
         if x > 1e12:  # far above every table: avoid huge grid indices
             out[j] = ceiling if extrapolate else -1
             continue
-        # Truncate to the grid: largest k with double(k / scale) <= c.
+        # Truncate to the grid: largest k with grid(k) <= c, grid(k) being the value
+        # nearest to the decimal k / scale in the input's precision (float32 input:
+        # float32(0.055) is below the double 0.055 yet means 0.055).
         k = math.floor(x)
-        if (k + 1.0) / scale <= c:
+        if _grid_value(k + 1.0, scale, grid32) <= c:
             k += 1.0
-        elif k / scale > c:
+        elif _grid_value(k, scale, grid32) > c:
             k -= 1.0
         r = 0
         while r < top and k > hi_k[r]:
@@ -234,7 +251,9 @@ def us_epa(pollutant: str, concentration: npt.ArrayLike) -> np.ndarray:
         ``pm25`` (24-h µg/m³), ``pm10`` (24-h µg/m³), ``o3_8h`` (ppm), ``o3_1h`` (ppm),
         ``co`` (8-h ppm), ``so2`` (1-h ppb) or ``no2`` (1-h ppb).
     concentration
-        Array-like of any shape.
+        Array-like of any shape. float32 (and float16) arrays are truncated on their own
+        precision's grid, i.e. on the shortest decimal that reads back as each value:
+        ``float32(0.055)`` is 0.055 ppm, not 0.054.
 
     Returns
     -------
@@ -250,7 +269,13 @@ def us_epa(pollutant: str, concentration: npt.ArrayLike) -> np.ndarray:
     table = _COMPILED.get(pollutant)
     if table is None:
         raise ValueError(f"unknown pollutant {pollutant!r}; expected one of {POLLUTANTS}")
-    arr = _as_float_array(concentration, "concentration")
+    raw = np.asarray(concentration)
+    # Narrow float input is truncated on its own grid: float32(0.055) means 0.055 although
+    # it lies below the double 0.055 (float16 goes through its shortest decimal to float32).
+    grid32 = raw.dtype in (np.float32, np.float16)
+    if raw.dtype == np.float16:
+        raw = raw.astype(np.str_).astype(np.float32)
+    arr = _as_float_array(raw, "concentration")
     flat = np.ascontiguousarray(arr).reshape(-1)
     out = np.empty(flat.size, dtype=np.int64)
     _aqi_kernel(
@@ -262,6 +287,7 @@ def us_epa(pollutant: str, concentration: npt.ArrayLike) -> np.ndarray:
         table.i_hi,
         table.extrapolate,
         AQI_CEILING,
+        grid32,
         out,
     )
     return out.reshape(arr.shape)
@@ -355,7 +381,10 @@ def nowcast(
     -------
     numpy.ndarray
         float64 of shape ``(...)``: the NowCast (not truncated; :func:`us_epa` truncates),
-        NaN where fewer than 2 of the 3 most recent hours are valid.
+        NaN where fewer than 2 of the 3 most recent hours are valid. float32 (or float16)
+        ``hourly`` gives float32, computed in float64 and rounded once, so that twelve
+        hours of ``float32(0.055)`` give ``float32(0.055)``, which :func:`us_epa` reads
+        as 0.055 ppm.
 
     Notes
     -----
@@ -373,6 +402,7 @@ def nowcast(
     if most_recent not in ("first", "last"):
         raise ValueError(f"most_recent must be 'first' or 'last', got {most_recent!r}")
     hours, w_floor = spec
+    narrow = np.asarray(hourly).dtype in (np.float32, np.float16)
     arr = _as_float_array(hourly, "hourly")
     if arr.ndim == 0 or arr.shape[-1] == 0:
         raise ValueError(f"hourly must have shape (..., hours) with hours >= 1, got {arr.shape}")
@@ -384,6 +414,8 @@ def nowcast(
     window[:, :used] = arr.reshape(-1, arr.shape[-1])[:, :used]
     out = np.empty(window.shape[0], dtype=np.float64)
     _nowcast_kernel(window, w_floor, out)
+    if narrow:  # back on the input's grid, so us_epa truncates float32(0.055) as 0.055
+        return out.reshape(lead).astype(np.float32)
     return out.reshape(lead)
 
 

@@ -1,7 +1,8 @@
 """Naive reference for :mod:`kernels.aqi`: one Python value at a time, exact arithmetic.
 
 Tables are transcribed independently from EPA-454/B-24-002 (May 2024), Table 6, as text.
-Truncation uses the shortest decimal repr of each float (``Decimal(repr(c))``) and the
+Truncation uses the shortest decimal repr of each float for its own dtype
+(``Decimal(repr(c))``; ``str`` of a numpy float32/float16 scalar) and the
 interpolation is an exact :class:`fractions.Fraction`, rounded half up.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 from decimal import ROUND_FLOOR, Decimal, localcontext
 from fractions import Fraction
+
+import numpy as np
 
 # pollutant: (resolution, extrapolate above the table, "C_lo-C_hi:I_lo-I_hi" rows)
 TABLE_6 = {
@@ -68,11 +71,18 @@ def rows(pollutant: str) -> list[tuple[Decimal, Decimal, int, int]]:
     return out
 
 
+def shortest_decimal(c: float) -> Decimal:
+    """The shortest decimal that reads back as ``c`` in ``c``'s own precision."""
+    if isinstance(c, (np.float32, np.float16)):
+        return Decimal(str(c))  # numpy prints the shortest round-trip repr of its dtype
+    return Decimal(repr(float(c)))
+
+
 def truncate(pollutant: str, c: float) -> Decimal:
     """EPA truncation of ``c`` to the table resolution (decimal value of its repr)."""
     with localcontext() as ctx:
         ctx.prec = 1000  # enough digits for any finite double
-        return Decimal(repr(c)).quantize(Decimal(TABLE_6[pollutant][0]), rounding=ROUND_FLOOR)
+        return shortest_decimal(c).quantize(Decimal(TABLE_6[pollutant][0]), rounding=ROUND_FLOOR)
 
 
 def round_half_up(x: Fraction) -> int:
@@ -98,7 +108,10 @@ def aqi(pollutant: str, c: float) -> int:
     return min(round_half_up(value), CEILING)
 
 
-def aqi_many(pollutant: str, values: list[float]) -> list[int]:
+def aqi_many(pollutant: str, values: list[float] | np.ndarray) -> list[int]:
+    """AQI of each value; float32/float16 arrays keep their dtype (their own repr)."""
+    if isinstance(values, np.ndarray) and values.dtype in (np.float32, np.float16):
+        return [aqi(pollutant, v) for v in values.reshape(-1)]
     return [aqi(pollutant, float(v)) for v in values]
 
 
