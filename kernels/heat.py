@@ -7,6 +7,12 @@ fits R. G. Steadman, J. Appl. Meteor. 18 (1979) 861-873.
 
 In °F with RH in percent:
 
+0. At or below 40 °F the heat index is the air temperature itself: the heat index is not
+   defined for cold air, and the simple formula would drop below the air temperature
+   (about -46.6 °C at -40 °C). This is what the NWS online heat index calculator does, as
+   documented by G. B. Anderson, M. L. Bell, R. D. Peng, "Methods to calculate the heat
+   index as an exposure metric in environmental health research", Environ. Health
+   Perspect. 121 (2013) 1111-1119, Fig. 1 (the NWS algorithm: "T <= 40 °F: HI = T").
 1. ``HI_s = 0.5 * (T + 61.0 + (T - 68.0) * 1.2 + RH * 0.094)`` (Steadman-consistent simple
    formula). "The simple formula is computed first and the result averaged with the
    temperature": if ``(HI_s + T) / 2 < 80`` the heat index is ``HI_s``.
@@ -34,6 +40,8 @@ def heat_index_f(t: float, rh: float) -> float:
     """Heat index in °F of one temperature (°F) and relative humidity (%), NWS method."""
     if not (rh >= 0.0 and rh <= 100.0) or not (abs(t) < np.inf):
         return np.nan
+    if t <= 40.0:  # cold air: no heat index, the air temperature (NWS calculator)
+        return t
     simple = 0.5 * (t + 61.0 + (t - 68.0) * 1.2 + rh * 0.094)
     if (simple + t) * 0.5 < 80.0:
         return simple
@@ -62,7 +70,11 @@ def _heat_kernel(temp_c: np.ndarray, rh: np.ndarray, out: np.ndarray) -> None:
         if not (t >= -273.15 and t <= 1000.0):
             out[i] = np.nan
             continue
-        out[i] = (heat_index_f(t * 1.8 + 32.0, rh[i]) - 32.0) / 1.8
+        t_f = t * 1.8 + 32.0
+        if t_f <= 40.0 and rh[i] >= 0.0 and rh[i] <= 100.0:
+            out[i] = t  # cold air: the input itself, no °F round trip
+            continue
+        out[i] = (heat_index_f(t_f, rh[i]) - 32.0) / 1.8
 
 
 def heat_index(temp_c: npt.ArrayLike, rh: npt.ArrayLike) -> np.ndarray:
@@ -76,7 +88,8 @@ def heat_index(temp_c: npt.ArrayLike, rh: npt.ArrayLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        float64 heat index in °C; NaN for non-finite input, RH outside [0, 100] or
+        float64 heat index in °C; the air temperature itself at or below 40 °F (4.44 °C),
+        as the NWS calculator returns; NaN for non-finite input, RH outside [0, 100] or
         temperature outside [-273.15, 1000] °C.
     """
     try:

@@ -103,6 +103,21 @@ def test_simple_formula_below_80f():
     assert hi_f(81.0, 60.0) == pytest.approx(heat.heat_index_f(81.0, 60.0), abs=1e-9)
 
 
+def test_cold_air_heat_index_is_the_air_temperature():
+    # NWS calculator (Anderson, Bell & Peng 2013, Fig. 1): T <= 40 °F -> HI = T. The simple
+    # formula alone gave -46.6 °C at -40 °C, below the air temperature.
+    temps = np.array([-40.0, -10.0, 0.0, 4.0, 4.4, -273.15])
+    for rh in (0.0, 50.0, 100.0):
+        assert heat.heat_index(temps, rh).tolist() == temps.tolist()
+    assert heat.heat_index_f(-40.0, 50.0) == -40.0
+    assert heat.heat_index_f(40.0, 100.0) == 40.0
+    # Just above 40 °F the simple formula applies again (4.5 °C = 40.1 °F).
+    assert hi_f(40.1, 50.0) == pytest.approx(0.5 * (40.1 + 61 + (40.1 - 68) * 1.2 + 4.7))
+    # Invalid humidity is still NaN in the cold.
+    assert np.isnan(heat.heat_index([-40.0, -40.0, 0.0], [-1.0, 101.0, math.nan])).all()
+    assert heat.heat_index(-40.0, 50.0) == ref.heat_index_c(-40.0, 50.0) == -40.0
+
+
 def test_invalid_input_gives_nan_and_shapes():
     out = heat.heat_index(
         [30.0, math.nan, math.inf, 30.0, 30.0, -math.inf], [50, 50, 50, -1, 101, 5]
@@ -153,6 +168,9 @@ def test_bench_numpy_baseline_agrees():
     t = np.tile(np.linspace(-40, 60, 401), 3)
     rh = np.repeat([0.0, 10.0, 95.0], 401)
     t[::50] = math.nan
+    # The NumPy baseline (cityhealth/bench/kernels.py, not owned here) lacks the cold-air
+    # rule (T <= 40 °F -> T); compare where it applies the same formulas.
+    warm = ~(t * 1.8 + 32.0 <= 40.0)
     np.testing.assert_allclose(
-        bench.heat_numpy(t, rh), heat.heat_index(t, rh), rtol=1e-12, equal_nan=True
+        bench.heat_numpy(t, rh)[warm], heat.heat_index(t, rh)[warm], rtol=1e-12, equal_nan=True
     )

@@ -13,6 +13,8 @@ def heat_index_c(temp_c: float, rh: float) -> float:
         return math.nan
     T = temp_c * 1.8 + 32
     RH = rh
+    if T <= 40:  # NWS calculator: no heat index for cold air, the air temperature
+        return temp_c
     simple = 0.5 * (T + 61.0 + ((T - 68.0) * 1.2) + (RH * 0.094))
     if (simple + T) / 2 < 80:
         hi = simple
