@@ -11,9 +11,18 @@ Decisions (see ``docs/kernels/standards.md``):
   0.1 °C. Inputs are rounded half up to that resolution (as a decimal: 36.05 °C ->
   36.1 °C, HR 90.5 -> 91) and then binned; the kernel does both at once by comparing the
   raw value with the bin midpoints (:data:`CUTS`, e.g. ``HR < 90.5`` scores 0).
-* **Missing values.** NaN, ±inf and negative values (and SpO2 above 100 %) are missing:
-  the parameter scores 0, ``missing`` marks it and ``partial`` is True. A missing
-  ``on_oxygen`` is scored as air (0) and, on SpO2 scale 2, SpO2 >= 93 % as on air.
+* **Missing values.** A missing parameter scores 0, ``missing`` marks it and ``partial``
+  is True. Which values count as missing depends on the parameter:
+
+  - ``resp_rate``, ``systolic_bp``, ``heart_rate``: NaN, ±inf and negative values;
+  - ``spo2``: NaN, ±inf, negative values and values above 100 %;
+  - ``temp_c``: NaN and ±inf only. Any finite temperature is scored, negative ones
+    included (<= 35.0 °C scores 3);
+  - ``on_oxygen`` and ``consciousness_alert``: NaN only. Any other value is a reading:
+    0 means air / CVPU, anything else (negative or infinite too) on oxygen / Alert.
+
+  A missing ``on_oxygen`` is scored as air (0) and, on SpO2 scale 2, SpO2 >= 93 % as on
+  air.
 * **Bands.** ``high`` for a total >= 7, ``medium`` for 5-6, ``low_medium`` for a total of
   0-4 with a single red score (3 in any one parameter), otherwise ``low``.
 """

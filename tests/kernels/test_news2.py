@@ -222,3 +222,36 @@ def test_bench_numpy_baseline_agrees():
     }
     v["heart_rate"][::7] = math.nan
     assert bench.news2_numpy(v).tolist() == news2.score(**v).total.tolist()
+
+
+# Which values count as missing, per parameter (module docstring): value -> missing?
+MISSING_RULES = {
+    "resp_rate": {-1.0: True, -0.0: False, math.inf: True, math.nan: True, 0.0: False},
+    "spo2": {-1.0: True, 100.0: False, 100.5: True, math.inf: True, math.nan: True},
+    "systolic_bp": {-1.0: True, math.inf: True, -math.inf: True, math.nan: True, 0.0: False},
+    "heart_rate": {-1.0: True, math.inf: True, math.nan: True, 0.0: False},
+    # Any finite temperature is scored, negative ones included (hypothermia scores 3).
+    "temp_c": {-5.0: False, -40.0: False, math.inf: True, -math.inf: True, math.nan: True},
+    # Flags: only NaN is missing; any other value is a reading (non-zero = on O2 / Alert).
+    "on_oxygen": {math.nan: True, -1.0: False, 0.0: False, math.inf: False},
+    "consciousness_alert": {math.nan: True, -1.0: False, 0.0: False, math.inf: False},
+}
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "missing"),
+    [(p, v, m) for p, rules in MISSING_RULES.items() for v, m in rules.items()],
+)
+def test_which_values_count_as_missing(param, value, missing):
+    result = news2.score(**{**NORMAL, param: value})
+    column = COLUMN[{"consciousness_alert": "consciousness"}.get(param, param)]
+    assert bool(result.missing[column]) is missing
+    assert bool(result.partial) is missing
+    assert int(result.missing.sum()) == int(missing)
+
+
+def test_negative_temperature_is_scored_not_missing():
+    result = news2.score(**{**NORMAL, "temp_c": [-5.0, -0.04, 34.9]})
+    assert result.subscores[:, COLUMN["temp_c"]].tolist() == [3, 3, 3]
+    assert result.total.tolist() == [3, 3, 3]
+    assert not result.partial.any()
