@@ -226,7 +226,7 @@ def test_bench_numpy_baseline_agrees():
 
 # Which values count as missing, per parameter (module docstring): value -> missing?
 MISSING_RULES = {
-    "resp_rate": {-1.0: True, -0.0: False, math.inf: True, math.nan: True, 0.0: False},
+    "resp_rate": {-1.0: True, -0.0: False, math.inf: True, math.nan: True, 1e-300: False},
     "spo2": {-1.0: True, 100.0: False, 100.5: True, math.inf: True, math.nan: True},
     "systolic_bp": {-1.0: True, math.inf: True, -math.inf: True, math.nan: True, 0.0: False},
     "heart_rate": {-1.0: True, math.inf: True, math.nan: True, 0.0: False},
