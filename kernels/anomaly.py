@@ -30,9 +30,11 @@ Method (per device, one pass, O(1) state; details and references in docs/kernels
    means the same rarity on every series.
 
 Bad input (documented contract): a sample whose ``t`` or ``x`` is NaN/inf (or absurd:
-``|x| > 1e100``, ``|t| > 1e15`` s), or whose timestamp is earlier than the device's
-previous accepted sample, scores NaN and leaves the device state untouched; equal
-timestamps are accepted (no decay between them). Mismatched lengths, non-1-D arrays,
+``|x| > 1e100``, ``|t| > 1e15`` s), or whose timestamp is not later than the device's
+previous accepted sample (``t <= t_last``: earlier, or a duplicate), scores NaN and leaves
+the device state untouched. Treating ``t <= t_last`` as already seen (as
+``kernels.fall.FallDetector`` does) makes replay idempotent: at-least-once delivery that
+re-sends readings already processed cannot move the state. Mismatched lengths, non-1-D arrays,
 non-integer or out-of-range device indices raise ``ValueError`` before any state changes.
 Empty arrays give an empty result.
 """
@@ -144,7 +146,7 @@ def _update(
             out[i] = 0.0
             continue
         dt = ti - st[j, _T]
-        if dt < 0.0:
+        if not (dt > 0.0):  # t <= t_last: already seen (replay) or out of order
             out[i] = math.nan
             continue
         cad = st[j, _CAD]
@@ -214,13 +216,12 @@ def _update(
                 rc = -clip
             level = level + a * rc
             scale = scale + a * inv_sm * ((ar if ar < clip else clip) - scale)
-        if dt > 0.0:
-            if cad <= 0.0:
-                cad = dt
-            elif dt > cad:
-                cad = cad * cad_up
-            elif dt < cad:
-                cad = cad * cad_down
+        if cad <= 0.0:  # dt > 0 here: duplicates were rejected above
+            cad = dt
+        elif dt > cad:
+            cad = cad * cad_up
+        elif dt < cad:
+            cad = cad * cad_down
         dx = abs(xi - st[j, _XL])
         if dx > 0.0 and dx < q:
             st[j, _Q] = dx
@@ -305,14 +306,17 @@ class AnomalyScorer(DeviceStateArrays):
         device : int array (n,)
             Device index of each sample, in ``[0, n_devices)``.
         t : float array (n,)
-            Timestamps in seconds, non-decreasing per device (within and across calls).
+            Timestamps in seconds, increasing per device (within and across calls); a
+            sample at or before the device's last accepted time is treated as already
+            seen (NaN score, state unchanged), so replaying processed samples is a no-op.
         x : float array (n,)
             Values, any unit.
 
         Returns
         -------
         numpy.ndarray of float64 (n,)
-            Score in [0, 1] per sample (NaN for rejected samples); causal: the score of a
+            Score in [0, 1] per sample (NaN for rejected and already-seen samples); causal:
+            the score of a
             sample depends only on that device's samples up to and including it.
         """
         dev, tt, xx = as_batch(device, t, x, self.n_devices)
@@ -327,7 +331,7 @@ def score(t: npt.ArrayLike, x: npt.ArrayLike, **params: float) -> np.ndarray:
     Parameters
     ----------
     t : float array (n,)
-        Timestamps in seconds (irregular sampling is fine), non-decreasing.
+        Timestamps in seconds (irregular sampling is fine), increasing.
     x : float array (n,)
         Values, any unit; no per-series tuning needed.
     **params : float
@@ -337,7 +341,8 @@ def score(t: npt.ArrayLike, x: npt.ArrayLike, **params: float) -> np.ndarray:
     -------
     numpy.ndarray of float64 (n,)
         Causal scores; ``>= THRESHOLD`` flags an anomaly. NaN where ``t``/``x`` is
-        not finite or time goes backwards.
+        not finite or ``t`` is not later than the last accepted sample (duplicate or
+        backwards).
     """
     xx = np.asarray(x)
     return AnomalyScorer(1, **params).update(np.zeros(xx.shape[:1], dtype=np.int64), t, xx)

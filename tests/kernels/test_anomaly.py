@@ -229,7 +229,7 @@ def test_bad_value_scores_nan_and_leaves_state(bad: float) -> None:
     np.testing.assert_array_equal(_state(scorer), before)
 
 
-def test_time_going_backwards_is_rejected_duplicates_accepted() -> None:
+def test_time_going_backwards_and_duplicates_are_rejected() -> None:
     d0, t0, x0 = _stream(500, 1, 8)
     scorer = AnomalyScorer(1)
     scorer.update(d0, t0, x0)
@@ -237,9 +237,40 @@ def test_time_going_backwards_is_rejected_duplicates_accepted() -> None:
     out = scorer.update(np.array([0]), np.array([t0[-1] - 1.0]), np.array([x0[-1]]))
     assert np.isnan(out[0])
     np.testing.assert_array_equal(_state(scorer), before)
-    dup = scorer.update(np.array([0, 0]), np.array([t0[-1]] * 2), np.array([x0[-1]] * 2))
-    assert np.all(np.isfinite(dup))
-    assert _state(scorer)[0, COLUMNS.index("n")] == before[0, COLUMNS.index("n")] + 2
+    # t == t_last is already seen (FallDetector does the same): NaN, state unchanged,
+    # even with a different value.
+    dup = scorer.update(np.array([0, 0]), np.array([t0[-1]] * 2), np.array([x0[-1], 1e6]))
+    assert np.all(np.isnan(dup))
+    np.testing.assert_array_equal(_state(scorer), before)
+    nxt = scorer.update(np.array([0, 0]), np.array([t0[-1] + 1.0] * 2), np.array([x0[-1]] * 2))
+    assert np.isfinite(nxt[0]) and np.isnan(nxt[1])
+    assert _state(scorer)[0, COLUMNS.index("n")] == before[0, COLUMNS.index("n")] + 1
+
+
+@HYP
+@given(streams(), st.integers(0, 300), st.integers(1, 3))
+def test_replaying_processed_samples_is_a_no_op(
+    stream: tuple[np.ndarray, np.ndarray, np.ndarray], start: int, times: int
+) -> None:
+    """At-least-once delivery: re-sending any suffix of processed samples (even several
+    times) scores NaN and leaves the state bit-identical; new samples then score as if
+    the replay never happened."""
+    device, t, x = stream
+    start = start % (len(x) + 1)
+    scorer = AnomalyScorer(4)
+    scorer.update(device, t, x)
+    before = _state(scorer).copy()
+    for _ in range(times):
+        again = scorer.update(device[start:], t[start:], x[start:])
+        assert np.all(np.isnan(again))
+        np.testing.assert_array_equal(_state(scorer), before)
+    reference = ReferenceAnomalyScorer()
+    reference.update(device, t, x)
+    assert np.all(np.isnan(reference.update(device[start:], t[start:], x[start:])))
+    later = np.array([3600.0 * 24 * 365 * 40])  # after every drawn time
+    for d in range(4):
+        got = scorer.update(np.array([d]), later + 1.7e9, np.array([42.0]))
+        assert got.tolist() == reference.update([d], later + 1.7e9, [42.0])
 
 
 def test_empty_batch() -> None:

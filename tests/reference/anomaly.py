@@ -52,8 +52,8 @@ class ReferenceAnomalyScorer:
             dev.n, dev.t_last, dev.weight, dev.level, dev.scale, dev.x_last = 1, t, 1.0, x, 0.0, x
             return 0.0
         dt = t - dev.t_last
-        if dt < 0.0:
-            return math.nan  # time went backwards: rejected, state untouched
+        if dt <= 0.0:
+            return math.nan  # already seen (t <= t_last: replay or backwards): state untouched
 
         # memory: tau seconds, or n_memory sampling intervals if the series is sparse
         tau_eff = p["tau"]
@@ -107,14 +107,13 @@ class ReferenceAnomalyScorer:
             scale_gain = alpha * (1.0 / p["scale_memory"])
             dev.scale = dev.scale + scale_gain * (min(abs(resid), clip) - dev.scale)
 
-        if dt > 0.0:
-            step = p["cadence_step"]
-            if dev.cadence <= 0.0:
-                dev.cadence = dt
-            elif dt > dev.cadence:
-                dev.cadence = dev.cadence * math.exp(step)
-            elif dt < dev.cadence:
-                dev.cadence = dev.cadence * math.exp(-step)
+        step = p["cadence_step"]  # dt > 0 here: streaming median of the intervals
+        if dev.cadence <= 0.0:
+            dev.cadence = dt
+        elif dt > dev.cadence:
+            dev.cadence = dev.cadence * math.exp(step)
+        elif dt < dev.cadence:
+            dev.cadence = dev.cadence * math.exp(-step)
         change = abs(x - dev.x_last)
         if 0.0 < change < dev.quantum:
             dev.quantum = change
