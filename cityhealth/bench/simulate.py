@@ -111,7 +111,11 @@ def _bare_paho(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple
     c.loop_start()
     try:
         t, cpu = time.perf_counter(), time.process_time()
-        for topic, payload in messages:
+        for sent, (topic, payload) in enumerate(messages):
+            # paho's message ids wrap at 65,535 and, with no in-flight limit, would collide
+            # with ids still awaiting their PUBACK (lost acks): stay well below that
+            while sent - acked >= 30_000:
+                time.sleep(0.0005)
             c.publish(topic, payload, qos=1)
         if not done.wait(600):
             raise RuntimeError(f"baseline: only {acked} of {n} PUBACKs")
