@@ -15,6 +15,7 @@ import yaml
 from cityhealth.settings import REPO_ROOT, Settings
 from cityhealth.stack.grafana import Grafana
 from cityhealth.stack.mosquitto import (
+    MAX_INFLIGHT_MESSAGES,
     MAX_PACKET_BYTES,
     Mosquitto,
     MosquittoSecurity,
@@ -115,8 +116,12 @@ def test_local_mosquitto_config_is_loopback_anonymous_with_persistence(tmp_path:
 
 
 @pytest.mark.stack
-def test_local_broker_advertises_its_packet_size_limit(tmp_path: Path) -> None:
-    """A real broker from the generated config tells v5 clients its maximum packet size."""
+def test_local_broker_advertises_its_packet_size_and_inflight_limits(tmp_path: Path) -> None:
+    """A real broker from the generated config tells v5 clients its limits in CONNACK.
+
+    Receive Maximum must be well above Mosquitto's default of 20, or pipelined QoS 1
+    publishers (the simulator) stall on acknowledgements.
+    """
     settings = stack_settings(tmp_path / "data")
     broker = Mosquitto(settings)
     broker.paths.make()
@@ -124,16 +129,17 @@ def test_local_broker_advertises_its_packet_size_limit(tmp_path: Path) -> None:
     try:
         assert wait_until(lambda: _port_open(settings.mqtt_port), timeout_s=30)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        limits: list[int] = []
+        limits: list[tuple[int, int]] = []
         client.on_connect = lambda c, u, flags, reason, props: limits.append(
-            getattr(props, "MaximumPacketSize", -1)
+            (getattr(props, "MaximumPacketSize", -1), getattr(props, "ReceiveMaximum", -1))
         )
         client.connect("127.0.0.1", settings.mqtt_port)
         try:
             assert wait_until(lambda: client.loop(0.1) is not None and bool(limits), timeout_s=30)
         finally:
             client.disconnect()
-        assert limits == [MAX_PACKET_BYTES]
+        assert limits == [(MAX_PACKET_BYTES, MAX_INFLIGHT_MESSAGES)]
+        assert MAX_INFLIGHT_MESSAGES >= 1000
         assert MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES  # refused payloads still reach dead letters
     finally:
         stop(broker.paths.pid)
