@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -52,9 +52,16 @@ T = TypeVar("T")
 _CREATE_OK = {0, 36}
 
 
-def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Ids starting with ``-`` are drawn again, as Kafka's own ``Uuid.randomUuid()`` does: the
+    storage tool's argument parser would read ``-t -Xy...`` as an option and fail (1 in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @contextmanager

@@ -191,3 +191,13 @@ def test_mosquitto_tls_listener_hook_serves_authenticated_tls_clients(
     _, _, tls_port, cert = secured_broker
     assert _connect(tls_port, "device-1", "s3cret", ca=cert) == "Success"
     assert _connect(tls_port, ca=cert) == "Not authorized"
+
+
+def test_kafka_cluster_id_never_starts_with_a_dash() -> None:
+    """An id like ``-Xy...`` would be parsed as an option by the storage tool (1 in 64 ids)."""
+    from cityhealth.stack.kafka import _cluster_id
+
+    draws = iter([b"\xf8" + bytes(15), b"\x04" + bytes(15)])  # '-' first, then 'B' first
+    cluster_id = _cluster_id(lambda: next(draws))
+    assert cluster_id == "BAAAAAAAAAAAAAAAAAAAAA"
+    assert len(cluster_id) == 22
