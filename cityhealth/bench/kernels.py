@@ -204,7 +204,9 @@ def heat_numpy(temp_c: np.ndarray, rh: np.ndarray) -> np.ndarray:
         full = full + np.where(humid, (rh - 85) / 10 * (87 - t) / 5, 0.0)
         hi = np.where((simple + t) / 2 < 80, simple, full)
         ok = (rh >= 0) & (rh <= 100) & (temp_c >= -273.15) & (temp_c <= 1000)
-        return np.where(ok, (hi - 32.0) / 1.8, np.nan)
+        # Cold air (<= 40 °F) has no heat index: the air temperature itself, as the kernel.
+        hi_c = np.where(t <= 40.0, temp_c, (hi - 32.0) / 1.8)
+        return np.where(ok, hi_c, np.nan)
 
 
 def news2_numpy(v: dict[str, np.ndarray]) -> np.ndarray:
