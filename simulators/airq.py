@@ -276,8 +276,8 @@ class AirQualitySimulator(Simulator):
     def tick(self, now: float) -> list[Message]:
         if self.n == 0:
             return []
-        self.clock.guarantee(now, self.scenario.guarantee_s)
-        self.episodes.guarantee(now, self.scenario.guarantee_s)
+        self.clock.guarantee(now + self.scenario.guarantee_after_s, self.scenario.guarantee_s)
+        self.episodes.guarantee(now + self.scenario.guarantee_after_s, self.scenario.guarantee_s)
         self._weather(now)
         per_tick = round(self.period / self.scenario.tick_s)
         due = np.arange(self._step % per_tick, self.n, per_tick, dtype=np.int64)

@@ -210,7 +210,7 @@ class ElderCareSimulator(Simulator):
     def tick(self, now: float) -> list[Message]:
         if self.n == 0:
             return []
-        self.clock.guarantee(now, self.scenario.guarantee_s)
+        self.clock.guarantee(now + self.scenario.guarantee_after_s, self.scenario.guarantee_s)
         d = self.roster.due(now)
         d = d[self.offline_until[d] <= now]
         loc, posture = self._plan(d, now)

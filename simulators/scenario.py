@@ -65,8 +65,12 @@ class Scenario:
     events
         Rate and duration of every event type (defaults from :data:`EVENT_TYPES`).
     guarantee_s
-        When > 0, one event of every enabled type is injected within the first
-        ``guarantee_s`` seconds, so short runs are guaranteed to contain each type.
+        When > 0, one event of every enabled type is injected within ``guarantee_s``
+        seconds (after ``guarantee_after_s``), so short runs contain each type.
+    guarantee_after_s
+        Warm-up before the guaranteed events: devices in a city have streamed for hours
+        before anything happens, and history-relative detectors (kernels.anomaly) need
+        their warm-up; an event present from a device's first reading has no baseline.
     """
 
     name: str
@@ -78,6 +82,7 @@ class Scenario:
     sections: dict[str, dict[str, Any]]
     events: dict[str, EventRate]
     guarantee_s: float = 0.0
+    guarantee_after_s: float = 0.0
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -165,6 +170,7 @@ def parse_scenario(data: dict[str, Any], default_name: str = "scenario") -> Scen
         sections=sections,
         events=events,
         guarantee_s=_num(data, "guarantee_events_within_s", 0.0, "scenario"),
+        guarantee_after_s=_num(data, "guarantee_events_after_s", 0.0, "scenario"),
         description=str(data.get("description", "")),
     )
 

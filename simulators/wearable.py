@@ -321,7 +321,7 @@ class WearableSimulator(Simulator):
     def tick(self, now: float) -> list[Message]:
         if self.n == 0:
             return []
-        self.clock.guarantee(now, self.scenario.guarantee_s)
+        self.clock.guarantee(now + self.scenario.guarantee_after_s, self.scenario.guarantee_s)
         idx = self.roster.due(now)
         online = idx[self.offline_until[idx] <= now]
         self._inject(now, online[self.busy_until[online] <= now])

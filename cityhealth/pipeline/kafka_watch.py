@@ -162,11 +162,15 @@ class KafkaWatch:
         self._stop = asyncio.Event()
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await self._admin.start()
+        # read_committed: the worker publishes alerts inside its checkpoint transactions, and
+        # a worker killed mid-transaction leaves aborted copies that no consumer may count
+        # (docs/STREAMS.md). Dead letters are plain produces, visible either way.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
         )
         await self._consumer.start()
         try:

@@ -23,9 +23,9 @@ from cityhealth.settings import Settings
 from cityhealth.stack import create_databases
 from tests.conftest import RunningStack, settings_env
 
-#: Seconds of simulated smoke traffic per run: every event type is guaranteed in the first
-#: 20 s (simulators/scenarios/smoke.toml) and most have ended well before 40 s.
-DURATION_S = 40
+#: Seconds of simulated smoke traffic per run: every event type is guaranteed between 25 s
+#: and 45 s (simulators/scenarios/smoke.toml), before the 10-s settle window at the end.
+DURATION_S = 60
 SEED = 7
 MALFORMED_RATE = 0.02
 COMMON = (

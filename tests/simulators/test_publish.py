@@ -43,7 +43,7 @@ def test_smoke_run_counts_validity_and_truth(
         "smoke",
         "--fast",
         "--duration",
-        "25",
+        "50",  # smoke guarantees every event type between 25 s and 45 s
         "--seed",
         "11",
         "--start",
