@@ -2,8 +2,14 @@
 
 Record key ``<stream>:<partition>:<block>`` (docs/STREAMS.md); record partition = the
 source partition, so one worker reads exactly the checkpoints of the partitions it owns.
-Restore reads ``read_committed`` up to the last stable offset: checkpoints of aborted
-transactions (a worker killed mid-commit) are never seen.
+Restore reads ``read_committed`` up to the partition's *high watermark*, not just to the
+last stable offset (LSO): checkpoints of aborted transactions (a worker killed
+mid-commit) are never seen, and none of this stream's committed checkpoints is missed.
+The four streams share each checkpoint partition, so after a crash another stream's
+transaction left open by the dead worker pins the LSO *before* this stream's newest
+committed blocks until that stream's new runner fences it (or the transaction times
+out); stopping at that LSO restored stale state, and the replay re-published alerts the
+lost blocks had already committed.
 """
 
 from __future__ import annotations
@@ -46,13 +52,13 @@ async def ensure_checkpoint_topic(bootstrap: str, topic: str, partitions: int) -
         await admin.close()
 
 
-def committed_reader(bootstrap: str) -> AIOKafkaConsumer:
+def committed_reader(bootstrap: str, isolation: str = "read_committed") -> AIOKafkaConsumer:
     """A group-less ``read_committed`` consumer (records of aborted transactions skipped)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
-        isolation_level="read_committed",
+        isolation_level=isolation,
         auto_offset_reset="earliest",
         fetch_max_bytes=64 << 20,
         max_partition_fetch_bytes=16 << 20,
@@ -62,18 +68,34 @@ def committed_reader(bootstrap: str) -> AIOKafkaConsumer:
 async def read_checkpoints(
     bootstrap: str, topic: str, partition: int, stream: str
 ) -> dict[bytes, bytes]:
-    """Latest committed record per key of ``stream`` in ``partition`` (key -> value)."""
+    """Latest committed record per key of ``stream`` in ``partition`` (key -> value).
+
+    Call it after this stream's transactional producer started (``initTransactions``
+    fenced the previous owner: every record of this stream is then committed or
+    aborted). Reads up to the high watermark taken now: it waits while another
+    stream's open transaction holds the last stable offset below it (see above).
+    """
     tp = TopicPartition(topic, partition)
+    end = await high_watermark(bootstrap, tp)
     consumer = committed_reader(bootstrap)
     await consumer.start()
     latest: dict[bytes, bytes] = {}
     prefix = f"{stream}:{partition}:".encode()
     try:
         consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
         await consumer.seek_to_beginning(tp)
+        waited = 0
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=1000)
+            if not batch:
+                waited += 1
+                if waited % 10 == 0:
+                    log.warning(
+                        "%s[%d]: checkpoint restore waits for an open transaction (%d s)",
+                        stream,
+                        partition,
+                        waited,
+                    )
             for record in batch.get(tp, []):
                 if record.key is not None and record.key.startswith(prefix):
                     if record.value is None:
@@ -84,3 +106,13 @@ async def read_checkpoints(
         await consumer.stop()
     log.info("restored %d checkpoint blocks of %s[%d]", len(latest), stream, partition)
     return latest
+
+
+async def high_watermark(bootstrap: str, tp: TopicPartition) -> int:
+    """End offset of ``tp`` including records of open transactions (not the LSO)."""
+    consumer = committed_reader(bootstrap, "read_uncommitted")
+    await consumer.start()
+    try:
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()

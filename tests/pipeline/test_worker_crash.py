@@ -9,14 +9,17 @@ replayed without its state would raise duplicates).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from cityhealth.settings import Settings
+from streams.checkpoint import checkpoint_key, ensure_checkpoint_topic, read_checkpoints
 from streams.synthetic import motion_batches, vitals_batches
 from tests.pipeline.test_worker_support import (
     WorkerProcess,
@@ -226,3 +229,41 @@ def test_timers_run_after_restart_without_new_records(
         assert second.restored_blocks() > 0
     finally:
         second.stop()
+
+
+def test_restore_reads_past_another_streams_open_transaction(stack: Any) -> None:
+    """Regression (``cityhealth up --chaos kill-worker``: duplicate anomaly alerts).
+
+    The streams share each checkpoint partition. A SIGKILLed worker can leave one
+    stream's transaction open there; until that stream's new runner fences it, the last
+    stable offset stays before the other streams' newest committed blocks. A restore
+    that stopped at the LSO got stale state and re-published committed alerts on replay.
+    """
+    s = worker_settings(stack.settings)
+    bootstrap, topic = s.kafka_bootstrap, s.topic_prefix + "checkpoints"
+    zombie_id = f"{s.topic_prefix}motion-0"
+
+    async def run() -> dict[bytes, bytes]:
+        await ensure_checkpoint_topic(bootstrap, topic, 1)
+        zombie = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=zombie_id)
+        owner = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, transactional_id=f"{s.topic_prefix}vitals-0"
+        )
+        successor = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=zombie_id)
+        await zombie.start()
+        await owner.start()
+        try:
+            await zombie.begin_transaction()  # the dead worker's motion step, never ended
+            await (await zombie.send(topic, b"m", key=checkpoint_key("motion", 0, 1), partition=0))
+            async with owner.transaction():  # vitals committed after it: behind the LSO
+                await owner.send(topic, b"v", key=checkpoint_key("vitals", 0, 3), partition=0)
+            restore = asyncio.ensure_future(read_checkpoints(bootstrap, topic, 0, "vitals"))
+            await asyncio.sleep(1.0)  # the vitals runner restores first ...
+            await successor.start()  # ... then the motion runner fences the zombie
+            return await restore
+        finally:
+            for producer in (successor, owner):
+                await producer.stop()
+            await zombie.stop()
+
+    assert asyncio.run(run()) == {checkpoint_key("vitals", 0, 3): b"v"}
