@@ -4,17 +4,9 @@
 install:
 	scripts/install.sh
 
-# The main job. `cityhealth up` (stack + bridge + worker + simulators) arrives with the pipeline
-# issue; until it exists, run the local stack and, when available, the smoke simulation.
+# The main job: stack + bridge + worker + simulators (smoke scenario), live display; Ctrl-C stops.
 run: install
-	@if .venv/bin/cityhealth up --help >/dev/null 2>&1; then \
-		.venv/bin/cityhealth up; \
-	else \
-		.venv/bin/cityhealth stack up && \
-		if .venv/bin/cityhealth simulate --help >/dev/null 2>&1; then \
-			.venv/bin/cityhealth simulate --scenario smoke; \
-		fi; \
-	fi
+	.venv/bin/cityhealth up
 
 test: install
 	scripts/test.sh
