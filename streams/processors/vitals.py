@@ -96,7 +96,14 @@ class VitalsProcessor(Processor):
         starts = episode_starts(
             series, score, cfg.anomaly_enter, cfg.anomaly_exit, self.episode["open"]
         )
+        # The alert id is type|subject|start (docs/ALERTS.md): signs of one device that
+        # open an episode at the same reading would publish one id twice, so that reading
+        # raises one alert (the sign with the highest score; every opened sign listed).
+        opened: dict[tuple[int, float], list[int]] = {}
         for i in starts.tolist():
+            opened.setdefault((int(series[i]) // _K, float(t[i])), []).append(i)
+        for group in opened.values():
+            i = max(group, key=lambda j: float(score[j]))
             d, s = divmod(int(series[i]), _K)
             level = float(self.scorer.export_state([series[i]])["state"][0, 3])
             self.raise_alert(
@@ -114,6 +121,7 @@ class VitalsProcessor(Processor):
                     "score": float(score[i]),
                     "threshold": cfg.anomaly_enter,
                     "level_after": level,
+                    "signals": [SIGNALS[int(series[j]) % _K] for j in group],
                 },
             )
 
