@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 
 from cityhealth.settings import Settings
-from cityhealth.stack import create_databases
 from tests.conftest import RunningStack, settings_env
 
 #: Seconds of simulated smoke traffic per run: every event type is guaranteed between 25 s
@@ -43,27 +41,10 @@ COMMON = (
 )
 
 
-def isolated_settings(stack: RunningStack) -> Settings:
-    """The stack's settings with a fresh topic prefix, share group and databases (created)."""
-    tag = "e" + uuid.uuid4().hex[:10]
-    settings = stack.settings.model_copy(
-        update={
-            "topic_prefix": f"{tag}.",
-            "influx_db_sensitive": f"{tag}_sensitive",
-            "influx_db_public": f"{tag}_public",
-            # Its own MQTT share group: persistent sessions of earlier runs' bridges stay
-            # members of theirs and would otherwise receive a share of this run's messages.
-            "mqtt_share_group": f"{tag}-ingest",
-        }
-    )
-    create_databases(settings, settings.influx_db_sensitive, settings.influx_db_public)
-    return settings
-
-
 @pytest.fixture(scope="session")
 def smoke_settings(stack: RunningStack) -> Settings:
-    """Settings of the undisturbed smoke run."""
-    return isolated_settings(stack)
+    """Settings of the undisturbed smoke run (own topics, share group and databases)."""
+    return stack.isolated_settings("e")
 
 
 def run_up(settings: Settings, run_dir: Path, *extra: str) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningStack
-from tests.e2e.conftest import isolated_settings
 
 
 def false_alert_allowance(baseline: int) -> int:
@@ -67,7 +66,7 @@ def test_restart_mid_run_loses_nothing(
     smoke: dict[str, Any],
     up_runner: Callable[..., dict[str, Any]],
 ) -> None:
-    summary = up_runner(isolated_settings(stack), "--chaos", chaos)
+    summary = up_runner(stack.isolated_settings("e"), "--chaos", chaos)
     assert_nothing_lost(summary)
     if part is not None:
         assert summary["processes"][part]["forced_restarts"] == 1

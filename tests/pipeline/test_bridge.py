@@ -14,6 +14,7 @@ from ingest.bridge import Bridge, BridgeConfig
 from ingest.deadletter import decode_deadletter
 from ingest.kafka_topics import ensure_topics, topics_for
 from ingest.topic_reader import read_to_end
+from tests.pipeline import test_bridge_support as support
 from tests.pipeline.test_bridge_support import (
     expected_keys,
     publish,
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture
 def mqtt_prefix(settings: Settings) -> str:
-    return f"{settings.topic_prefix.rstrip('.')}/"
+    return support.mqtt_prefix(settings)
 
 
 @pytest.fixture

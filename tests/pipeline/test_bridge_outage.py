@@ -15,6 +15,7 @@ from ingest.kafka_topics import ensure_topics
 from tests.conftest import RunningStack
 from tests.pipeline.test_bridge_support import (
     expected_keys,
+    mqtt_prefix,
     publish,
     unique,
     wait_for,
@@ -28,7 +29,7 @@ def test_kafka_outage_mid_stream_applies_backpressure_and_loses_nothing(
     stack: RunningStack, settings: Settings
 ) -> None:
     ensure_topics(settings)
-    prefix = f"{settings.topic_prefix.rstrip('.')}/"
+    prefix = mqtt_prefix(settings)
     window = 200
     config = BridgeConfig(client_id=unique("outage"), receive_maximum=window, session_expiry_s=300)
     bridge = Bridge(settings, config, mqtt_prefix=prefix)
@@ -66,7 +67,7 @@ def test_broker_restart_reconnects_and_resumes_the_session(
     stack: RunningStack, settings: Settings
 ) -> None:
     ensure_topics(settings)
-    prefix = f"{settings.topic_prefix.rstrip('.')}/"
+    prefix = mqtt_prefix(settings)
     config = BridgeConfig(client_id=unique("reconnect"), session_expiry_s=300)
     bridge = Bridge(settings, config, mqtt_prefix=prefix)
     bridge.start()
@@ -96,7 +97,7 @@ def test_decoder_crash_stops_the_bridge_and_a_restart_delivers_everything(
     settings: Settings,
 ) -> None:
     ensure_topics(settings)
-    prefix = f"{settings.topic_prefix.rstrip('.')}/"
+    prefix = mqtt_prefix(settings)
     # The first bridge never seals a batch by itself: its decoder holds every reading.
     hold = {"batch_max_readings": 1_000_000, "batch_max_age_s": 600.0}
     config = BridgeConfig(client_id=unique("decoder"), session_expiry_s=300, **hold)

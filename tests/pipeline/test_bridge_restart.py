@@ -16,6 +16,7 @@ from tests.pipeline.test_bridge_support import (
     BridgeProcess,
     Publisher,
     expected_keys,
+    mqtt_prefix,
     publish,
     unique,
     wait_for,
@@ -25,13 +26,9 @@ from tests.pipeline.test_bridge_support import (
 pytestmark = pytest.mark.stack
 
 
-def _prefix(settings: Settings) -> str:
-    return f"{settings.topic_prefix.rstrip('.')}/"
-
-
 def test_sigkill_mid_stream_then_restart_loses_nothing(settings: Settings, tmp_path: Path) -> None:
     ensure_topics(settings)
-    prefix = _prefix(settings)
+    prefix = mqtt_prefix(settings)
     samples = sample_messages(3000, now=time.time(), prefix=prefix)
     client_id = unique("crashy")
     # The first bridge never seals a batch by itself, so when it is killed it certainly
@@ -75,7 +72,7 @@ def test_messages_published_while_the_bridge_is_down_are_delivered_on_restart(
 ) -> None:
     """Mosquitto queues QoS 1 messages for a shared subscription of an offline session."""
     ensure_topics(settings)
-    prefix = _prefix(settings)
+    prefix = mqtt_prefix(settings)
     config = BridgeConfig(client_id=unique("restart"), session_expiry_s=120)
     before = sample_messages(200, now=time.time(), prefix=prefix)
     bridge = Bridge(settings, config, mqtt_prefix=prefix)

@@ -13,6 +13,7 @@ from ingest.bridge import Bridge, BridgeConfig
 from ingest.kafka_topics import ensure_topics
 from tests.pipeline.test_bridge_support import (
     expected_keys,
+    mqtt_prefix,
     publish,
     unique,
     wait_for,
@@ -22,13 +23,9 @@ from tests.pipeline.test_bridge_support import (
 pytestmark = pytest.mark.stack
 
 
-def _prefix(settings: Settings) -> str:
-    return f"{settings.topic_prefix.rstrip('.')}/"
-
-
 def test_two_bridges_in_one_share_group_split_the_load(settings: Settings) -> None:
     ensure_topics(settings)
-    prefix = _prefix(settings)
+    prefix = mqtt_prefix(settings)
     bridges = [
         Bridge(
             settings,
@@ -69,7 +66,7 @@ def test_bridge_holds_at_most_receive_maximum_while_kafka_is_down(settings: Sett
     acknowledges nothing, and the broker keeps the rest; a bridge with the same client id
     and a working Kafka later delivers every message."""
     ensure_topics(settings)
-    prefix = _prefix(settings)
+    prefix = mqtt_prefix(settings)
     bound = 50
     config = BridgeConfig(
         client_id=unique("bounded"),

@@ -29,6 +29,11 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
+def mqtt_prefix(settings: Settings) -> str:
+    """The MQTT topic prefix the bridge tests publish under (isolates them like Kafka topics)."""
+    return f"{settings.topic_prefix.rstrip('.')}/"
+
+
 def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2):
     """Poll ``condition`` until truthy; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
