@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from streams.alerts import TYPES, Alert, mirror_columns
-from streams.sink import encode_lines
+from streams.sink.lineprotocol import encode_body
 
 
 def ns(seconds: np.ndarray) -> np.ndarray:
@@ -48,10 +48,10 @@ class Output:
         """Encode columns (streams.sink line protocol) and queue the body."""
         if len(time_ns) == 0:
             return
-        lines = encode_lines(measurement, time_ns, tags, fields)
+        body, lines = encode_body(measurement, time_ns, tags, fields)
         if lines:
-            self.bodies.setdefault(database, []).append("\n".join(lines).encode())
-            self.points += len(lines)
+            self.bodies.setdefault(database, []).append(body)
+            self.points += lines
 
     def alert(self, alert: Alert) -> None:
         self.alerts.append(alert)

@@ -16,7 +16,7 @@ _TEN = np.uint64(10)
 _POW10 = np.array([10**k for k in range(20)], dtype=np.uint64)  # 10**19 < 2**64
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _magnitude(v: np.int64) -> np.uint64:
     """|v| as uint64 (exact for int64 min too)."""
     if v < 0:
@@ -24,7 +24,7 @@ def _magnitude(v: np.int64) -> np.uint64:
     return np.uint64(v)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _digits(u: np.uint64) -> int:
     """Decimal digits of ``u`` (comparisons only: no division)."""
     n = 1
@@ -33,33 +33,27 @@ def _digits(u: np.uint64) -> int:
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _int_len(v: np.int64) -> int:
     return _digits(_magnitude(v)) + (1 if v < 0 else 0)
 
 
-@njit(cache=True)
-def _write_int(v: np.int64, out: np.ndarray, pos: int) -> int:
-    if v < 0:
-        out[pos] = _MINUS
-        pos += 1
+@njit(cache=True, nogil=True)
+def _write_int_ending(v: np.int64, out: np.ndarray, end: int) -> None:
+    """Write ``v`` in decimal so that its last digit is at ``out[end - 1]``."""
     u = _magnitude(v)
-    n = _digits(u)
-    for k in range(n - 1, -1, -1):
-        out[pos + k] = _ZERO + np.uint8(u % _TEN)
+    q = end
+    while True:
+        q -= 1
+        out[q] = _ZERO + np.uint8(u % _TEN)
         u //= _TEN
-    return pos + n
+        if u == 0:
+            break
+    if v < 0:
+        out[q - 1] = _MINUS
 
 
-@njit(cache=True)
-def _copy(src: np.ndarray, start: int, stop: int, out: np.ndarray, pos: int) -> int:
-    for k in range(start, stop):
-        out[pos] = src[k]
-        pos += 1
-    return pos
-
-
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def assemble(
     measurement: np.ndarray,
     is_field: np.ndarray,
@@ -97,29 +91,40 @@ def assemble(
         Rows with at least one field, joined by ``\\n`` (no trailing newline).
     starts : int64 array
         Start offset of each written row in ``out`` (plus ``len(out) + 1`` at the end).
+
+    Notes
+    -----
+    Two passes: sizes part by part (contiguous ``codes[j]``), then the bytes row by row
+    with plain loops (tiny copies: a loop beats a slice copy's set-up); the timestamp's
+    digits are written right to left into the space its length reserved.
     """
     n_parts, n = codes.shape
+    m = measurement.size
     lengths = np.zeros(n, np.int64)
+    n_fields = np.zeros(n, np.int64)
+    for j in range(n_parts):
+        fixed = prefix_off[j + 1] - prefix_off[j] + suffix_off[j + 1] - suffix_off[j]
+        part = codes[j]
+        field = is_field[j]
+        for i in range(n):
+            c = part[i]
+            if c >= 0:
+                lengths[i] += fixed + text_off[c + 1] - text_off[c]
+                if field:
+                    n_fields[i] += 1
+    total = 0
     kept = 0
     for i in range(n):
-        size = measurement.size
-        fields = 0
-        for j in range(n_parts):
-            c = codes[j, i]
-            if c < 0:
-                continue
-            if is_field[j]:
-                fields += 1
-            size += prefix_off[j + 1] - prefix_off[j] + suffix_off[j + 1] - suffix_off[j]
-            size += text_off[c + 1] - text_off[c]
-        if fields == 0:
+        if n_fields[i] == 0:
+            lengths[i] = 0  # a row without a field is not written
             continue
-        size += fields  # the space before the fields, then commas between them
+        size = lengths[i] + m + n_fields[i]  # the space before the fields, then commas
         if has_time:
             size += 1 + _int_len(times[i])
         lengths[i] = size
+        total += size
         kept += 1
-    out = np.empty(max(lengths.sum() + kept - 1, 0), np.uint8)
+    out = np.empty(max(total + kept - 1, 0), np.uint8)
     starts = np.empty(kept + 1, np.int64)
     pos = 0
     row = 0
@@ -130,8 +135,11 @@ def assemble(
             out[pos] = _NEWLINE
             pos += 1
         starts[row] = pos
+        end = pos + lengths[i]
         row += 1
-        pos = _copy(measurement, 0, measurement.size, out, pos)
+        for k in range(m):
+            out[pos + k] = measurement[k]
+        pos += m
         fields = 0
         for j in range(n_parts):
             c = codes[j, i]
@@ -141,12 +149,18 @@ def assemble(
                 out[pos] = _SPACE if fields == 0 else _COMMA
                 pos += 1
                 fields += 1
-            pos = _copy(prefixes, prefix_off[j], prefix_off[j + 1], out, pos)
-            pos = _copy(texts, text_off[c], text_off[c + 1], out, pos)
-            pos = _copy(suffixes, suffix_off[j], suffix_off[j + 1], out, pos)
+            for k in range(prefix_off[j], prefix_off[j + 1]):
+                out[pos] = prefixes[k]
+                pos += 1
+            for k in range(text_off[c], text_off[c + 1]):
+                out[pos] = texts[k]
+                pos += 1
+            for k in range(suffix_off[j], suffix_off[j + 1]):
+                out[pos] = suffixes[k]
+                pos += 1
         if has_time:
             out[pos] = _SPACE
-            pos += 1
-            pos = _write_int(times[i], out, pos)
+            _write_int_ending(times[i], out, end)
+        pos = end
     starts[kept] = pos + 1
     return out, starts

@@ -13,11 +13,12 @@ with exactly the choices of ``influxdb_client.Point.to_line_protocol()``:
   are double-quoted with ``"`` and ``\\`` escaped; ``None`` strings are left out;
 * a row left with no field is dropped; timestamps are integers (nanoseconds).
 
-Speed comes from never building a ``Point`` and never formatting a value twice: each
-column becomes a small table of rendered distinct values (dictionary columns already are
-one; floats and ints go through ``np.unique``) plus int64 per-row codes, ``-1`` where a
-row has no value, and the Numba kernel :func:`streams.sink._assemble.assemble` copies
-the bytes of every row into one buffer.
+Speed comes from never building a ``Point`` and never formatting in Python per row:
+each column becomes a table of rendered texts plus int64 per-row codes, ``-1`` where a
+row has no value. Dictionary columns already are one (escaped once per distinct value,
+or not at all when no value holds a special character); floats and ints are rendered
+per row by the Numba kernels of :mod:`streams.sink._numbers`; the Numba kernel
+:func:`streams.sink._assemble.assemble` copies the bytes of every row into one buffer.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ from typing import Any, Protocol, TypeGuard, cast
 import numpy as np
 
 from streams.sink._assemble import assemble
+from streams.sink._numbers import ABSENT, FALLBACK, render_floats, render_ints
 
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
 _ESCAPE_KEY = str.maketrans(
     {",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"}
 )
 _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+#: Characters that make a tag value (or key) / a string field value need escaping.
+_TAG_SPECIAL = ",= \n\t\r\\"
+_STRING_SPECIAL = '"\\'
 _INT_SAFE = 1e16  # below this, repr() of an integral float is its integer digits + ".0"
 
 
@@ -81,6 +86,12 @@ def escape_string_field(value: str) -> str:
     return value.translate(_ESCAPE_STRING)
 
 
+_ESCAPERS: dict[str, Callable[[str], str]] = {
+    _TAG_SPECIAL: escape_tag_value,
+    _STRING_SPECIAL: escape_string_field,
+}
+
+
 @dataclass(eq=False)
 class _Part:
     """One column as the kernel sees it: constant text around a per-row table lookup."""
@@ -88,8 +99,9 @@ class _Part:
     is_field: bool
     prefix: str  # ",key=" for a tag, "key=" or 'key="' for a field
     suffix: str  # '"' for a string field, "i" for an integer field, else ""
-    texts: list[str]  # rendered distinct values
-    codes: np.ndarray  # int64[n]: index into texts, -1 where the row has no value
+    blob: np.ndarray  # uint8: the rendered texts back to back
+    offsets: np.ndarray  # int64[m + 1]: text t is blob[offsets[t]:offsets[t + 1]]
+    codes: np.ndarray  # int64[n]: index of the row's text, -1 where the row has no value
 
 
 def encode(
@@ -128,6 +140,17 @@ def encode(
     return _assemble_rows(measurement, time_ns, tags or {}, fields or {})[0].tobytes()
 
 
+def encode_body(
+    measurement: str,
+    time_ns: np.ndarray | Sequence[int] | None,
+    tags: Mapping[str, TagColumn] | None = None,
+    fields: Mapping[str, FieldColumn] | None = None,
+) -> tuple[bytes, int]:
+    """:func:`encode` and the number of lines (points) it wrote."""
+    out, starts = _assemble_rows(measurement, time_ns, tags or {}, fields or {})
+    return out.tobytes(), starts.size - 1
+
+
 def encode_lines(
     measurement: str,
     time_ns: np.ndarray | Sequence[int] | None,
@@ -155,38 +178,39 @@ def _assemble_rows(
     if n == 0 or not any(p.is_field for p in parts):
         return np.empty(0, np.uint8), np.zeros(1, np.int64)
     codes = np.empty((len(parts), n), dtype=np.int64)
-    blobs: list[bytes] = []
-    lengths: list[np.ndarray] = []
     first = 0  # id of the part's first text in the shared table
+    text_off = [np.zeros(1, np.int64)]
+    base = 0  # byte offset of the part's blob in the shared buffer
     for j, part in enumerate(parts):
         codes[j] = np.where(part.codes >= 0, part.codes + first, -1)
-        blob, sizes = _utf8(part.texts)
-        blobs.append(blob)
-        lengths.append(sizes)
-        first += len(part.texts)
-    text_off = np.zeros(first + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(lengths), out=text_off[1:])
+        text_off.append(part.offsets[1:] + base)
+        first += part.offsets.size - 1
+        base += part.blob.size
     times = np.zeros(n, np.int64) if time_ns is None else np.asarray(time_ns, dtype=np.int64)
     return assemble(
         np.frombuffer(meas.encode(), dtype=np.uint8),
         np.array([p.is_field for p in parts], dtype=np.bool_),
         *_buffer([p.prefix.encode() for p in parts]),
         *_buffer([p.suffix.encode() for p in parts]),
-        np.frombuffer(b"".join(blobs), dtype=np.uint8),
-        text_off,
+        np.concatenate([p.blob for p in parts]),
+        np.concatenate(text_off),
         codes,
         times,
         time_ns is not None,
     )
 
 
-def _utf8(texts: list[str]) -> tuple[bytes, np.ndarray]:
-    """Texts as one UTF-8 blob plus each text's byte length (one C call when ASCII)."""
-    joined = "".join(texts)
+def _table(texts: Sequence[str], joined: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Texts as one UTF-8 uint8 blob plus int64 offsets (one C call when ASCII)."""
+    if joined is None:
+        joined = "".join(texts)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     if joined.isascii():
-        return joined.encode("ascii"), np.fromiter(map(len, texts), np.int64, len(texts))
+        np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), out=offsets[1:])
+        return np.frombuffer(joined.encode("ascii"), dtype=np.uint8), offsets
     encoded = [t.encode() for t in texts]
-    return b"".join(encoded), np.fromiter(map(len, encoded), np.int64, len(encoded))
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
 
 
 def _buffer(chunks: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -217,29 +241,44 @@ def _row_count(
 
 
 def _strings(
-    col: Dictionary | Sequence[Any] | np.ndarray, escape: Callable[[str], str], drop_empty: bool
-) -> tuple[list[str], np.ndarray]:
-    """Escaped distinct values and int64 per-row codes (-1: no value).
+    col: Dictionary | Sequence[Any] | np.ndarray, special: str, drop_empty: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Escaped distinct values as a table (blob, offsets) and int64 per-row codes (-1: no
+    value).
 
-    Each distinct value is escaped once; ``None`` (and ``""`` when ``drop_empty``) is
-    absent.
+    ``special`` names the escape rule by its special characters (:data:`_TAG_SPECIAL` or
+    :data:`_STRING_SPECIAL`); each distinct value is escaped once, and values without
+    any special character (the usual device ids and districts) are taken as they are
+    after one C-level join and a substring scan per special character.
+    ``None`` (and ``""`` when ``drop_empty``) is absent.
     """
     if is_dictionary(col):
-        uniques: list[Any] = list(col.values)
+        uniques: Sequence[Any] = col.values
         codes = np.asarray(col.codes, dtype=np.int64)
     else:
         arr = np.asarray(col, dtype=object).reshape(-1)
         uniques = list(dict.fromkeys(arr.tolist()))
         index = {v: i for i, v in enumerate(uniques)}
         codes = np.fromiter(map(index.__getitem__, arr.tolist()), dtype=np.int64, count=arr.size)
+    if not uniques:
+        return np.empty(0, np.uint8), np.zeros(1, np.int64), codes
+    try:
+        joined: str | None = "".join(uniques)  # TypeError: a None or a non-str among them
+    except TypeError:
+        joined = None
+    if joined is not None and not any(c in joined for c in special):
+        texts: Sequence[str] = uniques  # nothing to escape (no None either: join took them)
+        blob, offsets = _table(texts, joined)
+        if drop_empty and offsets.size > 1 and not np.all(offsets[1:] > offsets[:-1]):
+            codes = np.where((offsets[1:] > offsets[:-1])[codes], codes, -1)
+        return blob, offsets, codes
+    escape = _ESCAPERS[special]
     texts = ["" if v is None else escape(str(v)) for v in uniques]
     valid = np.array(
         [v is not None and (t or not drop_empty) for v, t in zip(uniques, texts, strict=True)],
         dtype=bool,
     )
-    if not uniques:
-        return [], codes
-    return texts, np.where(valid[codes], codes, -1)
+    return (*_table(texts), np.where(valid[codes], codes, -1))
 
 
 def _tag_part(key: str, col: TagColumn, n: int) -> _Part | None:
@@ -250,9 +289,8 @@ def _tag_part(key: str, col: TagColumn, n: int) -> _Part | None:
         value = escape_tag_value(col)
         if not value:
             return None
-        return _Part(False, f",{ekey}=", "", [value], np.zeros(n, dtype=np.int64))
-    texts, codes = _strings(col, escape_tag_value, drop_empty=True)
-    return _Part(False, f",{ekey}=", "", texts, codes)
+        return _Part(False, f",{ekey}=", "", *_table([value]), np.zeros(n, dtype=np.int64))
+    return _Part(False, f",{ekey}=", "", *_strings(col, _TAG_SPECIAL, drop_empty=True))
 
 
 def _field_part(key: str, col: FieldColumn) -> _Part:
@@ -260,37 +298,45 @@ def _field_part(key: str, col: FieldColumn) -> _Part:
     if not ekey:
         raise ValueError("empty field key")
     if is_dictionary(col):
-        return _Part(True, f'{ekey}="', '"', *_strings(col, escape_string_field, False))
+        return _Part(True, f'{ekey}="', '"', *_strings(col, _STRING_SPECIAL, False))
     arr = np.asarray(col)
     kind = arr.dtype.kind
     if kind == "f":
-        return _Part(True, f"{ekey}=", "", *_float_table(arr.astype(np.float64, copy=False)))
+        return _Part(True, f"{ekey}=", "", *_float_column(arr.astype(np.float64, copy=False)))
     if kind == "b":
-        return _Part(True, f"{ekey}=", "", ["false", "true"], arr.astype(np.int64))
+        bools = _table(["false", "true"])
+        return _Part(True, f"{ekey}=", "", *bools, arr.reshape(-1).astype(np.int64))
     if kind in "iu":
-        values, inverse = np.unique(arr, return_inverse=True)
-        texts = list(map(str, values.tolist()))
-        return _Part(True, f"{ekey}=", "i", texts, inverse.reshape(-1).astype(np.int64))
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) >= 2**63:
+            values, inverse = np.unique(arr, return_inverse=True)  # beyond int64: Python ints
+            table = _table(list(map(str, values.tolist())))
+            return _Part(True, f"{ekey}=", "i", *table, inverse.reshape(-1).astype(np.int64))
+        flat = arr.reshape(-1).astype(np.int64)
+        return _Part(True, f"{ekey}=", "i", *render_ints(flat), np.arange(flat.size))
     if kind in "UOT":
-        return _Part(True, f'{ekey}="', '"', *_strings(arr, escape_string_field, False))
+        return _Part(True, f'{ekey}="', '"', *_strings(arr, _STRING_SPECIAL, False))
     raise ValueError(f"field {key!r}: unsupported dtype {arr.dtype}")
 
 
-def _float_table(col: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Point's text of each distinct float and int64 per-row codes (-1: NaN/inf).
-
-    Sensor values repeat a lot (quantised heart rates, one-decimal SpO2), so each distinct
-    bit pattern is formatted once; the sort behind ``np.unique`` is C. Bit patterns rather
-    than values, so ``-0.0`` and ``0.0`` stay distinct.
-    """
-    bits, inverse = np.unique(col.reshape(-1).view(np.int64), return_inverse=True)
-    values = bits.view(np.float64)
-    codes = inverse.reshape(-1).astype(np.int64)
-    return _float_texts(values), np.where(np.isfinite(values)[codes], codes, -1)
+def _float_column(col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point's text of each float (a table with one text per row, streams.sink._numbers)
+    and int64 per-row codes (-1: NaN/inf). The rare value the kernel leaves to Python
+    (16-17 significant digits, exponent notation) gets ``repr`` in an appended text."""
+    flat = np.ascontiguousarray(col.reshape(-1), dtype=np.float64)
+    blob, offsets, status = render_floats(flat)
+    codes = np.arange(flat.size, dtype=np.int64)
+    codes[status == ABSENT] = -1
+    slow = np.flatnonzero(status == FALLBACK)
+    if slow.size:
+        extra_blob, extra_off = _table(_float_texts(flat[slow]))
+        codes[slow] = flat.size + np.arange(slow.size)
+        blob = np.concatenate([blob, extra_blob])
+        offsets = np.concatenate([offsets, extra_off[1:] + offsets[-1]])
+    return blob, offsets, codes
 
 
 def _float_texts(values: np.ndarray) -> list[str]:
-    """``str(v)`` minus a trailing ``.0``, as ``Point`` writes floats.
+    """``str(v)`` minus a trailing ``.0``, as ``Point`` writes floats (Python path).
 
     Integral values below 1e16 print as their integer (``repr(72.0)[:-2] == str(72)``);
     ``-0.0`` prints as ``-0``; everything else is ``repr`` (shortest round-trip).

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from influxdb_client import Point
 
 from ingest.batch import DictColumn
+from streams.sink._numbers import ABSENT, FALLBACK, OK, render_floats, render_ints
 from streams.sink.lineprotocol import encode, encode_lines
 
 # Characters line protocol cares about, mixed with ordinary and non-ASCII text.
@@ -146,3 +147,57 @@ def test_invalid_input_is_a_clear_error() -> None:
         encode("m", np.arange(1), fields={"s": np.array(["\ud800"], dtype=object)})
     with pytest.raises(ValueError, match="empty field key"):
         encode_lines("m", np.arange(1), fields={"": np.zeros(1)})
+
+
+# Sensor-like values: decimals of few digits (what the Numba renderer formats itself),
+# scaled over the whole fixed-notation range, plus arbitrary doubles (left to repr).
+_decimals = st.builds(
+    lambda digits, scale, sign: sign * digits / 10.0**scale,
+    st.integers(0, 10**15),
+    st.integers(0, 19),
+    st.sampled_from([1.0, -1.0]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_decimals | _floats | st.floats(1e-5, 1e16), min_size=1, max_size=40))
+def test_numba_float_texts_equal_repr(values) -> None:
+    """The kernel's texts are Point's (``repr`` minus ``.0``) or flagged for Python."""
+    arr = np.array(values, dtype=np.float64)
+    buf, off, status = render_floats(arr)
+    data = buf.tobytes()
+    for i, v in enumerate(values):
+        if status[i] == ABSENT:
+            assert not math.isfinite(v)
+        elif status[i] == OK:
+            expected = "-0" if v == 0 and math.copysign(1, v) < 0 else repr(v)
+            if math.isfinite(v) and v == int(v) and abs(v) < 1e16 and expected != "-0":
+                expected = str(int(v))
+            assert data[off[i] : off[i + 1]].decode() == expected
+        else:
+            assert status[i] == FALLBACK and math.isfinite(v)
+
+
+def _short(v: float) -> bool:
+    """Fixed notation with at most 15 significant digits: the kernel must render it."""
+    digits = repr(abs(v)).replace(".", "").lstrip("0").rstrip("0") if v else "0"
+    return v == 0 or (1e-4 <= abs(v) < 1e15 and "e" not in repr(v) and len(digits) <= 15)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_decimals, min_size=1, max_size=40))
+def test_sensor_like_floats_never_fall_back_to_python(values) -> None:
+    _, _, status = render_floats(np.array(values, dtype=np.float64))
+    assert [status[i] == OK for i in range(len(values))] == [
+        _short(v) or v == int(v) and abs(v) < 1e16 for v in values
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_ints, min_size=1, max_size=40))
+def test_numba_int_texts_equal_str(values) -> None:
+    buf, off = render_ints(np.array(values, dtype=np.int64))
+    data = buf.tobytes()
+    assert [data[a:b].decode() for a, b in zip(off[:-1], off[1:], strict=True)] == list(
+        map(str, values)
+    )
