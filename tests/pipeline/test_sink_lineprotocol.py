@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -189,7 +190,7 @@ def _short(v: float) -> bool:
 def test_sensor_like_floats_never_fall_back_to_python(values) -> None:
     _, _, status = render_floats(np.array(values, dtype=np.float64))
     assert [status[i] == OK for i in range(len(values))] == [
-        _short(v) or v == int(v) and abs(v) < 1e16 for v in values
+        _short(v) or (v == int(v) and abs(v) < 1e16) for v in values
     ]
 
 
@@ -198,6 +199,6 @@ def test_sensor_like_floats_never_fall_back_to_python(values) -> None:
 def test_numba_int_texts_equal_str(values) -> None:
     buf, off = render_ints(np.array(values, dtype=np.int64))
     data = buf.tobytes()
-    assert [data[a:b].decode() for a, b in zip(off[:-1], off[1:], strict=True)] == list(
+    assert [data[a:b].decode() for a, b in itertools.pairwise(off.tolist())] == list(
         map(str, values)
     )
