@@ -35,6 +35,27 @@ class WorkerConfig(BaseSettings):
     anomaly_exit: float = Field(
         default=0.99, description="Score below which an open anomaly episode closes."
     )
+    anomaly_min_samples: int = Field(
+        default=120,
+        description="Readings a vital series needs before its anomaly scores may alert.",
+    )
+    limit_sustain_s: float = Field(
+        default=5.0, description="Seconds a vital sign stays beyond its clinical limit: alert."
+    )
+    limit_grace_s: float = Field(
+        default=3.0, description="Seconds back inside a limit that do not end a violation."
+    )
+    limit_clear_s: float = Field(
+        default=10.0, description="Seconds normal again before a limit episode closes."
+    )
+    limit_baseline_tau_s: float = Field(
+        default=10.0,
+        description="Time constant (s) of the recent baseline an abrupt onset is measured from.",
+    )
+    active_s: float = Field(
+        default=60.0,
+        description="Steps within this many seconds: active (exertion limits, HR/RR scores held).",
+    )
     heat_enter_c: float = Field(
         default=32.2, description="Heat index (°C) opening a heat episode (NWS extreme caution)."
     )

@@ -15,6 +15,16 @@ from ingest.batch import ColumnarBatch, DictColumn
 from kernels import news2
 from kernels.anomaly import AnomalyScorer
 from streams.episodes import episode_starts
+from streams.limits import (
+    DEVICE_STATE,
+    N_RULES,
+    RULE_STATE,
+    RULES,
+    SIGN_STATE,
+    Timing,
+    check_limits,
+    rule_table,
+)
 from streams.output import Output, ns
 from streams.periods import PeriodGroups, PeriodStats
 from streams.processors.base import Processor, Rows, Services
@@ -26,6 +36,10 @@ _HR, _SPO2, _TEMP, _RR = range(4)
 _K = len(SIGNALS)
 _MEDIUM = news2.BANDS.index("medium")
 _SIGNAL_TAG = DictColumn(SIGNALS, np.zeros(0, dtype=np.int32))
+#: Signs whose anomaly alerts are held back while the wearer is active (steps): exertion
+#: raises heart and breathing rate and lowers SpO2 a little, and moves optical sensors.
+_EXERTION_SIGNS = np.array([True, True, False, True])
+_RULE_TABLE = rule_table(RULES)
 
 
 class VitalsProcessor(Processor):
@@ -40,6 +54,17 @@ class VitalsProcessor(Processor):
         self.minutes: PeriodStats = add("minute", PeriodStats(0), _K)
         self.episode: Columns = add("episode", Columns({"open": ("i1", 0)}), _K)
         self.band: Columns = add("news2", Columns({"band": ("i1", -1)}))
+        self.limits: Columns = add("limits", Columns(RULE_STATE), N_RULES)
+        self.activity: Columns = add("activity", Columns(DEVICE_STATE))
+        self.baseline: Columns = add("baseline", Columns(SIGN_STATE), _K)
+        cfg = self.config
+        self.timing = Timing(
+            cfg.limit_sustain_s,
+            cfg.limit_grace_s,
+            cfg.limit_clear_s,
+            cfg.active_s,
+            cfg.limit_baseline_tau_s,
+        )
 
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
         cols = batch.columns
@@ -54,6 +79,7 @@ class VitalsProcessor(Processor):
             {**dict(zip(RAW_FIELDS, values, strict=True)), "present": present},
         )
         self.count_readings("vitals", rows)
+        active = self._limit_alerts(rows, values, out)
         # one kernel call for every (device, signal) series of the batch
         picks = [np.flatnonzero(rows.fresh & np.isfinite(values[s])) for s in range(_K)]
         row = np.concatenate(picks)
@@ -64,7 +90,7 @@ class VitalsProcessor(Processor):
         t = rows.ts[row]
         x = np.concatenate([values[s][p] for s, p in enumerate(picks)])
         score = self.scorer.update(series, t, x)
-        self._anomaly_alerts(series, t, x, score, out)
+        self._anomaly_alerts(series, t, x, score, active[row], out)
         ok = np.isfinite(score)
         minute = (t[ok] // 60).astype(np.int64)
         self._minutes(self.minutes.update(series[ok], minute, t[ok], score[ok], x[ok]), out)
@@ -89,20 +115,80 @@ class VitalsProcessor(Processor):
         )
         self._news2(dev, groups, out)
 
+    def _limit_alerts(self, rows: Rows, values: list[np.ndarray], out: Output) -> np.ndarray:
+        """Clinical limit rules (streams.limits) over the fresh readings; returns, per
+        batch row, whether its device was active (stepping) at that reading."""
+        fresh = np.flatnonzero(rows.fresh)
+        active = np.zeros(rows.ts.size, dtype=bool)
+        if fresh.size == 0:
+            return active
+        signs = np.stack([values[s][fresh] for s in range(_K)], axis=1)
+        ev = check_limits(
+            rows.dev[fresh],
+            rows.ts[fresh],
+            signs,
+            values[_K][fresh],
+            {k: self.limits[k] for k in RULE_STATE},
+            {k: self.activity[k] for k in DEVICE_STATE},
+            {k: self.baseline[k] for k in SIGN_STATE},
+            _RULE_TABLE,
+            self.timing,
+        )
+        active[fresh] = ev.active
+        for j, r, start in zip(ev.row.tolist(), ev.rule.tolist(), ev.start.tolist(), strict=True):
+            rule = RULES[r]
+            i = int(fresh[j])
+            x = float(signs[j, SIGNALS.index(rule.sign)])
+            limit = rule.enter_active if ev.active[j] else rule.enter
+            self.raise_alert(
+                out,
+                int(rows.dev[i]),
+                type=rule.name,
+                severity="critical",
+                start=start,
+                sensor_ts=float(rows.ts[i]),
+                message=f"{rule.sign} {x:g} {'>=' if rule.direction > 0 else '<='} {limit:g}",
+                value=x,
+                evidence={
+                    "signal": rule.sign,
+                    "value": x,
+                    "limit": limit,
+                    "sustained_s": float(rows.ts[i]) - start,
+                    "active": bool(ev.active[j]),
+                },
+            )
+        return active
+
     def _anomaly_alerts(
-        self, series: np.ndarray, t: np.ndarray, x: np.ndarray, score: np.ndarray, out: Output
+        self,
+        series: np.ndarray,
+        t: np.ndarray,
+        x: np.ndarray,
+        score: np.ndarray,
+        active: np.ndarray,
+        out: Output,
     ) -> None:
         cfg = self.config
-        starts = episode_starts(
-            series, score, cfg.anomaly_enter, cfg.anomaly_exit, self.episode["open"]
+        opened = self.episode["open"]
+        starts = episode_starts(series, score, cfg.anomaly_enter, cfg.anomaly_exit, opened)
+        if starts.size == 0:
+            return
+        # Held back (and no episode opened): a series with too little history to know its
+        # normal (the clinical limits cover that time), and the exertion signs while the
+        # wearer walks (an exercise response, not an anomaly).
+        seen = self.scorer.export_state(series[starts])["state"][:, 1]
+        held = (seen < cfg.anomaly_min_samples) | (
+            active[starts] & _EXERTION_SIGNS[series[starts] % _K]
         )
+        opened[series[starts[held]]] = 0
+        starts = starts[~held]
         # The alert id is type|subject|start (docs/ALERTS.md): signs of one device that
         # open an episode at the same reading would publish one id twice, so that reading
         # raises one alert (the sign with the highest score; every opened sign listed).
-        opened: dict[tuple[int, float], list[int]] = {}
+        groups: dict[tuple[int, float], list[int]] = {}
         for i in starts.tolist():
-            opened.setdefault((int(series[i]) // _K, float(t[i])), []).append(i)
-        for group in opened.values():
+            groups.setdefault((int(series[i]) // _K, float(t[i])), []).append(i)
+        for group in groups.values():
             i = max(group, key=lambda j: float(score[j]))
             d, s = divmod(int(series[i]), _K)
             level = float(self.scorer.export_state([series[i]])["state"][0, 3])

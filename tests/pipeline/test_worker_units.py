@@ -161,13 +161,18 @@ def test_signs_opening_at_one_reading_raise_one_alert() -> None:
     """Regression (duplicate anomaly alerts in ``cityhealth up``): the id is
     type|subject|start, so two signs of a device opening an episode at the same reading
     must not publish two records with one id."""
-    proc = VitalsProcessor(services())
+    proc = VitalsProcessor(
+        Services(
+            WorkerConfig(anomaly_min_samples=0), Databases("s", "p"), DistrictBoard(), StreamClock()
+        )
+    )
     proc.state.devices(["p-two"], (["north"], np.zeros(1)), (["f"], np.zeros(1)))
     out = Output(Databases("s", "p"))
     series = np.array([0, 1, 2], dtype=np.int64)  # heart_rate, spo2, body_temp of device 0
     t = np.full(3, T0)
+    at_rest = np.zeros(3, dtype=bool)
     proc._anomaly_alerts(
-        series, t, np.array([190.0, 80.0, 37.0]), np.array([1.0, 0.9995, 0.5]), out
+        series, t, np.array([190.0, 80.0, 37.0]), np.array([1.0, 0.9995, 0.5]), at_rest, out
     )
     assert [a.id for a in out.alerts] == [out.alerts[0].id]
     assert out.alerts[0].evidence["signal"] == "heart_rate"
