@@ -91,29 +91,55 @@ class PartitionState:
 
     def export_block(self, block: int) -> bytes:
         """msgpack record with every device of ``block`` and all their state rows."""
-        members = self.index.members(block)
-        index = self.index
-        state = {
-            name: {
-                k: _pack_array(v) for k, v in part.export_state(self._rows(members, rows)).items()
-            }
-            for name, (part, rows) in self.parts.items()
-        }
-        record = {
-            "v": CHECKPOINT_VERSION,
-            "stream": self.stream,
-            "block": block,
-            "devices": [index.ids[i] for i in members],
-            "districts": [index.districts[c] for c in index.district_code[members]],
-            "families": [index.families[c] for c in index.family_code[members]],
-            "state": state,
-        }
-        return bytes(msgpack.packb(record, use_bin_type=True))
+        return self._export({block: self.index.members(block)})[0][1]
 
     def take_dirty(self) -> list[tuple[int, bytes]]:
-        """Records of the blocks changed since the last call (and forget them)."""
-        out = [(b, self.export_block(b)) for b in sorted(self.dirty)]
+        """Records of the blocks changed since the last call (and forget them).
+
+        One gather per state array for all dirty blocks together (then a slice per
+        block), not one per block and array: a commit step touches most blocks.
+        """
+        if not self.dirty:
+            return []
+        block_of = self.index.block_of(np.arange(len(self.index)))
+        order = np.argsort(block_of, kind="stable")  # ascending members within a block
+        ranked = block_of[order]
+        blocks = sorted(self.dirty)
+        lo = np.searchsorted(ranked, blocks, side="left")
+        hi = np.searchsorted(ranked, blocks, side="right")
         self.dirty.clear()
+        return self._export({b: order[a:z] for b, a, z in zip(blocks, lo, hi, strict=True)})
+
+    def _export(self, members: dict[int, np.ndarray]) -> list[tuple[int, bytes]]:
+        """One record per block of ``members`` (block -> its ascending local indices)."""
+        index = self.index
+        everyone = np.concatenate(list(members.values()))
+        cut = np.zeros(len(members) + 1, dtype=np.int64)
+        np.cumsum([m.size for m in members.values()], out=cut[1:])
+        gathered = {
+            name: (part.export_state(self._rows(everyone, rows)), rows)
+            for name, (part, rows) in self.parts.items()
+        }
+        ids = index.ids
+        out = []
+        for k, (block, devs) in enumerate(members.items()):
+            state = {
+                name: {
+                    k2: _pack_array(v[cut[k] * rows : cut[k + 1] * rows])
+                    for k2, v in arrays.items()
+                }
+                for name, (arrays, rows) in gathered.items()
+            }
+            record = {
+                "v": CHECKPOINT_VERSION,
+                "stream": self.stream,
+                "block": block,
+                "devices": [ids[i] for i in devs.tolist()],
+                "districts": [index.districts[c] for c in index.district_code[devs].tolist()],
+                "families": [index.families[c] for c in index.family_code[devs].tolist()],
+                "state": state,
+            }
+            out.append((block, bytes(msgpack.packb(record, use_bin_type=True))))
         return out
 
     def import_block(self, payload: bytes) -> int:

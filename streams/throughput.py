@@ -72,7 +72,7 @@ def measure(
     batch_size: int = 1000,
     devices: int = 1000,
     writes: bool = True,
-    commit_every: int = 50,
+    commit_every: int | None = None,
 ) -> Throughput:
     """Readings/s of one worker process for ``stream`` (see the module docstring).
 
@@ -89,8 +89,9 @@ def measure(
     writes
         Write to InfluxDB (and wait for the acknowledgements) like the worker does.
     commit_every
-        Batches per commit step (the worker commits at least every
-        ``checkpoint_interval_s``; at 500 batches/s, 1 s is 500 batches).
+        Batches per commit step; default the worker's ``checkpoint_max_batches`` (it
+        commits every ``checkpoint_interval_s`` or that many batches, whichever comes
+        first: at 500 batches/s, the batch count).
     """
     settings = settings or get_settings()
     tag = "bench" + uuid.uuid4().hex[:8]
@@ -98,7 +99,9 @@ def measure(
     settings = settings.model_copy(
         update={"influx_db_sensitive": dbs.sensitive, "influx_db_public": dbs.public}
     )
-    services = Services(WorkerConfig(), dbs, DistrictBoard(), StreamClock())
+    config = WorkerConfig()
+    every = commit_every or config.checkpoint_max_batches
+    services = Services(config, dbs, DistrictBoard(), StreamClock())
     payloads = _batches(stream, readings, batch_size, devices)
     warm = PROCESSORS[stream](services)
     for payload in payloads[:3]:  # load the kernels' JIT caches outside the clock
@@ -132,7 +135,7 @@ def measure(
             n_messages += processor.process(batch, out)
             ragged = batch.ragged
             n_readings += batch.count if ragged is None else int(ragged.offsets[-1])
-            if i % commit_every == 0:
+            if i % every == 0:
                 commit()
         commit()
         commit()  # waits for the last write

@@ -347,7 +347,7 @@ def register(bench_app: typer.Typer) -> None:
         ] = 30.0,
         worker_readings: Annotated[
             int, typer.Option(help="Readings per worker measurement (0: skip it).")
-        ] = 100_000,
+        ] = 400_000,
         all_benches: Annotated[
             bool, typer.Option("--all", help="Also run bench ingest and bench sink.")
         ] = False,

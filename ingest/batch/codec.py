@@ -276,8 +276,10 @@ def _typed(
 
 
 def _string_list(where: str, values: Sequence[Any]) -> list[str]:
-    if not all(isinstance(v, str) for v in values):
-        raise BatchFormatError(f"{where}: dictionary values must be strings")
+    try:  # one C-level pass: join refuses anything but str (msgpack gives exact str)
+        "".join(values)
+    except TypeError:
+        raise BatchFormatError(f"{where}: dictionary values must be strings") from None
     return list(values)
 
 
