@@ -13,7 +13,6 @@ from numba import njit
 
 _NEWLINE, _SPACE, _COMMA, _MINUS, _ZERO = 10, 32, 44, 45, 48
 _TEN = np.uint64(10)
-_POW10 = np.array([10**k for k in range(20)], dtype=np.uint64)  # 10**19 < 2**64
 
 
 @njit(cache=True, nogil=True)
@@ -28,8 +27,11 @@ def _magnitude(v: np.int64) -> np.uint64:
 def _digits(u: np.uint64) -> int:
     """Decimal digits of ``u`` (comparisons only: no division)."""
     n = 1
-    while n < 20 and u >= _POW10[n]:
+    p = np.uint64(10)  # a running power (a global array is rebuilt on every call)
+    while n < 20 and u >= p:
         n += 1
+        if n < 20:
+            p *= _TEN
     return n
 
 
@@ -64,6 +66,7 @@ def assemble(
     texts: np.ndarray,
     text_off: np.ndarray,
     codes: np.ndarray,
+    first: np.ndarray,
     times: np.ndarray,
     has_time: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +83,9 @@ def assemble(
         a tag, ``key=`` or ``key="`` for a field) and after (``"``, ``i``) each value.
     texts, text_off
         uint8 buffer and int64 offsets of every rendered value.
-    codes
-        int64[p, n]: text id of part ``j`` in row ``i``, or -1 when absent.
+    codes, first
+        int64[p, n]: text of part ``j`` in row ``i``, counted from the part's first
+        text ``first[j]`` (int64[p]) in ``texts``, or -1 when absent.
     times, has_time
         int64[n] timestamps written after a space when ``has_time``.
 
@@ -106,9 +110,11 @@ def assemble(
         fixed = prefix_off[j + 1] - prefix_off[j] + suffix_off[j + 1] - suffix_off[j]
         part = codes[j]
         field = is_field[j]
+        base = first[j]
         for i in range(n):
             c = part[i]
             if c >= 0:
+                c += base
                 lengths[i] += fixed + text_off[c + 1] - text_off[c]
                 if field:
                     n_fields[i] += 1
@@ -145,6 +151,7 @@ def assemble(
             c = codes[j, i]
             if c < 0:
                 continue
+            c += first[j]
             if is_field[j]:
                 out[pos] = _SPACE if fields == 0 else _COMMA
                 pos += 1

@@ -19,21 +19,31 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: Row status: rendered, no value (NaN/inf: left out), or needs Python's ``repr``.
-OK, ABSENT, FALLBACK = 0, -1, -2
+#: Codes of rows that were not rendered: no value (NaN/inf: left out), or needs ``repr``.
+ABSENT, FALLBACK = -1, -2
 _MINUS, _ZERO, _DOT = 45, 48, 46
 _MAX_DIGITS = 10**15
-_POW10_F = np.array([10.0**k for k in range(23)], dtype=np.float64)  # exact up to 1e22
-_POW10_I = np.array([10**k for k in range(19)], dtype=np.int64)
-_INT64_MIN_DIGITS = np.frombuffer(b"9223372036854775808", dtype=np.uint8)
+# No global arrays in the kernels: Numba rebuilds a cached function's global arrays on
+# every call (a few microseconds each); powers of ten are running products instead.
 
 
 @njit(cache=True, nogil=True)
 def _n_digits(u: np.int64) -> int:
     n = 1
-    while n < 19 and u >= _POW10_I[n]:
+    p = np.int64(10)
+    while n < 19 and u >= p:
         n += 1
+        if n < 19:
+            p *= 10
     return n
+
+
+@njit(cache=True, nogil=True)
+def _pow10(k: int) -> np.int64:
+    p = np.int64(1)
+    for _ in range(k):
+        p *= 10
+    return p
 
 
 @njit(cache=True, nogil=True)
@@ -48,17 +58,19 @@ def _put_digits(u: np.int64, width: int, out: np.ndarray, pos: int) -> int:
 @njit(cache=True, nogil=True)
 def _shortest(a: float) -> tuple[np.int64, int]:
     """``(d, k)`` with ``d / 10**k == a`` (``a`` > 0, not integral), or ``(-1, 0)``."""
+    scale = 1.0
     for k in range(1, 20):
-        d = np.round(a * _POW10_F[k])
+        scale *= 10.0  # exact: every power of ten up to 1e22 is a double
+        d = np.round(a * scale)
         if d >= _MAX_DIGITS:
             break
-        if d / _POW10_F[k] == a:
+        if d / scale == a:
             return np.int64(d), k
     return np.int64(-1), 0
 
 
 @njit(cache=True, nogil=True)
-def render_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Texts of ``values`` as ``Point`` writes them.
 
     Returns
@@ -66,19 +78,23 @@ def render_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     buf : uint8 array
         The texts of the rendered rows, back to back.
     off : int64[n + 1]
-        Row ``i``'s text is ``buf[off[i]:off[i + 1]]`` (empty unless its status is OK).
-    status : int64[n]
-        ``OK`` (0), ``ABSENT`` (NaN/inf) or ``FALLBACK`` (format with ``repr`` instead).
+        Row ``i``'s text is ``buf[off[i]:off[i + 1]]`` (empty unless it was rendered).
+    codes : int64[n]
+        ``i`` where row ``i`` was rendered, ``ABSENT`` (NaN/inf: no value) or
+        ``FALLBACK`` (format it with ``repr`` instead).
+    fallbacks : int
+        How many rows are ``FALLBACK``.
     """
     n = values.size
     buf = np.empty(n * 24, np.uint8)  # sign + 16 digits + dot at most
     off = np.zeros(n + 1, np.int64)
-    status = np.zeros(n, np.int64)
+    codes = np.arange(n)
+    fallbacks = 0
     pos = 0
     for i in range(n):
         v = values[i]
         if not np.isfinite(v):
-            status[i] = ABSENT
+            codes[i] = ABSENT
         else:
             a = abs(v)
             if v < 0 or (v == 0 and np.signbit(v)):
@@ -87,21 +103,19 @@ def render_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
             if a == np.trunc(a) and a < 1e16:  # integral: its digits, no ".0"
                 u = np.int64(a)
                 pos = _put_digits(u, _n_digits(u), buf, pos)
-            elif a < 1e-4 or a >= 1e15:
-                status[i] = FALLBACK
-                pos = off[i]
             else:
-                d, k = _shortest(a)
+                d, k = (np.int64(-1), 0) if a < 1e-4 or a >= 1e15 else _shortest(a)
                 if d < 0:
-                    status[i] = FALLBACK
+                    codes[i] = FALLBACK
+                    fallbacks += 1
                     pos = off[i]
                 else:
-                    whole = d // _POW10_I[k]
+                    whole = d // _pow10(k)
                     pos = _put_digits(whole, _n_digits(whole), buf, pos)
                     buf[pos] = _DOT
-                    pos = _put_digits(d - whole * _POW10_I[k], k, buf, pos + 1)
+                    pos = _put_digits(d - whole * _pow10(k), k, buf, pos + 1)
         off[i + 1] = pos
-    return buf[:pos], off, status
+    return buf[:pos], off, codes, fallbacks
 
 
 @njit(cache=True, nogil=True)
@@ -116,11 +130,12 @@ def render_ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if v < 0:
             buf[pos] = _MINUS
             pos += 1
-            if v == -(2**63):  # -v overflows: write its digits from the uint64 magnitude
-                for ch in _INT64_MIN_DIGITS:
-                    buf[pos] = ch
-                    pos += 1
-                off[i + 1] = pos
+            if v == -(2**63):  # -v overflows: the last digit first, then the rest
+                rest = np.int64(922337203685477580)
+                pos = _put_digits(rest, 18, buf, pos)
+                buf[pos] = _ZERO + 8
+                off[i + 1] = pos + 1
+                pos += 1
                 continue
             v = -v
         pos = _put_digits(v, _n_digits(v), buf, pos)

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeGuard, cast
 import numpy as np
 
 from streams.sink._assemble import assemble
-from streams.sink._numbers import ABSENT, FALLBACK, render_floats, render_ints
+from streams.sink._numbers import FALLBACK, render_floats, render_ints
 
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
 _ESCAPE_KEY = str.maketrans(
@@ -178,13 +178,14 @@ def _assemble_rows(
     if n == 0 or not any(p.is_field for p in parts):
         return np.empty(0, np.uint8), np.zeros(1, np.int64)
     codes = np.empty((len(parts), n), dtype=np.int64)
-    first = 0  # id of the part's first text in the shared table
+    first = np.zeros(len(parts), dtype=np.int64)  # id of each part's first shared text
     text_off = [np.zeros(1, np.int64)]
     base = 0  # byte offset of the part's blob in the shared buffer
     for j, part in enumerate(parts):
-        codes[j] = np.where(part.codes >= 0, part.codes + first, -1)
+        codes[j] = part.codes
         text_off.append(part.offsets[1:] + base)
-        first += part.offsets.size - 1
+        if j + 1 < len(parts):
+            first[j + 1] = first[j] + part.offsets.size - 1
         base += part.blob.size
     times = np.zeros(n, np.int64) if time_ns is None else np.asarray(time_ns, dtype=np.int64)
     return assemble(
@@ -195,6 +196,7 @@ def _assemble_rows(
         np.concatenate([p.blob for p in parts]),
         np.concatenate(text_off),
         codes,
+        first,
         times,
         time_ns is not None,
     )
@@ -323,13 +325,11 @@ def _float_column(col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     and int64 per-row codes (-1: NaN/inf). The rare value the kernel leaves to Python
     (16-17 significant digits, exponent notation) gets ``repr`` in an appended text."""
     flat = np.ascontiguousarray(col.reshape(-1), dtype=np.float64)
-    blob, offsets, status = render_floats(flat)
-    codes = np.arange(flat.size, dtype=np.int64)
-    codes[status == ABSENT] = -1
-    slow = np.flatnonzero(status == FALLBACK)
-    if slow.size:
-        extra_blob, extra_off = _table(_float_texts(flat[slow]))
-        codes[slow] = flat.size + np.arange(slow.size)
+    blob, offsets, codes, slow = render_floats(flat)
+    if slow:
+        rows = np.flatnonzero(codes == FALLBACK)
+        extra_blob, extra_off = _table(_float_texts(flat[rows]))
+        codes[rows] = flat.size + np.arange(rows.size)
         blob = np.concatenate([blob, extra_blob])
         offsets = np.concatenate([offsets, extra_off[1:] + offsets[-1]])
     return blob, offsets, codes

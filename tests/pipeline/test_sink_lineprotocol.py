@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from influxdb_client import Point
 
 from ingest.batch import DictColumn
-from streams.sink._numbers import ABSENT, FALLBACK, OK, render_floats, render_ints
+from streams.sink._numbers import ABSENT, FALLBACK, render_floats, render_ints
 from streams.sink.lineprotocol import encode, encode_lines
 
 # Characters line protocol cares about, mixed with ordinary and non-ASCII text.
@@ -165,12 +165,12 @@ _decimals = st.builds(
 def test_numba_float_texts_equal_repr(values) -> None:
     """The kernel's texts are Point's (``repr`` minus ``.0``) or flagged for Python."""
     arr = np.array(values, dtype=np.float64)
-    buf, off, status = render_floats(arr)
+    buf, off, status, _ = render_floats(arr)
     data = buf.tobytes()
     for i, v in enumerate(values):
         if status[i] == ABSENT:
             assert not math.isfinite(v)
-        elif status[i] == OK:
+        elif status[i] == i:
             expected = "-0" if v == 0 and math.copysign(1, v) < 0 else repr(v)
             if math.isfinite(v) and v == int(v) and abs(v) < 1e16 and expected != "-0":
                 expected = str(int(v))
@@ -188,8 +188,8 @@ def _short(v: float) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_decimals, min_size=1, max_size=40))
 def test_sensor_like_floats_never_fall_back_to_python(values) -> None:
-    _, _, status = render_floats(np.array(values, dtype=np.float64))
-    assert [status[i] == OK for i in range(len(values))] == [
+    _, _, status, _ = render_floats(np.array(values, dtype=np.float64))
+    assert [status[i] == i for i in range(len(values))] == [
         _short(v) or (v == int(v) and abs(v) < 1e16) for v in values
     ]
 
