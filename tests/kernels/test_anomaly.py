@@ -285,6 +285,8 @@ def test_invalid_parameters() -> None:
         AnomalyScorer(1, tau=0.0)
     with pytest.raises(ValueError):
         AnomalyScorer(1, tail_p=1.5)
+    with pytest.raises(ValueError):  # a divisor in the loop (compiled with no zero checks)
+        AnomalyScorer(1, scale_memory=0.0)
     with pytest.raises(ValueError):
         AnomalyScorer(1, nonsense=1.0)
     with pytest.raises(ValueError):
