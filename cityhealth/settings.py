@@ -64,7 +64,24 @@ class Settings(BaseSettings):
     # --- Kafka --------------------------------------------------------------------------
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_controller_port: int = Field(
-        default=9093, description="Port of the local KRaft controller listener."
+        default=9093, description="Port of the local KRaft controller listener (loopback only)."
+    )
+    kafka_username: str = Field(
+        default="cityhealth", description="SASL user every Kafka client authenticates as."
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "SASL password of kafka_username. When unset, the local stack generates one in "
+            "data_dir/kafka.password (mode 0600, never logged)."
+        ),
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "PLAIN"] = Field(
+        default="SCRAM-SHA-512",
+        description=(
+            "SASL mechanism of the client listener: SCRAM-SHA-512 (local stack) or PLAIN "
+            "(docker-compose)."
+        ),
     )
     topic_prefix: str = Field(
         default="",

@@ -9,8 +9,11 @@ on one cluster.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ingest.kafka_client import kafka_client_kwargs
 
 if TYPE_CHECKING:
     from cityhealth.settings import Settings
@@ -64,7 +67,7 @@ def topics_for(settings: Settings) -> Topics:
 
 
 async def ensure_topics_async(
-    bootstrap: str,
+    kafka: Mapping[str, Any],
     names: tuple[str, ...] | list[str],
     partitions: int,
     *,
@@ -73,14 +76,13 @@ async def ensure_topics_async(
 ) -> list[str]:
     """Create the missing topics among ``names``; returns the ones created.
 
+    ``kafka`` is :func:`ingest.kafka_client.kafka_client_kwargs` of the settings.
     Idempotent: existing topics are left untouched (their partition count is not changed),
     and a concurrent creator winning the race is not an error.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = AIOKafkaAdminClient(**kafka, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -128,7 +130,7 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """
     return asyncio.run(
         ensure_topics_async(
-            settings.kafka_bootstrap,
+            kafka_client_kwargs(settings),
             topics_for(settings).all,
             settings.kafka_partitions,
             timeout_s=timeout_s,

@@ -18,14 +18,13 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
-import secrets
-import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import SecretStr
+
+from ingest.secret_file import load_or_create_secret
 
 log = logging.getLogger(__name__)
 
@@ -97,26 +96,12 @@ class Pseudonymizer:
 def load_or_create_key(data_dir: Path) -> SecretStr:
     """Read ``data_dir/pseudonym.key``, creating it (32 random bytes, hex, mode 0600) if absent.
 
-    Creation uses ``O_CREAT | O_EXCL`` so concurrent bridges agree on one key. A key file
-    readable by group or others is tightened to 0600 (logged, without the key).
+    See :func:`ingest.secret_file.load_or_create_secret` (concurrent bridges agree on one key;
+    a key file readable by group or others is tightened to 0600).
     """
-    path = Path(data_dir) / KEY_FILE_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("pseudonym key file %s had mode %o; setting 0600", path, mode)
-            path.chmod(0o600)
-        text = path.read_text().strip()
-        if not text:
-            raise PseudonymKeyError(f"pseudonym key file {path} is empty") from None
-        return SecretStr(text)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32) + "\n")
-    log.info("created pseudonym key file %s (mode 0600)", path)
-    return load_or_create_key(data_dir)
+    return load_or_create_secret(
+        Path(data_dir) / KEY_FILE_NAME, label="pseudonym key", error=PseudonymKeyError
+    )
 
 
 def pseudonymizer_from_settings(settings: _KeySettings) -> Pseudonymizer:

@@ -7,7 +7,7 @@ takes the end offsets at call time and returns once every partition reached them
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -15,9 +15,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def read_to_end_async(
-    bootstrap: str, topics: Iterable[str], *, timeout_s: float = 30.0
+    kafka: Mapping[str, Any], topics: Iterable[str], *, timeout_s: float = 30.0
 ) -> dict[str, list[Any]]:
     """Every record now in ``topics``, per topic, in partition/offset order.
+
+    ``kafka`` is :func:`ingest.kafka_client.kafka_client_kwargs` of the settings.
 
     Raises
     ------
@@ -25,12 +27,12 @@ async def read_to_end_async(
         If the end offsets were not reached within ``timeout_s``.
     """
     names = list(topics)
-    partitions = await _partitions(bootstrap, names)
+    partitions = await _partitions(kafka, names)
     out: dict[str, list[Any]] = {t: [] for t in names}
     if not partitions:
         return out
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -56,9 +58,9 @@ async def read_to_end_async(
         await consumer.stop()
 
 
-async def _partitions(bootstrap: str, names: list[str]) -> list[TopicPartition]:
+async def _partitions(kafka: Mapping[str, Any], names: list[str]) -> list[TopicPartition]:
     """Every partition of the existing topics among ``names``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         described = await admin.describe_topics(names)
@@ -73,7 +75,7 @@ async def _partitions(bootstrap: str, names: list[str]) -> list[TopicPartition]:
 
 
 def read_to_end(
-    bootstrap: str, topics: Iterable[str], *, timeout_s: float = 30.0
+    kafka: Mapping[str, Any], topics: Iterable[str], *, timeout_s: float = 30.0
 ) -> dict[str, list[Any]]:
     """Synchronous :func:`read_to_end_async` (not from inside a running event loop)."""
-    return asyncio.run(read_to_end_async(bootstrap, topics, timeout_s=timeout_s))
+    return asyncio.run(read_to_end_async(kafka, topics, timeout_s=timeout_s))

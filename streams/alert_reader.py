@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -18,10 +19,10 @@ from streams.checkpoint import committed_reader
 
 
 async def read_alerts_async(
-    bootstrap: str, topic: str, *, timeout_s: float = 30.0
+    kafka: Mapping[str, Any], topic: str, *, timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
     """Every committed alert now in ``topic`` (JSON-decoded), partition by partition."""
-    consumer = committed_reader(bootstrap)
+    consumer = committed_reader(kafka)
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
@@ -45,6 +46,8 @@ async def read_alerts_async(
         await consumer.stop()
 
 
-def read_alerts(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+def read_alerts(
+    kafka: Mapping[str, Any], topic: str, *, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
     """Synchronous :func:`read_alerts_async` (not from inside a running event loop)."""
-    return asyncio.run(read_alerts_async(bootstrap, topic, timeout_s=timeout_s))
+    return asyncio.run(read_alerts_async(kafka, topic, timeout_s=timeout_s))

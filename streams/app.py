@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from cityhealth.settings import Settings, get_settings
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import STREAM_BASES, topics_for
 from streams.config import WorkerConfig
 from streams.worker import StreamWorker
@@ -47,9 +48,15 @@ def create_app(settings: Settings | None = None, config: WorkerConfig | None = N
     settings = settings or get_settings()
     config = config or WorkerConfig()
     ident = app_id(settings)
+    kafka = kafka_client_kwargs(settings)
     app = WorkerApp(
         ident,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust.SASLCredentials(
+            username=kafka["sasl_plain_username"],
+            password=kafka["sasl_plain_password"],
+            mechanism=kafka["sasl_mechanism"],
+        ),
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",

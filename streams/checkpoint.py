@@ -15,6 +15,8 @@ lost blocks had already committed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -35,9 +37,9 @@ def checkpoint_key(stream: str, partition: int, block: int) -> bytes:
     return f"{stream}:{partition}:{block}".encode()
 
 
-async def ensure_checkpoint_topic(bootstrap: str, topic: str, partitions: int) -> None:
+async def ensure_checkpoint_topic(kafka: Mapping[str, Any], topic: str, partitions: int) -> None:
     """Create the compacted topic if missing (same partition count as the stream topics)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         if topic in set(await admin.list_topics()):
@@ -52,10 +54,15 @@ async def ensure_checkpoint_topic(bootstrap: str, topic: str, partitions: int) -
         await admin.close()
 
 
-def committed_reader(bootstrap: str, isolation: str = "read_committed") -> AIOKafkaConsumer:
-    """A group-less ``read_committed`` consumer (records of aborted transactions skipped)."""
+def committed_reader(
+    kafka: Mapping[str, Any], isolation: str = "read_committed"
+) -> AIOKafkaConsumer:
+    """A group-less ``read_committed`` consumer (records of aborted transactions skipped).
+
+    ``kafka`` is :func:`ingest.kafka_client.kafka_client_kwargs` of the settings.
+    """
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         isolation_level=isolation,
@@ -66,7 +73,7 @@ def committed_reader(bootstrap: str, isolation: str = "read_committed") -> AIOKa
 
 
 async def read_checkpoints(
-    bootstrap: str, topic: str, partition: int, stream: str
+    kafka: Mapping[str, Any], topic: str, partition: int, stream: str
 ) -> dict[bytes, bytes]:
     """Latest committed record per key of ``stream`` in ``partition`` (key -> value).
 
@@ -76,8 +83,8 @@ async def read_checkpoints(
     stream's open transaction holds the last stable offset below it (see above).
     """
     tp = TopicPartition(topic, partition)
-    end = await high_watermark(bootstrap, tp)
-    consumer = committed_reader(bootstrap)
+    end = await high_watermark(kafka, tp)
+    consumer = committed_reader(kafka)
     await consumer.start()
     latest: dict[bytes, bytes] = {}
     prefix = f"{stream}:{partition}:".encode()
@@ -108,9 +115,9 @@ async def read_checkpoints(
     return latest
 
 
-async def high_watermark(bootstrap: str, tp: TopicPartition) -> int:
+async def high_watermark(kafka: Mapping[str, Any], tp: TopicPartition) -> int:
     """End offset of ``tp`` including records of open transactions (not the LSO)."""
-    consumer = committed_reader(bootstrap, "read_uncommitted")
+    consumer = committed_reader(kafka, "read_uncommitted")
     await consumer.start()
     try:
         return int((await consumer.end_offsets([tp]))[tp])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +97,7 @@ class PartitionRunner:
         partition: int,
         services: Services,
         sink: InfluxSink,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         transactional_id: str,
         checkpoint_topic: str,
         alerts_topic: str,
@@ -109,7 +109,7 @@ class PartitionRunner:
         self.config = services.config
         self.processor: Processor = PROCESSORS[stream](services)
         self.sink = sink
-        self.bootstrap = bootstrap
+        self.kafka = kafka  # kafka_client_kwargs(settings): address and SASL credentials
         self.checkpoint_topic = checkpoint_topic
         self.alerts_topic = alerts_topic
         self.stats = stats
@@ -124,7 +124,7 @@ class PartitionRunner:
         self.last_commit = time.monotonic()
         self.closed = False
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka,
             transactional_id=transactional_id,
             enable_idempotence=True,
             acks="all",
@@ -139,7 +139,7 @@ class PartitionRunner:
         """Fence a previous owner (aborts its open transaction), then restore state."""
         await self.producer.start()
         records = await read_checkpoints(
-            self.bootstrap, self.checkpoint_topic, self.partition, self.stream
+            self.kafka, self.checkpoint_topic, self.partition, self.stream
         )
         restored = await self._run(self._import, list(records.values()))
         self.stats.restored_blocks += restored

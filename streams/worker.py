@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from cityhealth.settings import Settings
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import STREAM_BASES, ensure_topics_async, topics_for
 from streams.checkpoint import ensure_checkpoint_topic
 from streams.clock import StreamClock
@@ -64,8 +65,10 @@ class StreamWorker:
     async def prepare(self) -> None:
         """Topics (stream, alerts, compacted checkpoints) and InfluxDB databases exist."""
         s = self.settings
-        await ensure_topics_async(s.kafka_bootstrap, self.topics.all, s.kafka_partitions)
-        await ensure_checkpoint_topic(s.kafka_bootstrap, self.checkpoint_topic, s.kafka_partitions)
+        await ensure_topics_async(kafka_client_kwargs(s), self.topics.all, s.kafka_partitions)
+        await ensure_checkpoint_topic(
+            kafka_client_kwargs(s), self.checkpoint_topic, s.kafka_partitions
+        )
         sink = make_sink(s)
         try:
             await asyncio.get_running_loop().run_in_executor(None, sink.ensure_databases)
@@ -99,7 +102,7 @@ class StreamWorker:
                     partition,
                     services=self.services,
                     sink=make_sink(self.settings),
-                    bootstrap=self.settings.kafka_bootstrap,
+                    kafka=kafka_client_kwargs(self.settings),
                     transactional_id=f"{self.app_id}-{stream}-{partition}",
                     checkpoint_topic=self.checkpoint_topic,
                     alerts_topic=self.topics.alerts,
@@ -197,7 +200,7 @@ class StreamWorker:
     async def _producer(self) -> AIOKafkaProducer:
         if self._board_producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
+                **kafka_client_kwargs(self.settings),
                 transactional_id=f"{self.app_id}-districts",
                 enable_idempotence=True,
                 acks="all",

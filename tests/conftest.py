@@ -11,6 +11,8 @@ Fixtures
 
     - ``settings``: a :class:`cityhealth.settings.Settings` pointing at this stack;
     - ``mqtt_host``, ``mqtt_port``, ``kafka_bootstrap``, ``influx_url``, ``data_dir``;
+    - ``kafka``: :func:`ingest.kafka_client.kafka_client_kwargs` of ``settings`` (address and
+      SASL credentials: ``AIOKafkaConsumer(**stack.kafka, ...)``);
     - ``env()``: ``os.environ`` plus ``CITYHEALTH_*`` for this stack, for subprocesses
       (``subprocess.run([cli, ...], env=stack.env())``);
     - ``create_topics(names, partitions=1)``: create Kafka topics (admin client) and wait
@@ -51,6 +53,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -59,6 +62,7 @@ from cityhealth.settings import Settings
 from cityhealth.stack import StackManager, create_databases, influx_query
 from cityhealth.stack import create_topics as create_kafka_topics
 from cityhealth.stack.install import install, kafka_installed
+from ingest.kafka_client import kafka_client_kwargs
 
 
 def free_ports(n: int) -> list[int]:
@@ -117,6 +121,10 @@ class RunningStack:
         return self.settings.kafka_bootstrap
 
     @property
+    def kafka(self) -> dict[str, Any]:
+        return kafka_client_kwargs(self.settings)
+
+    @property
     def influx_url(self) -> str:
         return self.settings.influx_url
 
@@ -128,7 +136,7 @@ class RunningStack:
         return settings_env(self.settings)
 
     def create_topics(self, names: Iterable[str], partitions: int = 1) -> None:
-        create_kafka_topics(self.kafka_bootstrap, names, partitions=partitions)
+        create_kafka_topics(self.kafka, names, partitions=partitions)
 
     def influx_query(
         self, query: str, db: str | None = None, *, auth: bool = True

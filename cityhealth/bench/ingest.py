@@ -232,6 +232,7 @@ def run_benchmark(
     """Alternate baseline and bridge drains; returns an :class:`IngestReport`."""
     from cityhealth.bench.ingest_samples import sample_messages
     from ingest.bridge import subscription_filter
+    from ingest.kafka_client import kafka_client_kwargs
     from ingest.kafka_topics import ensure_topics, topics_for
     from ingest.topic_reader import read_to_end
 
@@ -272,7 +273,8 @@ def run_benchmark(
             )
     from ingest.batch import decode as decode_batch
 
-    records = read_to_end(settings.kafka_bootstrap, topics_for(settings).streams, timeout_s=120)
+    kafka = kafka_client_kwargs(settings)
+    records = read_to_end(kafka, topics_for(settings).streams, timeout_s=120)
     report.bridge_readings_in_kafka = sum(
         len(decode_batch(r.value)["ts"]) for rs in records.values() for r in rs
     )

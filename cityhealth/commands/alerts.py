@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -135,7 +136,7 @@ def table(rows: deque[dict[str, Any]], title: str) -> Any:
 
 
 async def _open(
-    bootstrap: str,
+    kafka: Mapping[str, Any],
     topic: str,
     group: str | None,
     from_beginning: bool,
@@ -151,7 +152,7 @@ async def _open(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=group,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -186,7 +187,7 @@ async def _open(
 
 
 async def consume(
-    bootstrap: str,
+    kafka: Mapping[str, Any],
     topic: str,
     *,
     group: str | None,
@@ -206,7 +207,7 @@ async def consume(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    consumer = await _open(bootstrap, topic, group, from_beginning, idle_s, stop)
+    consumer = await _open(kafka, topic, group, from_beginning, idle_s, stop)
     if consumer is None:
         return 0
     out = Console()
@@ -309,6 +310,7 @@ def alerts(
     from aiokafka.errors import KafkaError
 
     from cityhealth.settings import get_settings
+    from ingest.kafka_client import kafka_client_kwargs
     from ingest.kafka_topics import topics_for
     from streams.alerts import TYPES
 
@@ -325,7 +327,7 @@ def alerts(
     try:
         asyncio.run(
             consume(
-                settings.kafka_bootstrap,
+                kafka_client_kwargs(settings),
                 topics_for(settings).alerts,
                 group=group,
                 from_beginning=from_beginning,

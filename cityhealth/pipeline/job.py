@@ -39,6 +39,7 @@ from cityhealth.pipeline.summary import build_summary
 from cityhealth.pipeline.supervisor import CLI, ManagedProcess, Supervisor, SupervisorError
 from cityhealth.pipeline.truth import Tolerance
 from cityhealth.settings import Settings
+from ingest.kafka_client import kafka_client_kwargs
 
 BRIDGE, WORKER, SIMULATE = "bridge", "worker", "simulate"
 
@@ -160,7 +161,7 @@ class UpJob:
             sink.ensure_databases()
         topics = topics_for(self.settings)
         self.watch = KafkaWatch(
-            self.settings.kafka_bootstrap,
+            kafka_client_kwargs(self.settings),
             topics.alerts,
             topics.deadletter,
             topics.streams,

@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,8 @@ class KafkaWatch:
 
     Parameters
     ----------
-    bootstrap
-        Kafka bootstrap servers.
+    kafka
+        :func:`ingest.kafka_client.kafka_client_kwargs` of the settings.
     alerts_topic, deadletter_topic
         Topics read from their end at :meth:`start`.
     stream_topics
@@ -75,13 +75,13 @@ class KafkaWatch:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         alerts_topic: str,
         deadletter_topic: str,
         stream_topics: Sequence[str],
         group_id: str,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.alerts_topic, self.deadletter_topic = alerts_topic, deadletter_topic
         self.stream_topics = list(stream_topics)
         self.group_id = group_id
@@ -160,13 +160,13 @@ class KafkaWatch:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        self._admin = AIOKafkaAdminClient(**self.kafka)
         await self._admin.start()
         # read_committed: the worker publishes alerts inside its checkpoint transactions, and
         # a worker killed mid-transaction leaves aborted copies that no consumer may count
         # (docs/STREAMS.md). Dead letters are plain produces, visible either way.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **self.kafka,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -29,6 +29,7 @@ from ingest.bridge.session import MqttSession, subscription_filter
 from ingest.bridge.stage import DeadLetter, DecodeStage, RawMessage, StageConfig, StageOutput
 from ingest.bridge.stats import BridgeStats
 from ingest.bridge.workers import DecoderPool
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class Bridge:
             asyncio.set_event_loop(self._loop)
             self._all_flushed = asyncio.Event()
             self._producer = ReliableProducer(
-                KafkaTarget(self.settings.kafka_bootstrap, self.config.client_id),
+                KafkaTarget(kafka_client_kwargs(self.settings), self.config.client_id),
                 self.stats,
                 self.config.retry_backoff_s,
             )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -25,12 +27,16 @@ _MAX_BACKOFF_S = 5.0
 
 @dataclass(frozen=True)
 class KafkaTarget:
-    """Where to produce."""
+    """Where to produce: ``kafka`` is :func:`ingest.kafka_client.kafka_client_kwargs`."""
 
-    bootstrap: str
+    kafka: Mapping[str, Any]
     client_id: str
     request_timeout_ms: int = 15_000
     max_request_size: int = 1 << 20
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.kafka["bootstrap_servers"])
 
 
 class ReliableProducer:
@@ -56,7 +62,7 @@ class ReliableProducer:
         backoff = self._backoff_s
         while not self._closing:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._target.bootstrap,
+                **self._target.kafka,
                 client_id=self._target.client_id,
                 acks="all",
                 enable_idempotence=True,

@@ -23,6 +23,7 @@ from typing import Any
 
 from cityhealth.pipeline.channels import RAW_MEASUREMENTS, database_name
 from cityhealth.settings import Settings
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import STREAM_BASES, topics_for
 from ingest.topic_reader import read_to_end
 from streams.alert_reader import read_alerts
@@ -50,7 +51,7 @@ def copy_stream_records(source: Settings, target: Settings) -> dict[str, int]:
     """Copy every micro-batch record of ``source``'s stream topics to ``target``'s, same
     partition, same order; records copied per stream."""
     src = topics_for(source)
-    found = read_to_end(source.kafka_bootstrap, src.streams, timeout_s=120)
+    found = read_to_end(kafka_client_kwargs(source), src.streams, timeout_s=120)
     copied = {}
     for stream in STREAM_BASES:
         records = found[src.stream(stream)]
@@ -84,4 +85,4 @@ def replay_alerts(
         wait_for(lambda: stored() == expected, 300, f"replay stored {expected}")
     finally:
         worker.stop()  # graceful: the last checkpoint transaction (with its alerts) commits
-    return read_alerts(target.kafka_bootstrap, topics_for(target).alerts)
+    return read_alerts(kafka_client_kwargs(target), topics_for(target).alerts)

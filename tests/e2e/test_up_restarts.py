@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
 from streams.alert_reader import read_alerts
 from tests.conftest import RunningStack
@@ -68,7 +69,7 @@ def test_restart_mid_run_loses_nothing(
         assert summary["processes"][part]["forced_restarts"] == 1
     if crash_worker:
         assert summary["alerts"]["duplicates"] == 0, summary["alerts"]["duplicate_examples"]
-        published = read_alerts(settings.kafka_bootstrap, topics_for(settings).alerts)
+        published = read_alerts(kafka_client_kwargs(settings), topics_for(settings).alerts)
         replayed = replay_alerts(cli, stack.settings, settings, summary, tmp_path / "replay.log")
         got, want = alert_keys(published), alert_keys(replayed)
         assert any(key[1] == "fall" for key in want), "the replay raised no fall alert"

@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from cityhealth.settings import Settings
+from ingest.kafka_client import kafka_client_kwargs
 from streams.alerts import Alert
 
 # The command through its own register(), independent of the CLI's module list.
@@ -62,9 +63,9 @@ COMMITTED = {a.id for a in (FALL, ANOMALY, AQI, HEAT)}
 
 async def _produce(settings: Settings, topic: str) -> None:
     """Plain and transactional records, with repeats, one aborted alert and one bad record."""
-    plain = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    plain = AIOKafkaProducer(**kafka_client_kwargs(settings), acks="all")
     txn = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_client_kwargs(settings),
         transactional_id=f"{topic}-test",
         enable_idempotence=True,
     )
@@ -159,7 +160,7 @@ def test_default_is_latest_and_sigterm_stops_cleanly(settings: Settings, topic: 
 
 
 async def _send(settings: Settings, topic: str, a: Alert) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_client_kwargs(settings), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, a.to_json(), partition=0)

@@ -12,6 +12,7 @@ from cityhealth.settings import Settings
 from ingest.batch import decode as decode_batch
 from ingest.bridge import Bridge, BridgeConfig
 from ingest.deadletter import decode_deadletter
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import ensure_topics, topics_for
 from ingest.topic_reader import read_to_end
 from tests.pipeline import test_bridge_support as support
@@ -88,7 +89,7 @@ def test_batches_are_bounded_and_name_their_producer(
     publish(settings, samples.messages)
     wait_for(lambda: bridge.snapshot()["acked"] == 120, 60, "all PUBACKs")
     topics = topics_for(settings)
-    records = read_to_end(settings.kafka_bootstrap, topics.streams)
+    records = read_to_end(kafka_client_kwargs(settings), topics.streams)
     producers = set()
     for name in topics.streams:
         for record in records[name]:

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from cityhealth.settings import Settings
 from ingest.deadletter import MAX_PAYLOAD_BYTES, decode_deadletter, encode_deadletter
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import ALL_BASES, ensure_topics, topics_for
 from ingest.topic_reader import read_to_end
 
@@ -69,7 +70,7 @@ def test_ensure_topics_is_idempotent(settings: Settings) -> None:
     assert ensure_topics(settings) == []
 
     async def describe() -> list[dict]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
         await admin.start()
         try:
             return await admin.describe_topics(list(topics_for(settings).all))
@@ -80,5 +81,5 @@ def test_ensure_topics_is_idempotent(settings: Settings) -> None:
     assert {d["topic"]: len(d["partitions"]) for d in described} == dict.fromkeys(
         topics_for(settings).all, settings.kafka_partitions
     )
-    records = read_to_end(settings.kafka_bootstrap, topics_for(settings).all)
+    records = read_to_end(kafka_client_kwargs(settings), topics_for(settings).all)
     assert all(batch == [] for batch in records.values())

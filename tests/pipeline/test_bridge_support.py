@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 
 from cityhealth.settings import Settings
 from ingest.batch import decode as decode_batch
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
 from ingest.pseudonym import pseudonymizer_from_settings
 from ingest.topic_reader import read_to_end
@@ -101,7 +102,7 @@ def read_kafka(settings: Settings) -> KafkaContent:
     from ingest.batch import kafka_partition
 
     topics = topics_for(settings)
-    records = read_to_end(settings.kafka_bootstrap, (*topics.streams, topics.deadletter))
+    records = read_to_end(kafka_client_kwargs(settings), (*topics.streams, topics.deadletter))
     out = KafkaContent(deadletters=[r.value for r in records[topics.deadletter]])
     chunks = []
     for name in topics.streams:

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from cityhealth.settings import Settings
+from ingest.kafka_client import kafka_client_kwargs
 from streams.checkpoint import checkpoint_key, ensure_checkpoint_topic, read_checkpoints
 from streams.synthetic import motion_batches, vitals_batches
 from tests.pipeline.test_worker_support import (
@@ -240,16 +241,14 @@ def test_restore_reads_past_another_streams_open_transaction(stack: Any) -> None
     that stopped at the LSO got stale state and re-published committed alerts on replay.
     """
     s = worker_settings(stack.settings)
-    bootstrap, topic = s.kafka_bootstrap, s.topic_prefix + "checkpoints"
+    kafka, topic = kafka_client_kwargs(s), s.topic_prefix + "checkpoints"
     zombie_id = f"{s.topic_prefix}motion-0"
 
     async def run() -> dict[bytes, bytes]:
-        await ensure_checkpoint_topic(bootstrap, topic, 1)
-        zombie = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=zombie_id)
-        owner = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, transactional_id=f"{s.topic_prefix}vitals-0"
-        )
-        successor = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=zombie_id)
+        await ensure_checkpoint_topic(kafka, topic, 1)
+        zombie = AIOKafkaProducer(**kafka, transactional_id=zombie_id)
+        owner = AIOKafkaProducer(**kafka, transactional_id=f"{s.topic_prefix}vitals-0")
+        successor = AIOKafkaProducer(**kafka, transactional_id=zombie_id)
         await zombie.start()
         await owner.start()
         try:
@@ -257,7 +256,7 @@ def test_restore_reads_past_another_streams_open_transaction(stack: Any) -> None
             await (await zombie.send(topic, b"m", key=checkpoint_key("motion", 0, 1), partition=0))
             async with owner.transaction():  # vitals committed after it: behind the LSO
                 await owner.send(topic, b"v", key=checkpoint_key("vitals", 0, 3), partition=0)
-            restore = asyncio.ensure_future(read_checkpoints(bootstrap, topic, 0, "vitals"))
+            restore = asyncio.ensure_future(read_checkpoints(kafka, topic, 0, "vitals"))
             await asyncio.sleep(1.0)  # the vitals runner restores first ...
             await successor.start()  # ... then the motion runner fences the zombie
             return await restore

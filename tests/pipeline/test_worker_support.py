@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from cityhealth.settings import Settings
 from cityhealth.stack import create_databases
 from ingest.batch import kafka_partition
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import ensure_topics, topics_for
 from streams.alert_reader import read_alerts
 from streams.sink import make_sink
@@ -131,7 +132,7 @@ def produce(settings: Settings, stream: str, records: Sequence[tuple[int, bytes]
 
     async def run() -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **kafka_client_kwargs(settings),
             acks="all",
             enable_idempotence=True,
             max_request_size=8 << 20,
@@ -152,7 +153,7 @@ def count(settings: Settings, database: str, measurement: str, field: str) -> in
 
 
 def alerts(settings: Settings) -> list[dict[str, Any]]:
-    return read_alerts(settings.kafka_bootstrap, topics_for(settings).alerts)
+    return read_alerts(kafka_client_kwargs(settings), topics_for(settings).alerts)
 
 
 def query(settings: Settings, database: str, influxql: str) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import requests
@@ -64,8 +65,8 @@ def test_mqtt_publish_subscribe_qos1(stack: RunningStack, settings: Settings) ->
     assert {q for _, q in received} == {1}
 
 
-async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def _produce(kafka: Mapping[str, Any], topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for i, value in enumerate(values):
@@ -75,11 +76,11 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
-async def _consume(bootstrap: str, topic: str, group: str, n: int) -> list[bytes]:
+async def _consume(kafka: Mapping[str, Any], topic: str, group: str, n: int) -> list[bytes]:
     """Read ``n`` records as a member of ``group`` and commit the offsets."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -99,8 +100,8 @@ async def _consume(bootstrap: str, topic: str, group: str, n: int) -> list[bytes
     return got
 
 
-async def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+async def _committed(kafka: Mapping[str, Any], topic: str, group: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(**kafka, group_id=group)
     await consumer.start()
     try:
         total = 0
@@ -120,14 +121,14 @@ def test_kafka_produce_consume_with_consumer_group(
     first = [f"first-{i}".encode() for i in range(300)]
     second = [f"second-{i}".encode() for i in range(50)]
 
-    asyncio.run(_produce(stack.kafka_bootstrap, topic, first))
-    got = asyncio.run(_consume(stack.kafka_bootstrap, topic, group, len(first)))
+    asyncio.run(_produce(stack.kafka, topic, first))
+    got = asyncio.run(_consume(stack.kafka, topic, group, len(first)))
     assert sorted(got) == sorted(first)
-    assert asyncio.run(_committed(stack.kafka_bootstrap, topic, group, 3)) == len(first)
+    assert asyncio.run(_committed(stack.kafka, topic, group, 3)) == len(first)
 
     # The group resumes from its committed offsets: only the new records arrive.
-    asyncio.run(_produce(stack.kafka_bootstrap, topic, second))
-    got = asyncio.run(_consume(stack.kafka_bootstrap, topic, group, len(second)))
+    asyncio.run(_produce(stack.kafka, topic, second))
+    got = asyncio.run(_consume(stack.kafka, topic, group, len(second)))
     assert sorted(got) == sorted(second)
 
 
@@ -189,12 +190,12 @@ def test_stack_helpers_work_inside_a_running_event_loop(
 
     report = asyncio.run(main())
     assert all(report[name]["healthy"] for name in ("mqtt", "kafka", "influx"))
-    assert asyncio.run(_partitions(stack.kafka_bootstrap, topic)) == {0, 1}
+    assert asyncio.run(_partitions(stack.kafka, topic)) == {0, 1}
 
 
-async def _partitions(bootstrap: str, topic: str) -> set[int] | None:
+async def _partitions(kafka: Mapping[str, Any], topic: str) -> set[int] | None:
     """Partitions of ``topic`` from a full metadata fetch (which never auto-creates)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    client = AIOKafkaClient(**kafka)
     await client.bootstrap()
     try:
         metadata = await client.fetch_all_metadata()
