@@ -10,6 +10,7 @@ from cityhealth.pipeline.summary import check_shape
 from cityhealth.pipeline.truth import REQUIRED
 from cityhealth.settings import Settings
 from ingest.deadletter import decode_deadletter
+from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
 from ingest.topic_reader import read_to_end
 
@@ -66,7 +67,7 @@ def test_malformed_messages_become_dead_letters_with_reasons(
     assert smoke["dead_lettered"] == smoke["malformed_published"]
     assert sum(smoke["dead_letter_reasons"].values()) == smoke["dead_lettered"]
     topic = topics_for(smoke_settings).deadletter
-    records = read_to_end(smoke_settings.kafka_bootstrap, [topic])[topic]
+    records = read_to_end(kafka_client_kwargs(smoke_settings), [topic])[topic]
     assert len(records) == smoke["dead_lettered"]
     for rec in records:
         letter = decode_deadletter(rec.value)
