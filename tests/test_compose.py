@@ -29,7 +29,11 @@ PROJECT = {
 def _compose(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose is missing: run `cityhealth stack install`"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "GRAFANA_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INFLUXDB_", "GRAFANA_", "CITYHEALTH_KAFKA_"))
+    }
     return subprocess.run(
         [exe, "-f", str(COMPOSE), *args],
         capture_output=True,
@@ -98,8 +102,42 @@ def test_project_services_build_from_one_dockerfile_and_wait_for_health(
 def test_kafka_runs_kraft(resolved: dict[str, Any]) -> None:
     env = resolved["services"]["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
     assert len(env["CLUSTER_ID"]) == 22  # base64url of a 16-byte UUID
+
+
+def test_kafka_listeners_all_require_sasl_with_the_services_credentials(
+    resolved: dict[str, Any],
+) -> None:
+    """No Kafka endpoint without credentials, and the services log in as the JAAS user."""
+    env = resolved["services"]["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = [item.split("://")[0] for item in env["KAFKA_LISTENERS"].split(",")]
+    assert all(protocols[name] == "SASL_PLAINTEXT" for name in listeners)
+    assert "CONTROLLER://localhost:9093" in env["KAFKA_LISTENERS"]
+    assert "ports" not in resolved["services"]["kafka"]  # not published on the host
+    bridge = resolved["services"]["bridge"]["environment"]
+    user, password = bridge["CITYHEALTH_KAFKA_USERNAME"], bridge["CITYHEALTH_KAFKA_PASSWORD"]
+    assert bridge["CITYHEALTH_KAFKA_SASL_MECHANISM"] == env["KAFKA_SASL_ENABLED_MECHANISMS"]
+    for listener in ("CLIENT", "CONTROLLER"):
+        jaas = env[f"KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG"]
+        assert f'user_{user}="{password}"' in jaas
+    assert "--command-config" in resolved["services"]["kafka"]["healthcheck"]["test"][1]
+
+
+def test_kafka_password_comes_from_the_environment() -> None:
+    env = {**os.environ, "CITYHEALTH_KAFKA_PASSWORD": "from-env-kafka"}
+    out = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    config = yaml.safe_load(out.stdout)["services"]
+    assert config["worker"]["environment"]["CITYHEALTH_KAFKA_PASSWORD"] == "from-env-kafka"
+    jaas = config["kafka"]["environment"]["KAFKA_LISTENER_NAME_CLIENT_PLAIN_SASL_JAAS_CONFIG"]
+    assert 'user_cityhealth="from-env-kafka"' in jaas
 
 
 def test_influxdb_initialises_org_buckets_and_token_from_env(resolved: dict[str, Any]) -> None:
