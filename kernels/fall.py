@@ -40,6 +40,16 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
      lands hard. The price: a fall from standing onto a soft surface that lands below
      ``impact_g`` is missed.
 
+6. **Louder than the activity before**: the impact peak must reach ``prior_ratio`` (1.2)
+   times the largest ``|a|`` of the ``prior_s`` (2 s) that end ``pre_s`` before the
+   crossing (as far as the snapshot ring reaches; each snapshot records the peak since
+   the one before). A fall's impact stands out from the walking or standing before it
+   (on the corpus: at least 1.26x, 5th percentile 1.46x at the pocket); the last stride
+   of someone who stops jogging or climbing stairs and sits or stands still at once is
+   no louder than the strides before it, although it is followed by a turn (the running
+   arm drops, the thigh becomes horizontal) and stillness, the other cues of a fall.
+   ``prior_ratio`` 0 switches the cue off.
+
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
 event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
 with the next batch that reaches that time; the reported time is the impact time.
@@ -74,7 +84,7 @@ from numba import njit
 from kernels._state import DeviceStateArrays
 
 G0 = 9.80665
-RING = 8
+RING = 16
 """Snapshots of the gravity estimate kept per device (``RING * snapshot_s`` of history)."""
 
 DEFAULTS: dict[str, float] = {
@@ -94,6 +104,8 @@ DEFAULTS: dict[str, float] = {
     "still_s": 1.5,
     "still_g": 0.1,
     "angle_deg": 30.0,
+    "prior_ratio": 1.2,
+    "prior_s": 2.0,
 }
 """Default parameters (the ``balanced`` preset); see ``docs/kernels/fall.md`` for why."""
 
@@ -106,13 +118,17 @@ PRESETS: dict[str, dict[str, float]] = {
 overrides of :data:`DEFAULTS`; the figures behind each are in ``docs/kernels/fall.md``."""
 
 # Columns of the per-device "track" row: everything touched on every sample sits in one
-# 72-byte row, so a run of samples costs one state load and one store (cache friendly with
+# 80-byte row, so a run of samples costs one state load and one store (cache friendly with
 # 10^4 devices). A candidate is pending iff its decision time is finite.
-_LAST_T, _GX, _GY, _GZ, _NEXT_SNAP, _LAST_LOW, _T_SETTLE, _T_DECIDE, _N_SNAP = range(9)
+_LAST_T, _GX, _GY, _GZ, _NEXT_SNAP, _LAST_LOW, _T_SETTLE, _T_DECIDE, _N_SNAP, _RUN_PEAK = range(10)
+_N_TRACK = 10
 # columns of the "cand" row (the pending impact)
 _C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
-_C_LEADX, _C_LEADY, _C_LEADZ = range(7, 10)
-_N_CAND = 10
+_C_LEADX, _C_LEADY, _C_LEADZ, _C_PRIOR = range(7, 11)
+_N_CAND = 11
+# columns of a ring slot: gravity snapshot xyz, its time, peak |a|^2 since the slot before
+_R_T, _R_PEAK = 3, 4
+_N_RING_COLS = 5
 # columns of the "acc" row (stillness-window sums)
 _A_SX, _A_SY, _A_SZ, _A_QX, _A_QY, _A_QZ, _A_N = range(7)
 
@@ -139,6 +155,8 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             p["lead_s"],
             math.cos(math.radians(p["lead_deg"])),
             p["soft_freefall_veto"],
+            p["prior_ratio"] ** 2,
+            p["prior_s"],
         ],
         dtype=np.float64,
     )
@@ -178,24 +196,30 @@ def _all_finite(t: np.ndarray, ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -
 
 
 @njit(cache=True)
-def _snapshot_slots(ring: np.ndarray, n: int, t_pre: float, t_lead: float) -> tuple[int, int]:
-    """Slots of the newest snapshots taken at or before ``t_pre`` and ``t_lead``.
+def _snapshot_slots(
+    ring: np.ndarray, n: int, t_pre: float, t_lead: float, t_prior: float
+) -> tuple[int, int, float]:
+    """Slots of the newest snapshots taken at or before ``t_pre`` and ``t_lead``, and the
+    largest ``|a|^2`` of the slots taken in ``(t_prior, t_pre]`` (the activity before).
 
-    Either falls back to the oldest snapshot when none is that old. One pass over the
-    ring serves both look-ups.
+    Either slot falls back to the oldest snapshot when none is that old. One pass over
+    the ring serves all three look-ups.
     """
     pre = -1
     lead = -1
     oldest = -1
+    prior = 0.0
     for j in range(n):
-        tj = ring[j, 3]
-        if tj <= t_pre and (pre < 0 or tj > ring[pre, 3]):
+        tj = ring[j, _R_T]
+        if tj <= t_pre and (pre < 0 or tj > ring[pre, _R_T]):
             pre = j
-        if tj <= t_lead and (lead < 0 or tj > ring[lead, 3]):
+        if tj <= t_lead and (lead < 0 or tj > ring[lead, _R_T]):
             lead = j
-        if oldest < 0 or tj < ring[oldest, 3]:
+        if oldest < 0 or tj < ring[oldest, _R_T]:
             oldest = j
-    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest)
+        if t_prior < tj <= t_pre and ring[j, _R_PEAK] > prior:
+            prior = ring[j, _R_PEAK]
+    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), prior
 
 
 @njit(cache=True)
@@ -229,6 +253,8 @@ def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     if _cos_angle(px, py, pz, mx, my, mz) > prm[11]:
         return False
     peak2 = cand[_C_PEAK2]
+    if peak2 < prm[16] * cand[_C_PRIOR]:
+        return False  # no louder than the activity before it: a stride, not an impact
     if peak2 >= prm[12]:
         return peak2 >= prm[1] or cand[_C_LOWOK] > 0
     if prm[15] > 0 and cand[_C_LOWOK] > 0:
@@ -261,6 +287,7 @@ def _update(
     """
     imp2, imp_win, ff2, ff_win, tau = prm[0], prm[2], prm[3], prm[4], prm[5]
     snap_s, pre_s, settle, decide, lead_s = prm[6], prm[7], prm[8], prm[9], prm[13]
+    prior_s = prm[17]
     n = t.size
     cap = ev_pos.size
     k = 0
@@ -271,7 +298,7 @@ def _update(
         row = track[d]
         lt, gx, gy, gz = row[_LAST_T], row[_GX], row[_GY], row[_GZ]
         nsnap, llow, t_set, t_dec = row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE]
-        n_snap = row[_N_SNAP]
+        n_snap, run_peak = row[_N_SNAP], row[_RUN_PEAK]
         while i < n and device[i] == d and k < cap:
             ti, x, y, z = t[i], ax[i], ay[i], az[i]
             if ti <= lt:
@@ -297,12 +324,16 @@ def _update(
                 gx += alpha * (x - gx)
                 gy += alpha * (y - gy)
                 gz += alpha * (z - gz)
+            if m2 > run_peak:
+                run_peak = m2
             if ti >= nsnap:
                 slot = int(n_snap) % RING
                 ring[d, slot, 0] = gx
                 ring[d, slot, 1] = gy
                 ring[d, slot, 2] = gz
-                ring[d, slot, 3] = ti
+                ring[d, slot, _R_T] = ti
+                ring[d, slot, _R_PEAK] = run_peak
+                run_peak = 0.0
                 n_snap += 1.0
                 nsnap = ti + snap_s
             # 3. impacts: start, refine or replace a candidate
@@ -317,7 +348,10 @@ def _update(
                         t_dec = ti + decide
                 else:
                     rd = ring[d]
-                    j, jl = _snapshot_slots(rd, min(int(n_snap), RING), ti - pre_s, ti - lead_s)
+                    t_pre = ti - pre_s
+                    j, jl, prior = _snapshot_slots(
+                        rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s
+                    )
                     c[_C_TWIN] = ti + imp_win
                     c[_C_TIMP] = ti
                     c[_C_PEAK2] = m2
@@ -328,6 +362,7 @@ def _update(
                     c[_C_LEADY] = rd[jl, 1]
                     c[_C_LEADZ] = rd[jl, 2]
                     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
+                    c[_C_PRIOR] = prior
                     acc[d, :] = 0.0
                     t_set = ti + settle
                     t_dec = ti + decide
@@ -347,7 +382,7 @@ def _update(
             i += 1
         row[_LAST_T], row[_GX], row[_GY], row[_GZ] = lt, gx, gy, gz
         row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE] = nsnap, llow, t_set, t_dec
-        row[_N_SNAP] = n_snap
+        row[_N_SNAP], row[_RUN_PEAK] = n_snap, run_peak
     return k, i
 
 
@@ -375,13 +410,14 @@ class FallDetector(DeviceStateArrays):
 
     def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
         n = n_devices
-        track = np.zeros((n, 9))
+        track = np.zeros((n, _N_TRACK))
         track[:, [_LAST_T, _NEXT_SNAP, _LAST_LOW]] = -np.inf
         track[:, [_T_SETTLE, _T_DECIDE]] = np.inf  # no candidate pending
         return {
-            "track": track,  # last_t, gravity xyz, next_snap, last_low, t_settle, t_decide, n
-            "ring": np.zeros((n, RING, 4)),  # gravity snapshots: gx, gy, gz, t
-            # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz
+            # last_t, gravity xyz, next_snap, last_low, t_settle, t_decide, n, peak^2 so far
+            "track": track,
+            "ring": np.zeros((n, RING, _N_RING_COLS)),  # snapshots: gx, gy, gz, t, peak^2
+            # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, prior peak^2
             "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
             "counts": np.zeros((n, 3), np.int64),  # non-finite, out of order, falls

@@ -29,7 +29,8 @@ class ReferenceFallDetector:
             "g": [0.0, 0.0, 0.0],
             "next_snap": -math.inf,
             "last_low": -math.inf,
-            "snapshots": [],  # (t, [gx, gy, gz]), at most RING, oldest first
+            "snapshots": [],  # (t, [gx, gy, gz], peak |a|^2 since the one before), <= RING
+            "run_peak": 0.0,
             "candidate": None,
             "skipped_nonfinite": 0,
             "skipped_out_of_order": 0,
@@ -40,6 +41,11 @@ class ReferenceFallDetector:
         before = [s for s in st["snapshots"] if s[0] <= t_ref]
         chosen = max(before, key=lambda s: s[0]) if before else st["snapshots"][0]
         return list(chosen[1])
+
+    @staticmethod
+    def _prior_peak(st: dict[str, Any], lo: float, hi: float) -> float:
+        """Largest |a|^2 recorded by the snapshots taken in ``(lo, hi]``."""
+        return max([s[2] for s in st["snapshots"] if lo < s[0] <= hi], default=0.0)
 
     @staticmethod
     def _cos_angle(a: list[float], b: list[float]) -> float:
@@ -67,6 +73,8 @@ class ReferenceFallDetector:
             return False  # not still
         if self._cos_angle(c["pre"], mean) > math.cos(math.radians(p["angle_deg"])):
             return False  # not tilted enough
+        if c["peak2"] < p["prior_ratio"] ** 2 * c["prior"]:
+            return False  # no louder than the activity before it (a stride)
         if c["peak2"] >= p["impact_g"] ** 2 * g2:  # hard impact (free fall if not strong)
             return c["peak2"] >= p["strong_impact_g"] ** 2 * g2 or c["low_ok"]
         # soft impact: no free fall before it (not a drop onto a seat) and the rotation
@@ -104,8 +112,10 @@ class ReferenceFallDetector:
             g[0] += alpha * (x - g[0])
             g[1] += alpha * (y - g[1])
             g[2] += alpha * (z - g[2])
+        st["run_peak"] = max(st["run_peak"], m2)
         if t >= st["next_snap"]:
-            st["snapshots"].append((t, list(g)))
+            st["snapshots"].append((t, list(g), st["run_peak"]))
+            st["run_peak"] = 0.0
             st["snapshots"] = st["snapshots"][-RING:]
             st["next_snap"] = t + p["snapshot_s"]
         if m2 >= min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2:
@@ -121,6 +131,7 @@ class ReferenceFallDetector:
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
                     "lead": self._pre_orientation(st, t - p["lead_s"]),
                     "low_ok": t - st["last_low"] <= p["freefall_window_s"],
+                    "prior": self._prior_peak(st, t - p["pre_s"] - p["prior_s"], t - p["pre_s"]),
                     "sum": [0.0, 0.0, 0.0],
                     "sq": [0.0, 0.0, 0.0],
                     "n": 0.0,
