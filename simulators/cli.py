@@ -103,10 +103,6 @@ def run_simulation(opts: SimulateOptions, console: Console) -> int:
     if opts.window < 1 or opts.duration <= 0:
         console.print("[red]error:[/red] --window must be >= 1 and --duration > 0")
         return 2
-    start = opts.start if opts.start is not None else simulated_start(duration, opts.speed)
-    for sim in sims:
-        if hasattr(sim, "rebase"):
-            sim.rebase(start)
     try:
         pub: Any = (
             NullPublisher()
@@ -122,6 +118,11 @@ def run_simulation(opts: SimulateOptions, console: Console) -> int:
     except PublishError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 3
+    # the clock starts once connected: in real time, sensor time = publication time
+    start = opts.start if opts.start is not None else simulated_start(duration, opts.speed)
+    for sim in sims:
+        if hasattr(sim, "rebase"):
+            sim.rebase(start)
     runner = Runner(
         sims,
         pub,

@@ -58,6 +58,8 @@ def simulated_start(duration: float, speed: float | None, now: float | None = No
     else:
         back = 0.0
     back = min(back, DEFAULT_MAX_AGE_S - 3600.0)
+    if back == 0.0:  # real time: sensor time is the wall clock (a floor made every
+        return float(now)  # sample up to 1 s older than its publication)
     return float(np.floor(now - back))
 
 
