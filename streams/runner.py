@@ -12,8 +12,11 @@ The commit protocol (docs/STREAMS.md), per partition and in this order:
    the next batches goes on meanwhile;
 3. once InfluxDB acknowledged: in **one Kafka transaction** (transactional id per source
    partition) the step's checkpoint records and alerts;
-4. only then ack the step's events to Faust, which commits their offsets. At most one
-   step is in flight; steps publish in order.
+4. only then ack the step's events to Faust, which commits their offsets. Steps publish
+   in order (each waits for the previous one's publication before its transaction), at
+   most :data:`MAX_STEPS` are in flight. A new step is cut without waiting for the
+   previous one's transaction, so a step that carries an alert is written to InfluxDB
+   right after the previous step's write (one writer thread: writes stay in order).
 
 So a committed offset never runs ahead of a checkpoint (the state covers every
 committed batch), and alerts are published exactly when the state that raised them is.
@@ -42,6 +45,9 @@ from streams.state import CheckpointError
 log = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[Any]]
+
+#: Commit steps cut but not yet published, at most (bounds memory while InfluxDB is slow).
+MAX_STEPS = 2
 
 
 def write_until_acknowledged(
@@ -116,7 +122,7 @@ class PartitionRunner:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"{stream}-{partition}")
         #: InfluxDB writes of a commit step overlap the processing of the next batches.
         self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"{stream}-{partition}-influx")
-        self._inflight: asyncio.Future[None] | None = None
+        self._steps: list[asyncio.Future[None]] = []  # cut, not yet published, in order
         self.lock = asyncio.Lock()
         self.out = Output(services.dbs)
         self.pending: list[tuple[Ack, Any]] = []
@@ -196,19 +202,21 @@ class PartitionRunner:
             await self._run(self.processor.tick, now, self.out)
             if self.out.alerts or (self.pending and self._due()):
                 await self._commit()
-            elif self._inflight is not None and self._inflight.done():
-                await self.drain()  # surfaces a failed publication
+            elif self._steps and self._steps[0].done():
+                await self._reap()  # surfaces a failed publication
 
     # -- commit step -----------------------------------------------------------------------
     async def _commit(self) -> None:
         """Cut a commit step: its bodies go to the writer thread while processing goes on.
 
         The state is exported *now* (it covers exactly the step's batches); the step's
-        transaction and acks run once InfluxDB acknowledged its bodies (:meth:`_publish`).
-        At most one step is in flight, and steps publish in order.
+        transaction and acks run once InfluxDB acknowledged its bodies and the previous
+        step is published (:meth:`_publish`).
         """
-        if self._inflight is not None:
-            await self._inflight  # the previous step published (or raises its failure)
+        await self._reap()
+        if len(self._steps) >= MAX_STEPS:
+            await self._steps[0]  # bounded: the oldest step published (or raises)
+            await self._reap()
         out = self.out
         await self._run(self.processor.flush, out)
         now = time.time()
@@ -219,15 +227,23 @@ class PartitionRunner:
         written = asyncio.get_running_loop().run_in_executor(
             self.writer, write_until_acknowledged, self.sink, out.bodies, lambda: self.closed
         )
+        previous = self._steps[-1] if self._steps else None
         step = _Step(written, records, out.alerts, self.pending, out.points)
-        self._inflight = asyncio.ensure_future(self._publish(step))
+        self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.pending = []
         self.batches_since = 0
         self.last_commit = time.monotonic()
 
-    async def _publish(self, step: _Step) -> None:
+    async def _reap(self) -> None:
+        """Forget published steps (raises the failure of one that failed)."""
+        while self._steps and self._steps[0].done():
+            self._steps.pop(0).result()
+
+    async def _publish(self, step: _Step, previous: asyncio.Future[None] | None) -> None:
         refused = await step.written  # InfluxDB acknowledged the step's points
+        if previous is not None:
+            await asyncio.shield(previous)  # in order; a failed step fails the later ones
         async with self.producer.transaction():
             for block, data in step.records:
                 key = checkpoint_key(self.stream, self.partition, block)
@@ -246,20 +262,27 @@ class PartitionRunner:
         self.stats.commits += 1
 
     async def drain(self) -> None:
-        """Wait until the step in flight is published."""
-        if self._inflight is not None:
-            await self._inflight
-            self._inflight = None
+        """Wait until every step cut so far is published (raises the first failure)."""
+        while self._steps:
+            await self._steps[0]
+            await self._reap()
 
     async def close(self) -> None:
         """Stop after the current step; un-acked events are left for the next owner."""
         self.closed = True
         async with self.lock:
             self.pending = []
-            try:
-                await self.drain()
-            except Exception as exc:
-                log.warning("%s[%d]: last step not published: %s", self.stream, self.partition, exc)
+            steps, self._steps = self._steps, []
+            results = await asyncio.gather(*steps, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                log.warning(
+                    "%s[%d]: %d last step(s) not published: %s",
+                    self.stream,
+                    self.partition,
+                    len(failed),
+                    failed[0],
+                )
             await self.producer.stop()
         self.executor.shutdown(wait=True)
         self.writer.shutdown(wait=True)
