@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.anomaly import COLUMNS, THRESHOLD, AnomalyScorer, score
+from kernels.anomaly import COLUMNS, THRESHOLD, AnomalyScorer, _update_parallel, as_batch, score
 from tests.reference.anomaly import ReferenceAnomalyScorer
 
 HYP = settings(max_examples=60, deadline=None)
@@ -62,6 +62,39 @@ def test_numba_equals_reference(stream: tuple[np.ndarray, np.ndarray, np.ndarray
     device, t, x = stream
     got = AnomalyScorer(4).update(device, t, x)
     np.testing.assert_array_equal(got, _ref(device, t, x))
+
+
+@HYP
+@given(streams(), st.integers(1, 5), st.lists(st.integers(0, 300), max_size=3))
+def test_parallel_equals_serial(
+    stream: tuple[np.ndarray, np.ndarray, np.ndarray], shards: int, cuts: list[int]
+) -> None:
+    """Sharding devices over threads changes neither the scores nor the state, whatever
+    the number of shards (more shards than devices included), chunk by chunk."""
+    device, t, x = stream
+    serial, sharded = AnomalyScorer(4), AnomalyScorer(4)
+    bounds = [0, *sorted(c % (len(x) + 1) for c in cuts), len(x)]
+    for a, b in itertools.pairwise(bounds):
+        want = serial.update(device[a:b], t[a:b], x[a:b])
+        dev, tt, xx = as_batch(device[a:b], t[a:b], x[a:b], 4)
+        if dev.size:
+            got = _update_parallel(dev, tt, xx, sharded._state["state"], sharded._packed, shards)
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        sharded.export_state(range(4))["state"], serial.export_state(range(4))["state"]
+    )
+
+
+def test_parallel_keyword_uses_the_sharded_loop() -> None:
+    device, t, x = _stream(3000, 7, 11)
+    serial = AnomalyScorer(7)
+    parallel = AnomalyScorer(7)
+    np.testing.assert_array_equal(
+        parallel.update(device, t, x, parallel=True), serial.update(device, t, x)
+    )
+    np.testing.assert_array_equal(
+        parallel.export_state(range(7))["state"], serial.export_state(range(7))["state"]
+    )
 
 
 @HYP
