@@ -18,7 +18,7 @@ rule (alert)     sign         enters at (rest / while walking)                le
 tachycardia      heart rate   >= 120 /min at rest; >= 150 /min while active*  < 110
 bradycardia      heart rate   <= 49 /min (guideline: below 50)                > 55
 desaturation     SpO2         <= 91 % (NEWS2 scale 1 scores 3)                > 93
-fever            body temp    >= 38.0 degC (NEWS2 scores 38.1-39.0 as 1)      < 37.8
+fever            body temp    >= 38.0 degC (NEWS2 scores 38.1-39.0 as 1)**    < 37.8
 hypothermia      body temp    <= 35.0 degC (NEWS2 scores 3)                   > 35.5
 tachypnoea       respiration  >= 25 /min (NEWS2 3); >= 35 /min while active   < 21
 bradypnoea       respiration  <= 8 /min (NEWS2 3)                             > 11
@@ -31,6 +31,12 @@ walks and the anomaly scorer's alerts on them are held back (docs/ALERTS.md).
 (*) Unless the run began abruptly, ``onset`` (25 /min) above the sign's recent baseline
 (exponential mean, ``baseline_tau_s`` 10 s): exercise raises heart rate over tens of
 seconds (on-kinetics time constant 20-40 s), a paroxysmal tachycardia within beats.
+
+(**) Or a rise of ``rise`` (1.1 degC) over the device's long-term baseline (exponential
+mean, ``slow_tau_s`` 1 h, started at its first reading): the IDSA definition of fever in
+older adults (High et al. 2009, Clin Infect Dis 48:149: a single oral temperature
+> 37.8 degC, or an increase > 1.1 degC over baseline), for people whose normal is low
+(or at the circadian trough) so that a fever stays below 38.0 degC.
 
 Sustained, de-bounced, one alert per episode
 --------------------------------------------
@@ -68,6 +74,7 @@ class Rule:
     enter_active: float
     leave: float
     onset: float = float("nan")
+    rise: float = float("nan")
 
 
 #: The default rules (see the module docstring for the sources).
@@ -75,7 +82,7 @@ RULES: tuple[Rule, ...] = (
     Rule("tachycardia", "heart_rate", +1, 120.0, 150.0, 110.0, onset=25.0),
     Rule("bradycardia", "heart_rate", -1, 49.0, 49.0, 55.0),
     Rule("desaturation", "spo2", -1, 91.0, 91.0, 93.0),
-    Rule("fever", "body_temp", +1, 38.0, 38.0, 37.8),
+    Rule("fever", "body_temp", +1, 38.0, 38.0, 37.8, rise=1.1),
     Rule("hypothermia", "body_temp", -1, 35.0, 35.0, 35.5),
     Rule("tachypnoea", "respiration_rate", +1, 25.0, 35.0, 21.0),
     Rule("bradypnoea", "respiration_rate", -1, 8.0, 8.0, 11.0),
@@ -99,8 +106,9 @@ DEVICE_STATE = {
     "stepped": ("f8", -np.inf),
     "last_t": ("f8", -np.inf),
 }
-#: Per (device, sign) state: the sign's recent baseline (exponential mean) and its time.
-SIGN_STATE = {"base": ("f8", np.nan), "base_t": ("f8", -np.inf)}
+#: Per (device, sign) state: the sign's recent and long-term baselines (exponential means,
+#: ``baseline_tau_s`` and ``slow_tau_s``) and the time of their last update.
+SIGN_STATE = {"base": ("f8", np.nan), "slow": ("f8", np.nan), "base_t": ("f8", -np.inf)}
 
 
 @dataclass(frozen=True)
@@ -112,14 +120,16 @@ class Timing:
     clear_s: float = 10.0
     active_s: float = 60.0
     baseline_tau_s: float = 10.0
+    slow_tau_s: float = 3600.0
     min_fraction: float = 0.8
 
 
 def rule_table(rules: tuple[Rule, ...] = RULES) -> np.ndarray:
-    """float64[n_rules, 6]: sign column, direction, enter, enter while active, leave, onset."""
+    """float64[n_rules, 7]: sign column, direction, enter, enter while active, leave, onset,
+    rise."""
     return np.array(
         [
-            [SIGNS.index(r.sign), r.direction, r.enter, r.enter_active, r.leave, r.onset]
+            [SIGNS.index(r.sign), r.direction, r.enter, r.enter_active, r.leave, r.onset, r.rise]
             for r in rules
         ],
         dtype=np.float64,
@@ -145,6 +155,7 @@ def _limits(
     d_stepped: np.ndarray,
     d_last: np.ndarray,
     base: np.ndarray,
+    slow: np.ndarray,
     base_t: np.ndarray,
     ev_row: np.ndarray,
     ev_rule: np.ndarray,
@@ -152,7 +163,7 @@ def _limits(
     active_out: np.ndarray,
 ) -> int:
     sustain, grace, clear, active_s, tau = timing[0], timing[1], timing[2], timing[3], timing[4]
-    frac = timing[5]
+    frac, slow_tau = timing[5], timing[6]
     n_rules = table.shape[0]
     n_signs = values.shape[1]
     k = 0
@@ -195,12 +206,19 @@ def _limits(
                     abrupt[j] = 1
                 else:
                     beyond = sgn * (x - table[r, 3]) >= 0.0
+            rise = table[r, 6]
+            if not beyond and rise == rise:
+                # a departure from the device's own long-term baseline (IDSA: a rise of
+                # more than 1.1 degC over baseline is fever in older adults)
+                sb = slow[d * n_signs + c]
+                beyond = sb == sb and sgn * (x - sb) >= rise
             if beyond:
                 if not running:
                     since[j] = ti
                     n_out[j] = 0.0
                     n_all[j] = 0.0
                 last_out[j] = ti
+                last_abn[j] = ti  # (a rise over the baseline may stay inside the exit limit)
             if since[j] == since[j]:
                 n_all[j] += 1.0
                 if beyond:
@@ -227,9 +245,11 @@ def _limits(
             b = base[j]
             if b != b:
                 base[j] = x
+                slow[j] = x
             else:
                 dt = ti - base_t[j]
                 base[j] = b + (x - b) * (dt / (tau + dt))
+                slow[j] += (x - slow[j]) * (dt / (slow_tau + dt))
             base_t[j] = ti
     return k
 
@@ -299,6 +319,7 @@ def check_limits(
                 timing.active_s,
                 timing.baseline_tau_s,
                 timing.min_fraction,
+                timing.slow_tau_s,
             ]
         ),
         rule_state["since"],
@@ -312,6 +333,7 @@ def check_limits(
         device_state["stepped"],
         device_state["last_t"],
         sign_state["base"],
+        sign_state["slow"],
         sign_state["base_t"],
         ev_row,
         ev_rule,

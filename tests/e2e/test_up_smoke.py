@@ -30,16 +30,23 @@ def test_every_valid_reading_published_is_stored(smoke: dict[str, Any]) -> None:
     assert smoke["ingested"] == smoke["published"]
 
 
-#: Recall reached on this scenario so far. Issue 5 asks that *every* ground-truth fall and
-#: vital anomaly alerts; the pipeline does not reach that yet: falls, desaturations and
-#: fevers are caught (nearly) always, heart-rate episodes (tachycardia, bradycardia) that
-#: start within a device's first minute are often missed. These floors guard what works so
-#: regressions fail loudly; raise them to 1.0 when detection is complete (issue note).
-#: Measured in recent runs: falls 6/7, 7/7, 9/10; vital anomalies pooled 14/19 (heart-rate
-#: types 5/9). With 5-10 events per type, a floor near the mean would make the test flaky.
-FALL_RECALL_FLOOR = 0.7
-VITAL_RECALL_FLOOR = 0.5
+#: Issue 5 asks that *every* ground-truth fall and vital anomaly alerts. Vital anomalies:
+#: every one, required. The clinical limit rules (streams.limits) need no device history,
+#: which is what the anomaly scorer lacked in a device's first minute (before them: 14/19
+#: and 15/17 pooled, heart-rate types 5/9 and 6/8). Measured since, six `cityhealth up`
+#: smoke runs (seed 7, 60 s): vital anomalies 17/17, 16/16, 27/27, 20/20, 10/10, 15/15;
+#: falls 7/7, 6/6, 6/6, 9/9, 11/11, 7/7 (46/46; 8/9 before). Falls are still allowed one
+#: miss per run: kernels.fall's held-out sensitivity is 98.3 % per trace (wrist and
+#: pocket slumps and some pocket falls are the misses, docs/kernels/fall.md), so with 6-11
+#: falls a run would miss one about one time in ten — a flaky test, not a guard.
+FALL_MISSES_ALLOWED = 1
 VITAL_TYPES = ("tachycardia", "bradycardia", "desaturation", "fever")
+#: Alerts that detect no ground-truth event (false alarms or unlabelled causes). Before the
+#: clinical limits, the anomaly warm-up/activity gating and the fall prior-activity cue: 52
+#: in a run (40 heart-rate anomalies of devices' first minute or of exercise, 4 false
+#: falls); after: 6, 1, 2 (the false falls of chained simulator clips, one clinically real
+#: tachycardia of a fever). The bound catches a return to the old level, not noise.
+MAX_UNMATCHED_ALERTS = 15
 
 
 def test_falls_and_vital_anomalies_alert(smoke: dict[str, Any]) -> None:
@@ -48,16 +55,19 @@ def test_falls_and_vital_anomalies_alert(smoke: dict[str, Any]) -> None:
     # smoke.toml guarantees each type between 25 s and 45 s.
     assert set(present) == set(REQUIRED), by_type
     assert set(REQUIRED) == {"fall", *VITAL_TYPES}
-    missed = smoke["truth"]["missed"]
+    missed = [m for m in smoke["truth"]["missed"] if m["type"] in REQUIRED]
     falls = by_type["fall"]
-    assert falls["alerted"] >= FALL_RECALL_FLOOR * falls["events"], (by_type, missed)
-    vital_events = sum(by_type[t]["events"] for t in VITAL_TYPES)
-    vital_alerted = sum(by_type[t]["alerted"] for t in VITAL_TYPES)
-    assert vital_alerted >= VITAL_RECALL_FLOOR * vital_events, (by_type, missed)
+    assert falls["alerted"] >= falls["events"] - FALL_MISSES_ALLOWED, missed
+    for vital in VITAL_TYPES:
+        assert by_type[vital]["alerted"] == by_type[vital]["events"], (vital, missed)
     assert smoke["alerts"]["duplicates"] == 0
     latency = smoke["alert_latency_s"]
     assert latency["count"] == smoke["alerts"]["total"] > 0
     assert 0.0 <= latency["p50"] <= latency["p99"]
+
+
+def test_few_alerts_detect_nothing(smoke: dict[str, Any]) -> None:
+    assert smoke["truth"]["unmatched_alerts"] <= MAX_UNMATCHED_ALERTS, smoke["alerts"]
 
 
 def test_malformed_messages_become_dead_letters_with_reasons(

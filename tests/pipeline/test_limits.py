@@ -114,6 +114,18 @@ def test_each_sign_has_its_rule() -> None:
         assert ev.rule.tolist() == [RULE[name]], name
 
 
+def test_a_rise_over_the_own_baseline_is_fever_below_the_limit() -> None:
+    """IDSA (older adults): a rise of more than 1.1 degC over baseline is fever, even when
+    the reading stays below 38.0 degC (someone whose normal is 36.2)."""
+    values = np.tile(NORMAL, (60, 1))
+    values[:, 2] = 36.2
+    values[30:, 2] = 37.5
+    ev = Rules(1).run(np.zeros(60, np.int64), T0 + np.arange(60.0), values)
+    assert ev.rule.tolist() == [RULE["fever"]] and ev.start.tolist() == [T0 + 30]
+    values[30:, 2] = 37.1  # +0.9 degC: no
+    assert Rules(1).run(np.zeros(60, np.int64), T0 + np.arange(60.0), values).row.size == 0
+
+
 def test_replayed_readings_change_nothing() -> None:
     dev, t, v = series([70] * 10 + [140] * 30)
     rules = Rules()
