@@ -144,6 +144,7 @@ def _update(
     inv_sm = 1.0 / scale_memory
     n_samples = x.shape[0]
     out = np.empty(n_samples, dtype=np.float64)
+    cad_step = np.array([cad_down, 1.0, cad_up])
     for i in range(n_samples):
         if i + _PREFETCH_AHEAD < n_samples:
             ahead = device[i + _PREFETCH_AHEAD]
@@ -238,12 +239,11 @@ def _update(
                 rc = -clip
             level = level + a * rc
             scale = scale + a * inv_sm * ((ar if ar < clip else clip) - scale)
-        if cad <= 0.0:  # dt > 0 here: duplicates were rejected above
-            cad = dt
-        elif dt > cad:
-            cad = cad * cad_up
-        elif dt < cad:
-            cad = cad * cad_down
+        # Streaming median step: x cad_up if dt > cad, x cad_down if dt < cad, x 1.0
+        # (exact) if equal; a table lookup, as jittered intervals make branches a coin
+        # toss. cad <= 0: first interval (dt > 0 here: duplicates were rejected above).
+        step = cad_step[np.int64(dt > cad) - np.int64(dt < cad) + 1]
+        cad = dt if cad <= 0.0 else cad * step
         dx = abs(xi - st[j, _XL])
         if dx > 0.0 and dx < q:
             st[j, _Q] = dx
