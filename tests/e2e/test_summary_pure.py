@@ -131,8 +131,8 @@ def test_events_too_close_to_the_end_are_not_judged() -> None:
 
 
 def test_a_fever_needs_its_climb_before_it_can_be_judged() -> None:
-    # 15 s before the end: a fall is judged, a fever (still climbing) is not
-    events = [event("fall", "w-1", 185.0, 220.0), event("fever", "w-2", 185.0, 240.0)]
+    # 13 s before the end: a fall is judged, a fever (still climbing) is not
+    events = [event("fall", "w-1", 187.0, 220.0), event("fever", "w-2", 187.0, 240.0)]
     result = match_truth(events, [], PSEUDO, Tolerance(settle_s=10.0), traffic_end=200.0)
     assert result["by_type"] == {"fall": {"events": 1, "alerted": 0}}
     assert result["too_late"] == 1
