@@ -3,7 +3,8 @@
 :func:`measure` drives one partition's processor exactly as the worker does (decode a
 micro-batch, process it, and every ``commit_every`` batches: flush open aggregates,
 export the checkpoint blocks and hand the bodies to a writer thread that waits for
-InfluxDB's acknowledgement while the next batches are processed, one step in flight),
+InfluxDB's acknowledgement while the next batches are processed, at most
+``streams.runner.MAX_STEPS`` steps in flight),
 without Kafka: the Kafka fetch and ack cost per *record* is amortised over ~1,000
 readings and measured by ``cityhealth bench pipeline``. Input batches are built before
 the clock starts (streams.synthetic), the kernels' JIT caches are warmed first.
@@ -26,7 +27,7 @@ from streams.config import WorkerConfig
 from streams.district import DistrictBoard
 from streams.output import Databases, Output
 from streams.processors import PROCESSORS, Services
-from streams.runner import write_until_acknowledged
+from streams.runner import MAX_STEPS, write_until_acknowledged
 from streams.sink import make_sink
 from streams.synthetic import motion_batches, vitals_batches
 
@@ -116,11 +117,10 @@ def measure(
     inflight: list[Future[int]] = []
 
     def commit() -> None:
-        """The worker's commit step: cut, write in the writer thread (one step in flight)."""
+        """The worker's commit step: cut, write in the writer thread (bounded in flight)."""
         nonlocal out, points
-        for previous in inflight:
-            previous.result()
-        inflight.clear()
+        while len(inflight) >= MAX_STEPS:
+            inflight.pop(0).result()
         processor.flush(out)
         processor.state.take_dirty()
         if writes:
@@ -138,7 +138,8 @@ def measure(
             if i % every == 0:
                 commit()
         commit()
-        commit()  # waits for the last write
+        for step in inflight:  # the last writes acknowledged
+            step.result()
         seconds = time.perf_counter() - start
     finally:
         writer.shutdown(wait=True)
