@@ -124,9 +124,19 @@ _PREFETCH_AHEAD = 8
 # validate_params and the floors (tau_eff, s_eff, beta, u, the gain denominators, w).
 @njit(cache=True, nogil=True, error_model="numpy")
 def _update(
-    device: np.ndarray, t: np.ndarray, x: np.ndarray, st: np.ndarray, p: np.ndarray
+    device: np.ndarray,
+    t: np.ndarray,
+    x: np.ndarray,
+    st: np.ndarray,
+    p: np.ndarray,
+    out: np.ndarray,
 ) -> np.ndarray:
-    """Score and absorb an interleaved batch in place (see module docstring).
+    """Score an interleaved batch into ``out`` and absorb it into ``st``, in place
+    (see module docstring); returns ``out``.
+
+    ``out`` comes from the caller: NumPy allocates large arrays on transparent huge
+    pages, while an array allocated here (Numba's allocator) faulted in 4 KiB pages,
+    ~4.8 ns per sample for a 10^7-sample batch against ~0.9 ns (measured).
 
     Operation for operation the method of the module docstring (the reference checks it
     bit for bit); the order is for speed: the state row of a sample ``_PREFETCH_AHEAD``
@@ -143,7 +153,6 @@ def _update(
     alarm_exc = p[13]
     inv_sm = 1.0 / scale_memory
     n_samples = x.shape[0]
-    out = np.empty(n_samples, dtype=np.float64)
     cad_step = np.array([cad_down, 1.0, cad_up])
     for i in range(n_samples):
         if i + _PREFETCH_AHEAD < n_samples:
@@ -266,7 +275,13 @@ def _update(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _update_parallel(
-    device: np.ndarray, t: np.ndarray, x: np.ndarray, st: np.ndarray, p: np.ndarray, shards: int
+    device: np.ndarray,
+    t: np.ndarray,
+    x: np.ndarray,
+    st: np.ndarray,
+    p: np.ndarray,
+    out: np.ndarray,
+    shards: int,
 ) -> np.ndarray:
     """:func:`_update` with the devices sharded over threads (device ``j`` in shard
     ``j % shards``), each shard's samples run through the serial loop by one thread.
@@ -288,10 +303,10 @@ def _update_parallel(
         s = device[i] % shards
         order[fill[s]] = i
         fill[s] += 1
-    out = np.empty(n_samples, dtype=np.float64)
     for s in prange(shards):
         idx = order[start[s] : start[s + 1]]
-        scores = _update(device[idx], t[idx], x[idx], st, p)
+        scores = np.empty(idx.shape[0], dtype=np.float64)
+        _update(device[idx], t[idx], x[idx], st, p, scores)
         for k in range(idx.shape[0]):
             out[idx[k]] = scores[k]
     return out
@@ -391,10 +406,11 @@ class AnomalyScorer(DeviceStateArrays):
         dev, tt, xx = as_batch(device, t, x, self.n_devices)
         if dev.size == 0:
             return np.empty(0, dtype=np.float64)
+        out = np.empty(dev.size, dtype=np.float64)
+        state = self._state["state"]
         if parallel:
-            shards = get_num_threads()
-            return _update_parallel(dev, tt, xx, self._state["state"], self._packed, shards)
-        return _update(dev, tt, xx, self._state["state"], self._packed)
+            return _update_parallel(dev, tt, xx, state, self._packed, out, get_num_threads())
+        return _update(dev, tt, xx, state, self._packed, out)
 
 
 def score(t: npt.ArrayLike, x: npt.ArrayLike, **params: float) -> np.ndarray:

@@ -78,7 +78,8 @@ def test_parallel_equals_serial(
         want = serial.update(device[a:b], t[a:b], x[a:b])
         dev, tt, xx = as_batch(device[a:b], t[a:b], x[a:b], 4)
         if dev.size:
-            got = _update_parallel(dev, tt, xx, sharded._state["state"], sharded._packed, shards)
+            state, packed, out = sharded._state["state"], sharded._packed, np.empty(dev.size)
+            got = _update_parallel(dev, tt, xx, state, packed, out, shards)
             np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(
         sharded.export_state(range(4))["state"], serial.export_state(range(4))["state"]
