@@ -115,6 +115,8 @@ def initial_state(n_devices: int, params: dict[str, float]) -> np.ndarray:
     return st
 
 
+_Arr = np.ndarray  # short, so the kernels' signatures fit on one line
+
 #: Samples ahead whose state row :func:`_update` prefetches (random rows over 10^4 devices
 #: miss L1/L2; 8 ahead covers the miss latency at ~40 ns per sample, measured best of 4-32).
 _PREFETCH_AHEAD = 8
@@ -123,14 +125,7 @@ _PREFETCH_AHEAD = 8
 # error_model="numpy": no zero-divisor checks in the loop; every divisor is > 0 by
 # validate_params and the floors (tau_eff, s_eff, beta, u, the gain denominators, w).
 @njit(cache=True, nogil=True, error_model="numpy")
-def _update(
-    device: np.ndarray,
-    t: np.ndarray,
-    x: np.ndarray,
-    st: np.ndarray,
-    p: np.ndarray,
-    out: np.ndarray,
-) -> np.ndarray:
+def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Arr:
     """Score an interleaved batch into ``out`` and absorb it into ``st``, in place
     (see module docstring); returns ``out``.
 
@@ -275,14 +270,8 @@ def _update(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _update_parallel(
-    device: np.ndarray,
-    t: np.ndarray,
-    x: np.ndarray,
-    st: np.ndarray,
-    p: np.ndarray,
-    out: np.ndarray,
-    shards: int,
-) -> np.ndarray:
+    device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr, shards: int
+) -> _Arr:
     """:func:`_update` with the devices sharded over threads (device ``j`` in shard
     ``j % shards``), each shard's samples run through the serial loop by one thread.
 
