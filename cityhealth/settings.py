@@ -54,8 +54,15 @@ class Settings(BaseSettings):
     # --- MQTT ---------------------------------------------------------------------------
     mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host.")
     mqtt_port: int = Field(default=1883, description="MQTT broker TCP port.")
-    mqtt_username: str | None = Field(default=None, description="MQTT user name, if required.")
-    mqtt_password: SecretStr | None = Field(default=None, description="MQTT password.")
+    mqtt_username: str | None = Field(
+        default=None,
+        description=(
+            "MQTT user of this process. When unset, each client logs in as its role's service "
+            "user (cityhealth-bridge / cityhealth-publisher) with a password generated under "
+            "data_dir."
+        ),
+    )
+    mqtt_password: SecretStr | None = Field(default=None, description="Password of mqtt_username.")
     mqtt_share_group: str = Field(
         default="cityhealth-ingest",
         description="MQTT v5 shared-subscription group the ingest bridges join.",

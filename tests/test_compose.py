@@ -32,7 +32,7 @@ def _compose(*args: str) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("INFLUXDB_", "GRAFANA_", "CITYHEALTH_KAFKA_"))
+        if not k.startswith(("INFLUXDB_", "GRAFANA_", "CITYHEALTH_KAFKA_", "MQTT_"))
     }
     return subprocess.run(
         [exe, "-f", str(COMPOSE), *args],
@@ -123,6 +123,28 @@ def test_kafka_listeners_all_require_sasl_with_the_services_credentials(
         jaas = env[f"KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG"]
         assert f'user_{user}="{password}"' in jaas
     assert "--command-config" in resolved["services"]["kafka"]["healthcheck"]["test"][1]
+
+
+def test_mosquitto_refuses_anonymous_clients_and_services_log_in_by_role(
+    resolved: dict[str, Any],
+) -> None:
+    svc = resolved["services"]["mosquitto"]
+    script = svc["command"][-1]
+    assert "'allow_anonymous false'" in script and "allow_anonymous true" not in script
+    assert "mosquitto_passwd -U" in script and "'acl_file /tmp/acl'" in script
+    assert "-u cityhealth-bridge" in svc["healthcheck"]["test"][1]
+    broker_env = svc["environment"]
+    for service, user, variable in (
+        ("bridge", "cityhealth-bridge", "MQTT_BRIDGE_PASSWORD"),
+        ("simulator", "cityhealth-publisher", "MQTT_PUBLISHER_PASSWORD"),
+    ):
+        env = resolved["services"][service]["environment"]
+        assert env["CITYHEALTH_MQTT_USERNAME"] == user
+        assert env["CITYHEALTH_MQTT_PASSWORD"] == broker_env[variable]
+        assert f'"{user}:$${variable}"' in script
+    # The bridge reads, the publisher writes: the same roles as the local stack's ACL.
+    assert "'user cityhealth-bridge' 'topic read city/#'" in script
+    assert "'user cityhealth-publisher' 'topic write city/#'" in script
 
 
 def test_kafka_password_comes_from_the_environment() -> None:

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ingest.mqtt_auth import mqtt_credentials
+
 if TYPE_CHECKING:
     from cityhealth.settings import Settings
 
@@ -126,6 +128,7 @@ def _create_session(settings: Settings, client_id: str, topic_filter: str) -> No
     )
     client.on_connect = lambda c, *_: c.subscribe(topic_filter, qos=1)
     client.on_subscribe = lambda *_: done.set()
+    client.username_pw_set(*mqtt_credentials(settings, "bridge"))
     client.connect(
         settings.mqtt_host, settings.mqtt_port, clean_start=True, properties=_connect_props(1)
     )
@@ -146,6 +149,7 @@ def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:
     )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
+    client.username_pw_set(*mqtt_credentials(settings, "publisher"))
     client.connect(settings.mqtt_host, settings.mqtt_port)
     client.loop_start()
     infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
@@ -176,6 +180,7 @@ def _drain_bare(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
     client.on_message = on_message
+    client.username_pw_set(*mqtt_credentials(settings, "bridge"))
     client.connect(
         settings.mqtt_host,
         settings.mqtt_port,

@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from cityhealth.settings import Settings
+from ingest.mqtt_auth import mqtt_credentials
 
 PIPELINE_P99_GOAL_S = 1.0
 NAIVE_RATIO_GOAL = 20.0
@@ -153,6 +154,7 @@ class NaiveConsumer:
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"naive-{uuid.uuid4().hex[:8]}"
         )
         self.client.on_message = self._on_message
+        self.client.username_pw_set(*mqtt_credentials(settings, "bridge"))
 
     def start(self) -> None:
         self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port)

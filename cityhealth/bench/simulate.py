@@ -86,7 +86,9 @@ def _generate(scenario: str, seed: int, duration: float, start: float) -> tuple[
     return pub.kept, elapsed
 
 
-def _bare_paho(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
+def _bare_paho(
+    host: str, port: int, auth: tuple[str, str], messages: list[tuple[str, bytes]]
+) -> tuple[float, float]:
     """Messages per wall second and per CPU second (all threads of this process) of a plain
     paho QoS 1 publish loop, first publish to last PUBACK."""
     import threading
@@ -107,6 +109,7 @@ def _bare_paho(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple
     c.max_inflight_messages_set(0)
     c.max_queued_messages_set(0)
     c.on_publish = on_publish
+    c.username_pw_set(*auth)
     c.connect(host, port)
     c.loop_start()
     try:
@@ -126,13 +129,13 @@ def _bare_paho(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple
 
 
 def _lean_publisher(
-    host: str, port: int, messages: list[tuple[str, bytes]], tick: int
+    host: str, port: int, auth: tuple[str, str], messages: list[tuple[str, bytes]], tick: int
 ) -> tuple[float, float, int]:
     """The lean publisher alone on the pre-generated list, ``tick`` messages per call:
     messages per wall and per CPU second, and its in-flight limit."""
     from simulators.publisher import MqttPublisher
 
-    pub = MqttPublisher(host, port)
+    pub = MqttPublisher(host, port, username=auth[0], password=auth[1])
     try:
         n = len(messages)
         t, cpu = time.perf_counter(), time.process_time()
@@ -145,7 +148,9 @@ def _lean_publisher(
         pub.close()
 
 
-def _mosquitto_pub(host: str, port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
+def _mosquitto_pub(
+    host: str, port: int, auth: tuple[str, str], messages: list[tuple[str, bytes]]
+) -> tuple[float, float]:
     """``mosquitto_pub -l`` (MQTT v5, QoS 1) with the same payloads, one per stdin line, on one
     topic; messages per wall second and per CPU second of the child process."""
     import resource
@@ -157,7 +162,8 @@ def _mosquitto_pub(host: str, port: int, messages: list[tuple[str, bytes]]) -> t
         raise RuntimeError("mosquitto_pub not found (apt-get install mosquitto-clients)")
     lines = [p for _, p in messages if b"\n" not in p and p]
     data = b"\n".join(lines) + b"\n"
-    argv = [exe, "-h", host, "-p", str(port), "-V", "5", "-q", "1", "-l", "-t", "city/bench/pub"]
+    argv = [exe, "-h", host, "-p", str(port), "-u", auth[0], "-P", auth[1]]
+    argv += ["-V", "5", "-q", "1", "-l", "-t", "city/bench/pub"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(argv, input=data, capture_output=True, timeout=600)
@@ -170,7 +176,14 @@ def _mosquitto_pub(host: str, port: int, messages: list[tuple[str, bytes]]) -> t
 
 
 def _simulator(
-    host: str, port: int, scenario: str, seed: int, duration: float, start: float, expected: int
+    host: str,
+    port: int,
+    auth: tuple[str, str],
+    scenario: str,
+    seed: int,
+    duration: float,
+    start: float,
+    expected: int,
 ) -> tuple[float, float]:
     """Messages per wall and per CPU second of the full simulator path (models, encoding,
     windowed publisher)."""
@@ -181,7 +194,7 @@ def _simulator(
 
     sc = load_scenario(scenario)
     sims = build(sc, seed)  # clip banks are rendered here, before the clock starts
-    pub = MqttPublisher(host, port)
+    pub = MqttPublisher(host, port, username=auth[0], password=auth[1])
     try:
         runner = Runner(sims, pub, tick_s=sc.tick_s, duration=duration, start=start, speed=None)
         t, cpu = time.perf_counter(), time.process_time()
@@ -217,11 +230,13 @@ def bench_simulate(
     from rich.console import Console
 
     from cityhealth.settings import get_settings
+    from ingest.mqtt_auth import mqtt_credentials
     from simulators.runner import simulated_start
 
     console = Console()
     settings = get_settings()
     host, port = mqtt_host or settings.mqtt_host, mqtt_port or settings.mqtt_port
+    auth = mqtt_credentials(settings, "publisher")
     start = simulated_start(duration, None)
     messages, gen_s = _generate(scenario, seed, duration, start)
     report = SimulateReport(scenario, duration, len(messages), repeat, len(messages) / gen_s)
@@ -231,19 +246,19 @@ def bench_simulate(
     )
     try:
         for i in range(repeat):
-            wall, cpu = _bare_paho(host, port, messages)
+            wall, cpu = _bare_paho(host, port, auth, messages)
             report.baseline_msgs_per_s.append(round(wall, 1))
             report.baseline_msgs_per_cpu_s.append(round(cpu, 1))
-            wall, cpu = _simulator(host, port, scenario, seed, duration, start, len(messages))
+            wall, cpu = _simulator(host, port, auth, scenario, seed, duration, start, len(messages))
             report.simulator_msgs_per_s.append(round(wall, 1))
             report.simulator_msgs_per_cpu_s.append(round(cpu, 1))
             tick = max(1, round(len(messages) * 0.1 / duration))  # messages per 0.1-s tick
-            wall, cpu, report.in_flight_limit = _lean_publisher(host, port, messages, tick)
+            wall, cpu, report.in_flight_limit = _lean_publisher(host, port, auth, messages, tick)
             report.lean_publisher_msgs_per_s.append(round(wall, 1))
             report.lean_publisher_msgs_per_cpu_s.append(round(cpu, 1))
             extra = ""
             if mosquitto_pub:
-                wall, cpu = _mosquitto_pub(host, port, messages)
+                wall, cpu = _mosquitto_pub(host, port, auth, messages)
                 report.mosquitto_pub_msgs_per_s.append(round(wall, 1))
                 report.mosquitto_pub_msgs_per_cpu_s.append(round(cpu, 1))
                 extra = f", mosquitto_pub -l {wall:,.0f} msg/s"

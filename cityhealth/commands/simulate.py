@@ -59,10 +59,12 @@ def simulate(
     """Publish simulated wearables, elder-care homes and air-quality stations over MQTT."""
     from rich.console import Console
 
+    from ingest.mqtt_auth import mqtt_credentials
     from simulators.cli import SimulateOptions, run_simulation
 
     console = Console(stderr=True)
     settings = get_settings()
+    username, password = mqtt_credentials(settings, "publisher")
     opts = SimulateOptions(
         scenario=scenario,
         counts={"wearable": wearables, "eldercare": eldercare, "airq": airq},
@@ -76,8 +78,8 @@ def simulate(
         replay=replay,
         host=mqtt_host or settings.mqtt_host,
         port=mqtt_port or settings.mqtt_port,
-        username=settings.mqtt_username,
-        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+        username=username,
+        password=password,
         window=window,
         dry_run=dry_run,
         progress=not quiet,

@@ -31,6 +31,7 @@ from ingest.bridge.stats import BridgeStats
 from ingest.bridge.workers import DecoderPool
 from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
+from ingest.mqtt_auth import mqtt_credentials
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -117,13 +118,13 @@ class Bridge:
         self._timer: asyncio.TimerHandle | None = None
         self._producer: ReliableProducer | None = None
         self._ticker: asyncio.Task[None] | None = None
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        username, password = mqtt_credentials(settings, "bridge")
         self._session = MqttSession(
             config,
             loop=self._loop,
             host=settings.mqtt_host,
             port=settings.mqtt_port,
-            username=settings.mqtt_username,
+            username=username,
             password=password,
             topic_filter=subscription_filter(settings.mqtt_share_group, mqtt_prefix),
             on_message=self._on_mqtt_message,

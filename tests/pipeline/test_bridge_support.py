@@ -19,6 +19,7 @@ from cityhealth.settings import Settings
 from ingest.batch import decode as decode_batch
 from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
+from ingest.mqtt_auth import mqtt_credentials
 from ingest.pseudonym import pseudonymizer_from_settings
 from ingest.topic_reader import read_to_end
 
@@ -56,6 +57,7 @@ class Publisher:
         )
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
+        self.client.username_pw_set(*mqtt_credentials(settings, "publisher"))
         self.client.connect(settings.mqtt_host, settings.mqtt_port)
         self.client.loop_start()
 

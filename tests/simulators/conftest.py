@@ -15,13 +15,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest.mqtt_auth import mqtt_credentials
 from tests.conftest import RunningStack
 
 
 class Subscriber:
     """A QoS 1 MQTT v5 subscriber on ``city/#`` that keeps every message in arrival order."""
 
-    def __init__(self, host: str, port: int, topic: str = "city/#") -> None:
+    def __init__(self, host: str, port: int, auth: tuple[str, str], topic: str = "city/#") -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         subscribed = threading.Event()
@@ -33,6 +34,7 @@ class Subscriber:
         c.on_message = self._on_message
         c.on_subscribe = lambda *a: subscribed.set()
         c.on_connect = lambda client, *a: client.subscribe(topic, qos=1)
+        c.username_pw_set(*auth)
         c.connect(host, port)
         c.loop_start()
         assert subscribed.wait(10), "subscription not acknowledged"
@@ -70,7 +72,7 @@ class Subscriber:
 @pytest.fixture
 def subscriber(stack: RunningStack) -> Iterator[Subscriber]:
     """A subscriber on ``city/#`` of the session broker, subscribed before the test starts."""
-    sub = Subscriber(stack.mqtt_host, stack.mqtt_port)
+    sub = Subscriber(stack.mqtt_host, stack.mqtt_port, mqtt_credentials(stack.settings, "bridge"))
     yield sub
     sub.close()
 

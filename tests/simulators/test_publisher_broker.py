@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cityhealth.stack.mosquitto import MosquittoSecurity, mqtt_probe, render_config
+from ingest.mqtt_auth import mqtt_credentials
 from simulators.plugins import build
 from simulators.publisher import MqttPublisher, PublishError
 from simulators.runner import Runner
@@ -42,12 +43,26 @@ pytestmark = pytest.mark.stack
 
 
 class Broker:
-    """A private Mosquitto from the stack's config renderer, restartable on its port."""
+    """A private Mosquitto from the stack's config renderer, restartable on its port.
+
+    Without ``security`` it has one user, :attr:`AUTH`, allowed every topic (the stack
+    never serves anonymous clients).
+    """
+
+    AUTH = ("sim", "s3cret")
 
     def __init__(
         self, data_dir: Path, security: MosquittoSecurity | None = None, extra: str = ""
     ) -> None:
         self.port = free_ports(1)[0]
+        if security is None:
+            passwd = data_dir / "broker.passwd"
+            subprocess.run(
+                ["mosquitto_passwd", "-c", "-b", str(passwd), *self.AUTH],
+                check=True,
+                capture_output=True,
+            )
+            security = MosquittoSecurity(password_file=passwd)
         self.conf = data_dir / "mosquitto.conf"
         conf = render_config(host="127.0.0.1", port=self.port, data_dir=data_dir, security=security)
         self.conf.write_text(conf + extra)
@@ -106,6 +121,7 @@ class SessionSubscriber:
         c.on_message = self._on_message
         c.on_subscribe = lambda *a: subscribed.set()
         c.on_connect = lambda client, *a: client.subscribe(topic, qos=1)
+        c.username_pw_set(*Broker.AUTH)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 600
         c.connect("127.0.0.1", port, clean_start=False, properties=props)
@@ -143,16 +159,21 @@ def test_everything_published_arrives_byte_for_byte(
         private = Broker(tmp_path, extra="max_inflight_messages 0\n")
         private.start()
         host, port = "127.0.0.1", private.port
+        sub_auth = pub_auth = Broker.AUTH
     else:
         host, port = stack.mqtt_host, stack.mqtt_port
+        sub_auth = mqtt_credentials(stack.settings, "bridge")
+        pub_auth = mqtt_credentials(stack.settings, "publisher")
     try:
-        _publish_and_compare(host, port)
+        _publish_and_compare(host, port, sub_auth, pub_auth)
     finally:
         if receive_maximum == "raised":
             private.stop()
 
 
-def _publish_and_compare(host: str, port: int) -> None:
+def _publish_and_compare(
+    host: str, port: int, sub_auth: tuple[str, str], pub_auth: tuple[str, str]
+) -> None:
     district = f"p{uuid.uuid4().hex[:8]}"
     # sizes across the 1-, 2- and 3-byte Remaining Length forms, and an empty payload
     msgs = [
@@ -160,8 +181,8 @@ def _publish_and_compare(host: str, port: int) -> None:
         for i in range(6000)
     ]
     msgs += [(f"city/{district}/airq/big/air", b"y" * 70_000), (f"city/{district}/a/b/c", b"")]
-    sub = Subscriber(host, port, topic=f"city/{district}/#")
-    pub = MqttPublisher(host, port, window=2000)
+    sub = Subscriber(host, port, sub_auth, topic=f"city/{district}/#")
+    pub = MqttPublisher(host, port, window=2000, username=pub_auth[0], password=pub_auth[1])
     try:
         for k in range(0, len(msgs), 700):  # ticks of 700 messages
             assert pub.publish_many(msgs[k : k + 700]) == len(msgs[k : k + 700])
@@ -182,9 +203,10 @@ def _publish_and_compare(host: str, port: int) -> None:
 
 def test_simulator_run_through_lean_publisher_equals_generated(stack: RunningStack) -> None:
     expected, _, _ = run_inprocess("smoke", seed=5, duration=8.0)
-    sub = Subscriber(stack.mqtt_host, stack.mqtt_port)
+    sub = Subscriber(stack.mqtt_host, stack.mqtt_port, mqtt_credentials(stack.settings, "bridge"))
     sc = load_scenario("smoke")
-    pub = MqttPublisher(stack.mqtt_host, stack.mqtt_port)
+    user, password = mqtt_credentials(stack.settings, "publisher")
+    pub = MqttPublisher(stack.mqtt_host, stack.mqtt_port, username=user, password=password)
     runner = Runner(build(sc, 5), pub, tick_s=sc.tick_s, duration=8.0, start=START, speed=None)
     try:
         runner.run()
@@ -202,7 +224,15 @@ def test_simulator_run_through_lean_publisher_equals_generated(stack: RunningSta
 def test_broker_restart_mid_stream_loses_nothing(broker: Broker) -> None:
     topic = f"city/r{uuid.uuid4().hex[:8]}"
     sub = SessionSubscriber(broker.port, f"{topic}/#")
-    pub = MqttPublisher("127.0.0.1", broker.port, window=2000, reconnect_timeout=60)
+    user, password = Broker.AUTH
+    pub = MqttPublisher(
+        "127.0.0.1",
+        broker.port,
+        window=2000,
+        reconnect_timeout=60,
+        username=user,
+        password=password,
+    )
     restarted = threading.Event()
     errors: list[BaseException] = []
 

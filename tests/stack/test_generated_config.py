@@ -23,6 +23,7 @@ from cityhealth.stack.mosquitto import (
 )
 from cityhealth.stack.process import StackError, running, spawn, stop, wait_until
 from ingest.contract.decode import MAX_PAYLOAD_BYTES
+from ingest.mqtt_auth import mqtt_credentials
 from tests.conftest import free_ports, stack_settings
 
 
@@ -103,13 +104,17 @@ def test_mosquitto_password_file_hook_refuses_anonymous_clients(
     assert _connect(settings.mqtt_port, "device-1", "s3cret") == "Success"
 
 
-def test_local_mosquitto_config_is_loopback_anonymous_with_persistence(tmp_path: Path) -> None:
+def test_local_mosquitto_config_requires_credentials_with_persistence(tmp_path: Path) -> None:
     settings = stack_settings(tmp_path / "data")
     broker = Mosquitto(settings)
     broker.paths.make()
     conf = Path(broker.command()[-1]).read_text().splitlines()
     assert f"listener {settings.mqtt_port} 127.0.0.1" in conf
-    assert "allow_anonymous true" in conf
+    assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
+    assert f"password_file {broker.paths.conf / 'passwd'}" in conf
+    assert f"acl_file {broker.paths.conf / 'acl'}" in conf
+    users = [line.split(":")[0] for line in (broker.paths.conf / "passwd").read_text().split()]
+    assert users == ["cityhealth-bridge", "cityhealth-publisher"]
     assert "per_listener_settings true" in conf
     assert "persistence true" in conf
     assert f"persistence_location {broker.paths.data}/" in conf
@@ -129,6 +134,7 @@ def test_local_broker_advertises_its_packet_size_and_inflight_limits(tmp_path: P
     try:
         assert wait_until(lambda: _port_open(settings.mqtt_port), timeout_s=30)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.username_pw_set(*mqtt_credentials(settings, "bridge"))
         limits: list[tuple[int, int]] = []
         client.on_connect = lambda c, u, flags, reason, props: limits.append(
             (getattr(props, "MaximumPacketSize", -1), getattr(props, "ReceiveMaximum", -1))
@@ -145,8 +151,11 @@ def test_local_broker_advertises_its_packet_size_and_inflight_limits(tmp_path: P
         stop(broker.paths.pid)
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "broker.example"])
-def test_mosquitto_refuses_anonymous_clients_off_loopback(tmp_path: Path, host: str) -> None:
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "192.0.2.10", "broker.example", "127.0.0.1", "::1", "localhost"]
+)
+def test_mosquitto_never_serves_anonymous_clients(tmp_path: Path, host: str) -> None:
+    """Not off loopback, and not on loopback either (health data: docs/SECURITY.md)."""
     with pytest.raises(StackError, match="anonymous"):
         render_config(host=host, port=1883, data_dir=tmp_path)
     # with a password file the same listener is fine: anonymous access is off
@@ -157,12 +166,6 @@ def test_mosquitto_refuses_anonymous_clients_off_loopback(tmp_path: Path, host: 
         security=MosquittoSecurity(password_file=tmp_path / "passwd"),
     ).splitlines()
     assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
-def test_mosquitto_allows_anonymous_clients_on_loopback(tmp_path: Path, host: str) -> None:
-    conf = render_config(host=host, port=1883, data_dir=tmp_path).splitlines()
-    assert f"listener 1883 {host}" in conf and "allow_anonymous true" in conf
 
 
 def test_grafana_provisioning_points_at_local_influx_with_compose_uids(tmp_path: Path) -> None:

@@ -16,13 +16,16 @@ from pydantic import SecretStr
 
 from cityhealth.settings import Settings
 from cityhealth.stack import influx_query
+from ingest.mqtt_auth import MqttRole, mqtt_credentials
 from tests.conftest import RunningStack
 
 DEADLINE_S = 60.0  # generous failure deadline, never a performance assertion
 
 
-def _mqtt_client(name: str) -> mqtt.Client:
-    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+def _mqtt_client(name: str, settings: Settings, role: MqttRole) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+    client.username_pw_set(*mqtt_credentials(settings, role))
+    return client
 
 
 def test_mqtt_publish_subscribe_qos1(stack: RunningStack, settings: Settings) -> None:
@@ -34,7 +37,7 @@ def test_mqtt_publish_subscribe_qos1(stack: RunningStack, settings: Settings) ->
     all_in = threading.Event()
     subscribed = threading.Event()
 
-    sub = _mqtt_client(f"{district}-sub")
+    sub = _mqtt_client(f"{district}-sub", settings, "bridge")
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         received.append((msg.payload, msg.qos))
@@ -45,7 +48,7 @@ def test_mqtt_publish_subscribe_qos1(stack: RunningStack, settings: Settings) ->
     sub.on_subscribe = lambda *args: subscribed.set()
     sub.connect(stack.mqtt_host, stack.mqtt_port)
     sub.loop_start()
-    pub = _mqtt_client(f"{district}-pub")
+    pub = _mqtt_client(f"{district}-pub", settings, "publisher")
     try:
         sub.subscribe(topic, qos=1)
         assert subscribed.wait(DEADLINE_S)
