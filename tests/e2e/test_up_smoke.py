@@ -33,20 +33,22 @@ def test_every_valid_reading_published_is_stored(smoke: dict[str, Any]) -> None:
 #: Issue 5 asks that *every* ground-truth fall and vital anomaly alerts. Vital anomalies:
 #: every one, required. The clinical limit rules (streams.limits) need no device history,
 #: which is what the anomaly scorer lacked in a device's first minute (before them: 14/19
-#: and 15/17 pooled, heart-rate types 5/9 and 6/8). Measured since, six `cityhealth up`
-#: smoke runs (seed 7, 60 s): vital anomalies 17/17, 16/16, 27/27, 20/20, 10/10, 15/15;
-#: falls 7/7, 6/6, 6/6, 9/9, 11/11, 7/7 (46/46; 8/9 before). Falls are still allowed one
-#: miss per run: kernels.fall's held-out sensitivity is 98.3 % per trace (wrist and
-#: pocket slumps and some pocket falls are the misses, docs/kernels/fall.md), so with 6-11
-#: falls a run would miss one about one time in ten — a flaky test, not a guard.
+#: and 15/17 pooled, heart-rate types 5/9 and 6/8). Measured since, ten `cityhealth up`
+#: smoke runs (60 s, seed 7 but one seed 8): vital anomalies all alerted in every run
+#: (17, 16, 27, 20, 10, 15, 22, 18, 11, 12 events); falls 7/7, 6/6, 6/6, 9/9, 11/11, 7/7,
+#: 5/6, 5/5, 4/5, 5/5 (65/67; 8/9 before; the misses: a wrist slump, a wrist backward
+#: fall). Falls are therefore allowed one miss per run: kernels.fall's held-out
+#: sensitivity is 98.3 % per trace (wrist and pocket slumps and some pocket falls are the
+#: misses, docs/kernels/fall.md), so with 5-11 falls a run misses one now and then.
 FALL_MISSES_ALLOWED = 1
 VITAL_TYPES = ("tachycardia", "bradycardia", "desaturation", "fever")
 #: Alerts that detect no ground-truth event (false alarms or unlabelled causes). Before the
 #: clinical limits, the anomaly warm-up/activity gating and the fall prior-activity cue: 52
 #: in a run (40 heart-rate anomalies of devices' first minute or of exercise, 4 false
-#: falls); after: 6, 1, 2 (the false falls of chained simulator clips, one clinically real
-#: tachycardia of a fever). The bound catches a return to the old level, not noise.
-MAX_UNMATCHED_ALERTS = 15
+#: falls); after, in eight runs: 6, 1, 2, 7, 8, 10, 7, 2 — mostly false falls (soft
+#: impacts of sitting down at the wrist or pocket, clip changes), a tachycardia of artefact
+#: spikes or of a fever. The bound catches a return to the old level, not run-to-run noise.
+MAX_UNMATCHED_ALERTS = 20
 
 
 def test_falls_and_vital_anomalies_alert(smoke: dict[str, Any]) -> None:
