@@ -178,3 +178,16 @@ def test_signs_opening_at_one_reading_raise_one_alert() -> None:
     assert out.alerts[0].evidence["signal"] == "heart_rate"
     assert out.alerts[0].evidence["signals"] == ["heart_rate", "spo2"]
     assert proc.episode["open"][:3].tolist() == [1, 1, 0]  # both episodes are open
+
+
+def test_take_dirty_records_equal_one_block_export_each() -> None:
+    """The batched export of all dirty blocks gives each block's own record, byte for
+    byte, and only the dirty blocks (then none)."""
+    processor = MotionProcessor(services())
+    run(processor, motion_batches(DEVICES, T0, 5, windows_per_batch=4))
+    dirty = sorted(processor.state.dirty)
+    records = processor.state.take_dirty()
+    assert [b for b, _ in records] == dirty and dirty
+    for block, data in records:
+        assert data == processor.state.export_block(block)
+    assert processor.state.take_dirty() == []
