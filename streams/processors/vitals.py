@@ -2,9 +2,12 @@
 
 One :class:`kernels.anomaly.AnomalyScorer` scores the four vital signs of every device in
 one call: series ``device * 4 + signal``. Per-minute maxima and the latest value of each
-sign come from one :class:`streams.periods.PeriodStats` over the same series; NEWS2
-(RCP 2017, ``kernels.news2``) is computed from those latest values (partial: wearables
-send neither blood pressure, oxygen therapy nor consciousness level).
+sign come from one :class:`streams.periods.PeriodStats` over the same series; the
+per-minute NEWS2 points (RCP 2017, ``kernels.news2``) are computed from those latest
+values (partial: wearables send neither blood pressure, oxygen therapy nor consciousness
+level). NEWS2 *alerts* do not wait for a minute to be written: ``streams.escalation``
+scores every reading from the resident's latest signs and decides escalations in the
+batch that carries the reading.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ingest.batch import ColumnarBatch, DictColumn
 from kernels import news2
 from kernels.anomaly import AnomalyScorer
 from streams.episodes import episode_starts
+from streams.escalation import LATEST_STATE, NEWS2_STATE, news2_escalations
 from streams.limits import (
     DEVICE_STATE,
     N_RULES,
@@ -34,7 +38,6 @@ SIGNALS = ("heart_rate", "spo2", "body_temp", "respiration_rate")
 RAW_FIELDS = (*SIGNALS, "steps")
 _HR, _SPO2, _TEMP, _RR = range(4)
 _K = len(SIGNALS)
-_MEDIUM = news2.BANDS.index("medium")
 _SIGNAL_TAG = DictColumn(SIGNALS, np.zeros(0, dtype=np.int32))
 #: Signs whose anomaly alerts are held back while the wearer is active (steps): exertion
 #: raises heart and breathing rate and lowers SpO2 a little, and moves optical sensors.
@@ -53,7 +56,8 @@ class VitalsProcessor(Processor):
         self.scorer: AnomalyScorer = add("anomaly", AnomalyScorer(0), _K)
         self.minutes: PeriodStats = add("minute", PeriodStats(0), _K)
         self.episode: Columns = add("episode", Columns({"open": ("i1", 0)}), _K)
-        self.band: Columns = add("news2", Columns({"band": ("i1", -1)}))
+        self.news2: Columns = add("news2", Columns(NEWS2_STATE))
+        self.latest: Columns = add("latest", Columns(LATEST_STATE), _K)
         self.limits: Columns = add("limits", Columns(RULE_STATE), N_RULES)
         self.activity: Columns = add("activity", Columns(DEVICE_STATE))
         self.baseline: Columns = add("baseline", Columns(SIGN_STATE), _K)
@@ -135,6 +139,7 @@ class VitalsProcessor(Processor):
             self.timing,
         )
         active[fresh] = ev.active
+        self._news2_alerts(rows.dev[fresh], rows.ts[fresh], signs, out)
         for j, r, start in zip(ev.row.tolist(), ev.rule.tolist(), ev.start.tolist(), strict=True):
             rule = RULES[r]
             i = int(fresh[j])
@@ -212,12 +217,10 @@ class VitalsProcessor(Processor):
             )
 
     def _news2(self, dev: np.ndarray, groups: PeriodGroups, out: Output) -> None:
-        """NEWS2 of each (device, minute) in ``groups`` from the latest value of each sign;
-        an alert carries the time of the newest reading it used."""
+        """The ``news2`` point of each (device, minute) in ``groups``, from the minute's
+        latest value of each sign (an upsert: one point per resident minute)."""
         key = dev.astype(np.int64) << 32 | groups.period
         pairs, pair = np.unique(key, return_inverse=True)
-        newest = np.full(pairs.size, -np.inf)
-        np.maximum.at(newest, pair, groups.t_last)
         latest = np.full((pairs.size, _K), np.nan)
         latest[pair, groups.series % _K] = groups.last
         pdev, pmin = pairs >> 32, pairs & 0xFFFFFFFF
@@ -242,32 +245,35 @@ class VitalsProcessor(Processor):
                 "sub_heart_rate": sub[:, cols.index("heart_rate")].astype(np.int64),
             },
         )
-        # escalations to medium/high, in time order per device (pairs are sorted so)
-        band = res.band_code.astype(np.int8)
-        prev = np.empty_like(band)
-        first = np.ones(pdev.size, dtype=bool)
-        first[1:] = pdev[1:] != pdev[:-1]
-        prev[first] = self.band["band"][pdev[first]]
-        prev[~first] = band[np.flatnonzero(~first) - 1]
-        last_of = np.append(pdev[1:] != pdev[:-1], True)
-        self.band["band"][pdev[last_of]] = band[last_of]
-        for i in np.flatnonzero((band >= _MEDIUM) & (band > prev)).tolist():
-            d = int(pdev[i])
-            name = news2.BANDS[band[i]]
+
+    def _news2_alerts(self, dev: np.ndarray, t: np.ndarray, signs: np.ndarray, out: Output) -> None:
+        """NEWS2 escalations of the fresh readings (``streams.escalation``): the alert is
+        decided at the reading that raised the band, whatever the batch boundaries."""
+        ev = news2_escalations(
+            dev,
+            t,
+            signs,
+            {k: self.news2[k] for k in NEWS2_STATE},
+            {k: self.latest[k] for k in LATEST_STATE},
+            self.timing.clear_s,
+        )
+        for j, i in enumerate(ev.row.tolist()):
+            name, prev = news2.BANDS[ev.band[j]], int(ev.previous[j])
+            ts, total = float(t[i]), int(ev.total[j])
             self.raise_alert(
                 out,
-                d,
+                int(dev[i]),
                 type="news2",
                 severity="critical" if name == "high" else "warning",
-                start=float(pmin[i] * 60),
-                sensor_ts=float(newest[i]),
-                message=f"NEWS2 {int(res.total[i])} ({name}, partial)",
-                value=float(res.total[i]),
+                start=ts,
+                sensor_ts=ts,
+                message=f"NEWS2 {total} ({name}, partial)",
+                value=float(total),
                 evidence={
-                    "score": int(res.total[i]),
+                    "score": total,
                     "band": name,
-                    "previous_band": None if prev[i] < 0 else news2.BANDS[prev[i]],
-                    "partial": bool(res.partial[i]),
-                    "inputs": dict(zip(SIGNALS, latest[i].tolist(), strict=True)),
+                    "previous_band": None if prev < 0 else news2.BANDS[prev],
+                    "partial": bool(ev.partial[j]),
+                    "inputs": dict(zip(SIGNALS, ev.inputs[j].tolist(), strict=True)),
                 },
             )

@@ -19,7 +19,9 @@ from streams.episodes import episode_starts
 from streams.output import Databases, Output
 from streams.periods import PeriodStats
 from streams.processors import MotionProcessor, Services, VitalsProcessor
+from streams.processors.vitals import SIGNALS
 from streams.state import CheckpointError
+from streams.synthetic import batch as synthetic_batch
 from streams.synthetic import motion_batches, vitals_batches
 
 samples = st.lists(
@@ -191,3 +193,58 @@ def test_take_dirty_records_equal_one_block_export_each() -> None:
     for block, data in records:
         assert data == processor.state.export_block(block)
     assert processor.state.take_dirty() == []
+
+
+def deteriorating(per_batch: int) -> list[bytes]:
+    """3 residents at 1 Hz for 200 s: p-u01 reaches NEWS2 medium at 80 s and high at 130 s,
+    p-u02 flickers between low and medium (RCP 2017 Chart 1 subscores in comments)."""
+    n_dev, seconds = 3, 200
+    codes = np.tile(np.arange(n_dev), seconds)
+    sec = np.repeat(np.arange(seconds), n_dev)
+    signs = np.tile([70.0, 97.0, 36.7, 15.0], (codes.size, 1))  # all 0: low
+    one, two = codes == 1, codes == 2
+    signs[one & (sec >= 80)] = [115.0, 93.0, 38.5, 15.0]  # 2 + 2 + 1 = 5: medium
+    signs[one & (sec >= 130)] = [135.0, 93.0, 36.7, 22.0]  # 3 + 2 + 2 = 7: high
+    signs[two & (sec % 7 < 2)] = [115.0, 93.0, 38.5, 15.0]
+    return [
+        synthetic_batch(
+            "vitals", DEVICES[:n_dev], codes[lo : lo + per_batch],
+            T0 + sec[lo : lo + per_batch].astype(float),
+            **{k: signs[lo : lo + per_batch, j] for j, k in enumerate(SIGNALS)},
+        )
+        for lo in range(0, codes.size, per_batch)
+    ]  # fmt: skip
+
+
+def test_news2_alerts_are_decided_in_the_batch_of_the_reading_and_chunk_invariant() -> None:
+    """NEWS2 escalations come out of the batch carrying the reading that raised the band
+    (not the next flush of the minute), and any batching gives the one-shot alerts."""
+    proc = VitalsProcessor(services())
+    out = Output(proc.dbs)
+    seen = []
+    for payload in deteriorating(per_batch=9):  # 3 s per batch
+        batch = decode(payload)
+        proc.process(batch, out)  # no flush: the alert must already be there
+        fresh = [a for a in out.alerts if a.type == "news2" and a.id not in seen]
+        newest = float(np.max(batch.columns["ts"]))
+        assert all(newest - 3 < a.sensor_ts <= newest for a in fresh)
+        seen += [a.id for a in fresh]
+
+    def news2_alerts(per_batch: int) -> list[tuple[str, str, float, str, str]]:
+        got = run(VitalsProcessor(services()), deteriorating(per_batch)).alerts
+        return [
+            (a.id, a.subject, a.sensor_ts, a.severity, a.evidence["band"])
+            for a in got
+            if a.type == "news2"
+        ]
+
+    one_shot = news2_alerts(per_batch=600)
+    assert [(s, t - T0, b) for _, s, t, _, b in one_shot if s == DEVICES[1]] == [
+        (DEVICES[1], 80.0, "medium"),
+        (DEVICES[1], 130.0, "high"),
+    ]
+    # flicker (medium 2 s of every 7, below for 5 s < limit_clear_s): one episode
+    assert [(s, t - T0) for _, s, t, _, _ in one_shot if s == DEVICES[2]] == [(DEVICES[2], 0.0)]
+    assert len(seen) == len(one_shot)
+    for per_batch in (1, 7, 50, 301):
+        assert sorted(news2_alerts(per_batch)) == sorted(one_shot)
