@@ -16,6 +16,7 @@ tick costs a few vectorised operations, not a Python loop per device.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -126,6 +127,38 @@ class Roster:
     def due(self, now: float) -> np.ndarray:
         """Devices publishing their once-per-second readings in the tick at ``now``."""
         return self.members[self.slot(now)]
+
+
+class HeldWindows:
+    """Sample windows published when their last sample is taken, not at their first.
+
+    A device sends a 1-s accelerometer window once it has recorded it: a window starting
+    at ``t0`` is due at ``t0 + span_s``. Simulators generate it at the tick at ``t0`` (its
+    samples come from the same state as the other readings of that tick) and hand it
+    here; :meth:`due` returns it from the tick at its end on. In real time this puts its
+    publication after its sensor times, as with a real device, so sensor-to-alert latency
+    is never negative. Windows ending after the last tick of a run are not published
+    (the recording stopped with the run).
+    """
+
+    #: Ticks are ``start + k * tick_s`` in floating point: compare with a tolerance.
+    _EPS = 1e-6
+
+    def __init__(self) -> None:
+        self._held: deque[tuple[float, list[Message]]] = deque()
+
+    def hold(self, end: float, messages: list[Message]) -> None:
+        """Keep ``messages`` (windows ending at ``end``, in tick order) until ``end``."""
+        if messages:
+            self._held.append((end, messages))
+
+    def due(self, now: float) -> list[Message]:
+        """Every held window that ended at or before ``now``, oldest first."""
+        out: list[Message] = []
+        held = self._held
+        while held and held[0][0] <= now + self._EPS:
+            out.extend(held.popleft()[1])
+        return out
 
 
 def senml_flags(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 from ingest.contract import DeviceStatus, DoorContact, Occupancy, PanicButton, RoomMotion
 from simulators import motion
 from simulators.accel import AccelPlayer, ClipBank
-from simulators.base import Message, Roster, Simulator, senml_bytes, senml_flags
+from simulators.base import HeldWindows, Message, Roster, Simulator, senml_bytes, senml_flags
 from simulators.encode import accel_payloads, dumps
 from simulators.events import EventClock, truth_record
 from simulators.scenario import Scenario
@@ -78,6 +78,7 @@ class ElderCareSimulator(Simulator):
         self.clock = EventClock(self.family, scenario.events, rng)
         self.bank = ClipBank(rng, rate_hz=self.rate_hz, placements=["pendant"])
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
+        self.held = HeldWindows()
         c = self.bank.code
         self.posture_clip = np.array(
             [c["lying"], c["sitting"], c["walking"], c["lying"], c["sitting"]]
@@ -224,7 +225,7 @@ class ElderCareSimulator(Simulator):
         posture = np.where(fallen, FLOOR, posture)
         still = (self.inactive_until[d] > now) & ~fallen
         loc, posture = np.where(still, LIVING, loc), np.where(still, STILL, posture)
-        out: list[Message] = []
+        out = self.held.due(now)
         ts = round(now, 3)
         self._edges(d, loc, posture, now, ts, out)
         for dev in self._panics:
@@ -329,12 +330,15 @@ class ElderCareSimulator(Simulator):
             return
         windows = self.player.windows(d)
         tp = self.topic["pendant"]
-        out.extend(
-            zip(
-                [tp[i] for i in d.tolist()],
-                accel_payloads(round(now, 3), self.rate_hz, windows),
-                strict=True,
-            )
+        self.held.hold(
+            now + windows.shape[2] / self.rate_hz,
+            list(
+                zip(
+                    [tp[i] for i in d.tolist()],
+                    accel_payloads(round(now, 3), self.rate_hz, windows),
+                    strict=True,
+                )
+            ),
         )
 
     def _status(self, d: np.ndarray, now: float, ts: float, out: list[Message]) -> None:

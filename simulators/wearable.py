@@ -33,7 +33,7 @@ import numpy as np
 from ingest.contract import DeviceStatus, Vitals
 from simulators import motion
 from simulators.accel import AccelPlayer, ClipBank
-from simulators.base import Message, Roster, Simulator, senml_bytes, senml_flags
+from simulators.base import HeldWindows, Message, Roster, Simulator, senml_bytes, senml_flags
 from simulators.encode import accel_payloads, dumps
 from simulators.events import EventClock, truth_record
 from simulators.scenario import Scenario
@@ -105,6 +105,7 @@ class WearableSimulator(Simulator):
         self.clock = EventClock(self.family, scenario.events, rng)
         self.bank = ClipBank(rng, rate_hz=self.rate_hz, placements=self.placements)
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
+        self.held = HeldWindows()
         self.day = mix_cdf(self.bank, DAY_MIX)
         self.night = mix_cdf(self.bank, NIGHT_MIX)
         names = self.bank.names
@@ -322,23 +323,26 @@ class WearableSimulator(Simulator):
         if self.n == 0:
             return []
         self.clock.guarantee(now + self.scenario.guarantee_after_s, self.scenario.guarantee_s)
+        out = self.held.due(now)
         idx = self.roster.due(now)
         online = idx[self.offline_until[idx] <= now]
         self._inject(now, online[self.busy_until[online] <= now])
         online = online[self.offline_until[online] <= now]
         if online.size == 0:
-            return []
+            return out
         self._next_activity(online, now)
-        out: list[Message] = []
         out.extend(self._vitals_messages(online, now))
         windows = self.player.windows(online)
         tv = self.t_accel
-        out.extend(
-            zip(
-                [tv[i] for i in online.tolist()],
-                accel_payloads(now, self.rate_hz, windows),
-                strict=True,
-            )
+        self.held.hold(
+            now + windows.shape[2] / self.rate_hz,
+            list(
+                zip(
+                    [tv[i] for i in online.tolist()],
+                    accel_payloads(now, self.rate_hz, windows),
+                    strict=True,
+                )
+            ),
         )
         out.extend(self._status_messages(online, now))
         return out

@@ -10,6 +10,8 @@ import pytest
 
 from ingest.contract import ContractViolation, decode
 from simulators.events import EVENT_TYPES
+from simulators.plugins import build
+from simulators.scenario import load_scenario
 from tests.simulators.helpers import START, run_inprocess
 
 NOW = START + 60.0  # reference clock for the contract's time rules
@@ -180,3 +182,22 @@ def test_inactivity_and_dropout_show_in_the_data(smoke) -> None:
             assert vitals and all(getattr(m, e["field"]) is None for m in vitals), e
             checked += 1
     assert checked >= 2
+
+
+def test_sample_windows_are_sent_once_recorded() -> None:
+    """Accelerometer and pendant windows leave at the tick their last sample is taken (a
+    device sends what it has recorded), so in real time no sensor time is in the future."""
+    sc = load_scenario("smoke").with_counts(wearable=20, eldercare=10, airq=0)
+    sims = build(sc, 3)
+    sent: dict[str, int] = defaultdict(int)
+    for k in range(round(20 / sc.tick_s)):
+        now = START + k * sc.tick_s
+        for sim in sims:
+            for topic, payload in sim.tick(now):
+                channel = topic.rsplit("/", 1)[1]
+                if channel in ("accel", "pendant"):
+                    w = decode(topic, payload, now=NOW).model
+                    end = w.t0 + len(w.x) / w.rate_hz
+                    assert end == pytest.approx(now, abs=1e-6), (topic, w.t0, now)
+                    sent[channel] += 1
+    assert sent["accel"] > 19 * 15 and sent["pendant"] > 0
