@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,8 @@ from streams.checkpoint import checkpoint_key, read_checkpoints
 from streams.output import Output
 from streams.processors import PROCESSORS, Processor, Services
 from streams.sink import InfluxSink, SinkRejectedError, SinkUnavailableError
+from streams.sink._lines import count_lines
+from streams.sink.base import split_body
 from streams.state import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -56,25 +59,47 @@ def write_until_acknowledged(
     """Write every body; keep retrying while InfluxDB is unavailable (no loss).
 
     A body InfluxDB *refuses* (4xx, e.g. a field type conflict) would be refused again:
-    it is logged and dropped. Returns the points refused that way.
+    it is logged and dropped. Returns the points refused that way (:func:`refused_points`).
+    Bodies are cut here into the requests the sink would send (``max_body_bytes``), so
+    each refusal is counted against the one request it concerns: the sink writes the
+    other requests of a body and raises only the first refusal.
     """
     refused = 0
     for database, parts in bodies.items():
-        body = b"\n".join(parts)
-        while True:
-            try:
-                sink.write(database, body)
-                break
-            except SinkUnavailableError as exc:
-                if stop():
-                    raise
-                log.warning("InfluxDB unavailable, retrying: %s", exc)
-                time.sleep(1.0)
-            except SinkRejectedError as exc:
-                refused += body.count(b"\n") + 1
-                log.error("InfluxDB refused %d bytes for %s: %s", len(body), database, exc)
-                break
+        for chunk in split_body(b"\n".join(parts), sink.max_body_bytes):
+            while True:
+                try:
+                    sink.write(database, chunk)
+                    break
+                except SinkUnavailableError as exc:
+                    if stop():
+                        raise
+                    log.warning("InfluxDB unavailable, retrying: %s", exc)
+                    time.sleep(1.0)
+                except SinkRejectedError as exc:
+                    n = refused_points(exc, chunk)
+                    refused += n
+                    log.error("InfluxDB refused %d points for %s: %s", n, database, exc)
+                    break
     return refused
+
+
+_DROPPED = re.compile(r"dropped=(\d+)")
+
+
+def refused_points(exc: SinkRejectedError, chunk: bytes) -> int:
+    """Points of one refused request that InfluxDB did not store.
+
+    A *partial write* stored the valid points: InfluxDB 1.x counts the points it dropped
+    (field type conflicts, beyond retention) as ``dropped=N`` and lists each unparsable
+    line as ``unable to parse``. When a request has both kinds, the server names only the
+    dropped points, so the count is then a lower bound. Any other refusal (parse errors
+    only, unknown database, auth) stored nothing: every line of the request counts.
+    """
+    if not exc.partial_write:
+        return count_lines(chunk)
+    found = _DROPPED.search(exc.message)
+    return (int(found.group(1)) if found else 0) + exc.message.count("unable to parse")
 
 
 class Stats:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import numpy as np
 import pytest
 
 from cityhealth.settings import Settings
+from streams.runner import write_until_acknowledged
+from streams.sink import RetryPolicy, make_sink
+from streams.sink.base import split_body
 from streams.synthetic import motion_batches, vitals_batches
 from tests.pipeline.test_worker_support import (
     WorkerProcess,
@@ -207,3 +211,24 @@ def test_heart_rate_spike_opens_one_anomaly_episode(
     assert np.all(
         np.array([a["evidence"]["score"] for a in alerts(s) if a["type"] == "anomaly"]) >= 0.999
     )
+
+
+def test_refused_points_count_only_what_influxdb_did_not_store(settings: Settings) -> None:
+    """A refused body split into several requests: only the points InfluxDB dropped are
+    counted as refused (not the whole body, whose other requests were stored)."""
+    db = settings.influx_db_public
+    name = f"refusals_{uuid.uuid4().hex[:8]}"
+    t0 = int(T0) * 10**9
+    lines = [f"{name},k=a v={i}.5 {t0 + i}" for i in range(30)]
+    lines[3] = f"{name},k=a v=1i {t0 + 3}"  # field type conflict: a partial write
+    lines[17] = f"{name},k=a v=2i {t0 + 17}"  # same, in another request
+    lines[25] = f"{name},k=a v= broken"  # unparsable
+    with make_sink(settings, policy=RetryPolicy(deadline_s=30.0), max_body_bytes=150) as sink:
+        sink.ensure_databases()
+        sink.write(db, lines[:1])  # the field is a float from now on
+        body = {db: [line.encode() for line in lines]}
+        refused = write_until_acknowledged(sink, body, lambda: False)
+        stored = sink.count(db, name, "v")
+        sink.query(db, f'DROP MEASUREMENT "{name}"')
+    assert len(list(split_body(b"\n".join(body[db]), 150))) > 3  # several requests
+    assert (refused, stored) == (3, 27)
