@@ -48,7 +48,12 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    of someone who stops jogging or climbing stairs and sits or stands still at once is
    no louder than the strides before it, although it is followed by a turn (the running
    arm drops, the thigh becomes horizontal) and stillness, the other cues of a fall.
-   ``prior_ratio`` 0 switches the cue off.
+   The gait must also go on *up to* the impact: the activity counts as loud only if the
+   second largest slot peak of the ``near_s`` (1.5 s) before the crossing is loud too
+   (the smaller of the two figures is compared). A stride of ongoing gait has strides
+   within its period (0.33-0.77 s) before it; a fall's impact has its descent there,
+   with at most one loud moment (the stumble or a first hit), so a fall a few seconds
+   after someone stopped jogging is still a fall. ``prior_ratio`` 0 switches the cue off.
 
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
 event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
@@ -106,6 +111,7 @@ DEFAULTS: dict[str, float] = {
     "angle_deg": 30.0,
     "prior_ratio": 1.2,
     "prior_s": 2.0,
+    "near_s": 1.5,
 }
 """Default parameters (the ``balanced`` preset); see ``docs/kernels/fall.md`` for why."""
 
@@ -157,6 +163,7 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             p["soft_freefall_veto"],
             p["prior_ratio"] ** 2,
             p["prior_s"],
+            p["near_s"],
         ],
         dtype=np.float64,
     )
@@ -181,8 +188,11 @@ def resolve_params(preset: str, params: dict[str, float]) -> dict[str, float]:
     if bad:
         raise ValueError(f"parameters must be finite and >= 0: {bad}")
     reach = (RING - 2) * merged["snapshot_s"]
-    if merged["snapshot_s"] <= 0 or max(merged["pre_s"], merged["lead_s"]) > reach:
-        raise ValueError(f"need snapshot_s > 0 and pre_s, lead_s <= {RING - 2} * snapshot_s")
+    windows = max(merged["pre_s"], merged["lead_s"], merged["near_s"])
+    if merged["snapshot_s"] <= 0 or windows > reach:
+        raise ValueError(
+            f"need snapshot_s > 0 and pre_s, lead_s, near_s <= {RING - 2} * snapshot_s"
+        )
     return merged
 
 
@@ -197,18 +207,24 @@ def _all_finite(t: np.ndarray, ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -
 
 @njit(cache=True)
 def _snapshot_slots(
-    ring: np.ndarray, n: int, t_pre: float, t_lead: float, t_prior: float
-) -> tuple[int, int, float]:
+    ring: np.ndarray, n: int, t_pre: float, t_lead: float, t_prior: float, t_near: float,
+    t_now: float,
+) -> tuple[int, int, float]:  # fmt: skip
     """Slots of the newest snapshots taken at or before ``t_pre`` and ``t_lead``, and the
-    largest ``|a|^2`` of the slots taken in ``(t_prior, t_pre]`` (the activity before).
+    loudness of the activity before: the smaller of the largest ``|a|^2`` of the slots
+    taken in ``(t_prior, t_pre]`` and the *second* largest of those taken in
+    ``(t_near, t_now)``, i.e. before the crossing's own sample (ongoing gait is loud in
+    two slots there, a fall's stumble or first hit in one).
 
     Either slot falls back to the oldest snapshot when none is that old. One pass over
-    the ring serves all three look-ups.
+    the ring serves all look-ups.
     """
     pre = -1
     lead = -1
     oldest = -1
     prior = 0.0
+    near1 = 0.0
+    near = 0.0
     for j in range(n):
         tj = ring[j, _R_T]
         if tj <= t_pre and (pre < 0 or tj > ring[pre, _R_T]):
@@ -219,7 +235,14 @@ def _snapshot_slots(
             oldest = j
         if t_prior < tj <= t_pre and ring[j, _R_PEAK] > prior:
             prior = ring[j, _R_PEAK]
-    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), prior
+        if t_near < tj < t_now:
+            pk = ring[j, _R_PEAK]
+            if pk > near1:
+                near = near1
+                near1 = pk
+            elif pk > near:
+                near = pk
+    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), min(prior, near)
 
 
 @njit(cache=True)
@@ -287,7 +310,7 @@ def _update(
     """
     imp2, imp_win, ff2, ff_win, tau = prm[0], prm[2], prm[3], prm[4], prm[5]
     snap_s, pre_s, settle, decide, lead_s = prm[6], prm[7], prm[8], prm[9], prm[13]
-    prior_s = prm[17]
+    prior_s, near_s = prm[17], prm[18]
     n = t.size
     cap = ev_pos.size
     k = 0
@@ -350,8 +373,9 @@ def _update(
                     rd = ring[d]
                     t_pre = ti - pre_s
                     j, jl, prior = _snapshot_slots(
-                        rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s
-                    )
+                        rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s,
+                        ti - near_s, ti,
+                    )  # fmt: skip
                     c[_C_TWIN] = ti + imp_win
                     c[_C_TIMP] = ti
                     c[_C_PEAK2] = m2
@@ -417,7 +441,7 @@ class FallDetector(DeviceStateArrays):
             # last_t, gravity xyz, next_snap, last_low, t_settle, t_decide, n, peak^2 so far
             "track": track,
             "ring": np.zeros((n, RING, _N_RING_COLS)),  # snapshots: gx, gy, gz, t, peak^2
-            # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, prior peak^2
+            # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, loudness before
             "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
             "counts": np.zeros((n, 3), np.int64),  # non-finite, out of order, falls

@@ -28,11 +28,14 @@ TWITCHY = {
     "angle_deg": 5.0,
     "pre_s": 0.5,
     "snapshot_s": 0.1,
+    "near_s": 0.6,
 }
 # ... and with the soft-impact path taking most decisions (hard impacts rare).
 SOFT = {**TWITCHY, "impact_g": 1.6, "soft_impact_g": 1.05, "lead_deg": 20.0, "lead_s": 0.2,
         "freefall_g": 0.5}  # fmt: skip
-PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}]
+# ... and with the activity-before cue vetoing often, both of its windows within the ring.
+LOUD = {**TWITCHY, "prior_ratio": 2.0, "prior_s": 0.4, "near_s": 0.4}
+PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD]
 
 
 @cache
@@ -297,6 +300,8 @@ def test_unknown_or_invalid_parameters() -> None:
         FallDetector(1, pre_s=100.0)
     with pytest.raises(ValueError, match="lead_s"):
         FallDetector(1, lead_s=100.0)
+    with pytest.raises(ValueError, match="near_s"):
+        FallDetector(1, near_s=3.75)
     with pytest.raises(ValueError, match="unknown preset"):
         FallDetector(1, preset="paranoid")
     assert FallDetector(1).params == DEFAULTS

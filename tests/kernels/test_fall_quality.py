@@ -200,3 +200,39 @@ def test_stopping_after_strides_is_not_a_fall(before: str) -> None:
                 if detect(tr.t, tr.ax, tr.ay, tr.az).size:
                     alarms.append((placement, rate, after))
     assert alarms == []
+
+
+def _falls_after_strides(**params: float) -> tuple[int, list[tuple[str, str, str, float]]]:
+    """Standing falls (forward, backward, lateral) played right after jogging or stairs,
+    all placements, 20/50/100 Hz: (traces, the missed ones)."""
+    missed = []
+    n = 0
+    for before in ("jogging", "stairs"):
+        for fall in ("fall_forward", "fall_backward", "fall_lateral"):
+            for k, placement in enumerate(PLACEMENTS):
+                for rate in (20.0, 50.0, 100.0):
+                    for rep in range(2):
+                        seed = [93, k, int(rate), rep, len(before), len(fall)]
+                        tr = scenario([before, fall], rate_hz=rate, placement=placement,
+                                      rng=np.random.default_rng(seed), jitter=0.3)  # fmt: skip
+                        det = FallDetector(1, **params)
+                        _, ev = det.update(np.zeros(tr.t.size, np.int64), tr.t, tr.ax, tr.ay, tr.az)
+                        n += 1
+                        if not np.any(np.abs(ev - tr.falls[0]) <= 1.0):
+                            missed.append((before, fall, placement, rate))
+    return n, missed
+
+
+def test_a_fall_soon_after_strides_is_still_a_fall() -> None:
+    """The activity before a fall is judged twice: 1.5-3.5 s before the crossing (the
+    prior-activity cue) and over the ``near_s`` (1.5 s) up to it, by the second largest
+    snapshot peak there; only an impact no louder than *both* is a stride. Ongoing gait
+    is loud in several snapshots right up to its next stride; a fall's impact has its
+    descent there, with one loud moment at most (stumble, first hit). With the first
+    window alone (the detector before ``near_s``), 23 of these 144 traces were missed
+    (22 after jogging: pocket 13, waist 6, pendant 3): a fall 2-3.5 s after jogging
+    stopped was taken for a stride. Now 2 (pocket backward falls at 20 Hz, missed
+    before too)."""
+    n, missed = _falls_after_strides()
+    assert n == 144
+    assert len(missed) <= 2, missed

@@ -48,6 +48,13 @@ class ReferenceFallDetector:
         return max([s[2] for s in st["snapshots"] if lo < s[0] <= hi], default=0.0)
 
     @staticmethod
+    def _second_peak(st: dict[str, Any], lo: float, hi: float) -> float:
+        """Second largest |a|^2 recorded by the snapshots taken in ``(lo, hi)`` (0 if
+        fewer than two): ongoing gait is loud in two of them, a fall's stumble in one."""
+        peaks = sorted((s[2] for s in st["snapshots"] if lo < s[0] < hi), reverse=True)
+        return peaks[1] if len(peaks) > 1 else 0.0
+
+    @staticmethod
     def _cos_angle(a: list[float], b: list[float]) -> float:
         norm = math.sqrt(
             (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) * (b[0] * b[0] + b[1] * b[1] + b[2] * b[2])
@@ -131,7 +138,10 @@ class ReferenceFallDetector:
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
                     "lead": self._pre_orientation(st, t - p["lead_s"]),
                     "low_ok": t - st["last_low"] <= p["freefall_window_s"],
-                    "prior": self._prior_peak(st, t - p["pre_s"] - p["prior_s"], t - p["pre_s"]),
+                    "prior": min(
+                        self._prior_peak(st, t - p["pre_s"] - p["prior_s"], t - p["pre_s"]),
+                        self._second_peak(st, t - p["near_s"], t),
+                    ),
                     "sum": [0.0, 0.0, 0.0],
                     "sq": [0.0, 0.0, 0.0],
                     "n": 0.0,
