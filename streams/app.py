@@ -17,7 +17,7 @@ import faust
 from cityhealth.settings import Settings, get_settings
 from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import STREAM_BASES, topics_for
-from streams.config import WorkerConfig
+from streams.config import WorkerConfig, app_id
 from streams.worker import StreamWorker
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ class WorkerApp(faust.App):
     cityhealth: StreamWorker
 
     async def on_first_start(self) -> None:
+        # Faust creates only the last level of its data directory (``mkdir`` without
+        # parents): create ``data_dir/worker`` first, so a fresh data dir works for
+        # ``faust -A streams.app worker`` and ``cityhealth worker`` alike.
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
         await self.cityhealth.prepare()
@@ -36,11 +39,6 @@ class WorkerApp(faust.App):
     async def on_stop(self) -> None:
         await self.cityhealth.stop()
         await super().on_stop()
-
-
-def app_id(settings: Settings) -> str:
-    """Consumer-group id; includes the topic prefix so test runs never share a group."""
-    return f"{settings.topic_prefix}cityhealth-worker"
 
 
 def create_app(settings: Settings | None = None, config: WorkerConfig | None = None) -> WorkerApp:

@@ -8,11 +8,22 @@ so the shared settings stay small. docs/STREAMS.md explains each value.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernels.anomaly import THRESHOLD
+
+if TYPE_CHECKING:
+    from cityhealth.settings import Settings
+
+
+def app_id(settings: Settings) -> str:
+    """The workers' Faust app id and Kafka consumer group; it includes the topic prefix so
+    test runs never share a group. Here, not in ``streams.app`` (which builds the Faust app
+    at import), so that supervisors (``cityhealth up``) read the same definition."""
+    return f"{settings.topic_prefix}cityhealth-worker"
 
 
 class WorkerConfig(BaseSettings):

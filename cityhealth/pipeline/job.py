@@ -40,6 +40,7 @@ from cityhealth.pipeline.supervisor import CLI, ManagedProcess, Supervisor, Supe
 from cityhealth.pipeline.truth import Tolerance
 from cityhealth.settings import Settings
 from ingest.kafka_client import kafka_client_kwargs
+from streams.config import app_id
 
 BRIDGE, WORKER, SIMULATE = "bridge", "worker", "simulate"
 
@@ -68,12 +69,6 @@ class UpOptions:
     live: bool = True
     tolerance: Tolerance = field(default_factory=Tolerance)
     ready_timeout: float = 180.0
-
-
-def worker_group_id(settings: Settings) -> str:
-    """The stream workers' consumer group (``streams.app.app_id``; importing that module
-    would build the whole Faust app, so the formula is repeated here)."""
-    return f"{settings.topic_prefix}cityhealth-worker"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -165,7 +160,7 @@ class UpJob:
             topics.alerts,
             topics.deadletter,
             topics.streams,
-            self.opts.worker_group or worker_group_id(self.settings),
+            self.opts.worker_group or app_id(self.settings),
         )
         self.watch.start()
 
@@ -233,8 +228,6 @@ class UpJob:
         bridge.start()
         self._wait("subscribed", lambda: bool(self.bridge_totals().get("subscribed")), BRIDGE)
         if self.opts.worker:
-            # Faust creates only the last level of its data directory.
-            (Path(self.settings.data_dir) / "worker").mkdir(parents=True, exist_ok=True)
             worker = self.sup.add(
                 ManagedProcess(WORKER, self._worker_argv, env, self.logs / "worker.log")
             )
