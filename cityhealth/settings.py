@@ -102,8 +102,12 @@ class Settings(BaseSettings):
         default="v1", description="v1: InfluxDB 1.x /write + InfluxQL; v2: token/org/bucket."
     )
     influx_username: str = Field(default="cityhealth", description="InfluxDB 1.x user (v1 API).")
-    influx_password: SecretStr = Field(
-        default=SecretStr("cityhealth-local"), description="InfluxDB 1.x password (v1 API)."
+    influx_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "InfluxDB 1.x password (v1 API). When unset, the local stack generates one in "
+            "data_dir/influx.password (mode 0600, never logged)."
+        ),
     )
     influx_token: SecretStr | None = Field(default=None, description="InfluxDB 2.x API token.")
     influx_org: str = Field(default="cityhealth", description="InfluxDB 2.x organisation.")

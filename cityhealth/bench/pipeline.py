@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cityhealth.credentials import influx_password
 from cityhealth.settings import Settings
 from ingest.mqtt_auth import mqtt_credentials
 
@@ -179,7 +180,7 @@ class NaiveConsumer:
                 "db": self.database,
                 "precision": "ns",
                 "u": s.influx_username,
-                "p": s.influx_password.get_secret_value(),
+                "p": influx_password(s).get_secret_value(),
             },
             data=point.to_line_protocol().encode(),
             timeout=10,

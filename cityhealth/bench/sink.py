@@ -34,6 +34,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from cityhealth.credentials import influx_password
+
 FIELDS = ("body_temp", "heart_rate", "respiration_rate", "spo2")
 SINK_GOAL = 0.8
 
@@ -188,7 +190,7 @@ def bench_sink(data: VitalsColumns, batch: int, repeat: int, gzip_level: int) ->
     spans = _batches(data, batch)
     pre_encoded = [encode("vitals", *data.batch(a, b)) for a, b in spans]
     session = requests.Session()
-    session.auth = (settings.influx_username, settings.influx_password.get_secret_value())
+    session.auth = (settings.influx_username, influx_password(settings).get_secret_value())
     url = settings.influx_url.rstrip("/") + "/write"
 
     def raw() -> None:

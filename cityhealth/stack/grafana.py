@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from cityhealth.credentials import influx_password
 from cityhealth.settings import REPO_ROOT
 from cityhealth.stack.service import Service
 
@@ -63,7 +64,7 @@ class Grafana(Service):
                 "url": s.influx_url,
                 "user": s.influx_username,
                 "jsonData": {"dbName": db, "httpMode": "POST"},
-                "secureJsonData": {"password": s.influx_password.get_secret_value()},
+                "secureJsonData": {"password": influx_password(s).get_secret_value()},
                 "isDefault": kind == "public",
             }
             for kind, db in (("sensitive", s.influx_db_sensitive), ("public", s.influx_db_public))

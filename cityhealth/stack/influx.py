@@ -3,20 +3,25 @@
 ``auth-enabled = true`` from the first start: InfluxDB 1.x accepts exactly one
 unauthenticated statement while no user exists, ``CREATE USER ... WITH ALL PRIVILEGES``
 (the documented bootstrap), which :meth:`Influx.bootstrap` sends with
-``settings.influx_username`` / ``settings.influx_password``. From then on every query and
-write needs those credentials, so no endpoint is ever open without them.
+``settings.influx_username`` and the password of :func:`cityhealth.credentials.influx_password`
+(configured, or generated under ``data_dir``). From then on every query and write needs
+those credentials, so no endpoint is ever open without them.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Any, ClassVar
 
 import requests
 
+from cityhealth.credentials import LEGACY_DEFAULT_PASSWORD, influx_password
 from cityhealth.settings import Settings
 from cityhealth.stack.process import StackError
 from cityhealth.stack.service import Service
+
+log = logging.getLogger(__name__)
 
 
 def _q(identifier: str) -> str:
@@ -45,7 +50,7 @@ def influx_query(
     if db is not None:
         params["db"] = db
     credentials = (
-        (settings.influx_username, settings.influx_password.get_secret_value()) if auth else None
+        (settings.influx_username, influx_password(settings).get_secret_value()) if auth else None
     )
     return requests.post(
         settings.influx_url.rstrip("/") + "/query",
@@ -125,7 +130,7 @@ bind-address = "{self.addr.influx_host}:{self.addr.influx_rpc_port}"
     def bootstrap(self) -> None:
         """Create the admin user on a fresh instance, then the two default databases."""
         user = self.settings.influx_username
-        password = self.settings.influx_password.get_secret_value()
+        password = influx_password(self.settings).get_secret_value()
         # Succeeds only while no user exists; afterwards InfluxDB answers 401/403.
         influx_query(
             self.settings,
@@ -133,11 +138,33 @@ bind-address = "{self.addr.influx_host}:{self.addr.influx_rpc_port}"
             auth=False,
         )
         reason = self.health()
+        if reason is not None and self._rekey_legacy_default(user, password):
+            reason = self.health()
         if reason is not None:
             raise StackError(reason)
         create_databases(
             self.settings, self.settings.influx_db_sensitive, self.settings.influx_db_public
         )
+
+    def _rekey_legacy_default(self, user: str, password: str) -> bool:
+        """A data directory bootstrapped by an earlier version with the fixed default password
+        gets the generated one instead (``SET PASSWORD``); True when that happened.
+
+        Only when no password is configured: a configured one that does not match is the
+        operator's error, reported by :meth:`health`.
+        """
+        configured = self.settings.influx_password
+        if configured is not None and configured.get_secret_value():
+            return False
+        legacy = self.settings.model_copy(update={"influx_password": LEGACY_DEFAULT_PASSWORD})
+        try:
+            resp = influx_query(legacy, f"SET PASSWORD FOR {_q(user)} = {_s(password)}")
+        except requests.RequestException:
+            return False
+        if resp.status_code != 200 or "error" in resp.text:
+            return False
+        log.warning("InfluxDB user %r had the old fixed default password; re-keyed", user)
+        return True
 
     def health(self) -> str | None:
         """Ping, then an authenticated ``SHOW DATABASES``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cityhealth.credentials import influx_password
 from cityhealth.settings import Settings
 from streams.sink.base import InfluxSink
 from streams.sink.errors import SinkError
@@ -17,7 +18,7 @@ def make_sink(settings: Settings, policy: RetryPolicy | None = None, **kwargs: A
     """The v1 or v2 sink ``settings.influx_api`` asks for, with the two databases' policies."""
     url, retention = settings.influx_url, retention_policies(settings)
     if settings.influx_api == "v1":
-        password = settings.influx_password
+        password = influx_password(settings)
         return V1Sink(url, retention, settings.influx_username, password, policy=policy, **kwargs)
     if settings.influx_token is None:
         raise SinkError("influx_api=v2 needs CITYHEALTH_INFLUX_TOKEN")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from cityhealth.credentials import influx_password
 from cityhealth.settings import Settings
 from cityhealth.stack.influx import Influx
 from cityhealth.stack.process import stop
@@ -207,8 +208,8 @@ def test_split_body_cuts_at_line_boundaries() -> None:
 
 
 def test_v1_sink_repr_hides_credentials(settings: Settings) -> None:
-    s = V1Sink(settings.influx_url, {}, username="u", password=settings.influx_password)
-    assert settings.influx_password.get_secret_value() not in repr(s)
+    s = V1Sink(settings.influx_url, {}, username="u", password=influx_password(settings))
+    assert influx_password(settings).get_secret_value() not in repr(s)
 
 
 def test_write_many_pipelines_in_order_and_stops_at_first_error(

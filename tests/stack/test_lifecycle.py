@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from cityhealth.credentials import influx_password
 from cityhealth.settings import Settings
 from cityhealth.stack.process import ProcessRecord, is_alive, read_record
 from tests.conftest import RunningStack, settings_env, stack_settings
@@ -83,7 +84,7 @@ def test_up_reuses_down_stops_everything_and_keeps_data(cli: Path, tmp_path: Pat
         assert _actions(second.stdout) == dict.fromkeys(SERVICES, "reused")
         assert _records(data_dir) == records
 
-        auth = (settings.influx_username, settings.influx_password.get_secret_value())
+        auth = (settings.influx_username, influx_password(settings).get_secret_value())
         write = requests.post(
             f"{settings.influx_url}/write",
             params={"db": settings.influx_db_public},
@@ -161,7 +162,7 @@ def test_up_reports_the_log_of_a_service_that_dies(cli: Path, tmp_path: Path) ->
 
 def test_one_service_restarts_with_its_data(stack: RunningStack, settings: Settings) -> None:
     """stop_service/start_service (for restart tests): InfluxDB comes back with its points."""
-    auth = (settings.influx_username, settings.influx_password.get_secret_value())
+    auth = (settings.influx_username, influx_password(settings).get_secret_value())
     write = requests.post(
         f"{stack.influx_url}/write",
         params={"db": settings.influx_db_sensitive, "precision": "s"},

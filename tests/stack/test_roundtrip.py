@@ -14,6 +14,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 from pydantic import SecretStr
 
+from cityhealth.credentials import influx_password
 from cityhealth.settings import Settings
 from cityhealth.stack import influx_query
 from ingest.mqtt_auth import MqttRole, mqtt_credentials
@@ -142,7 +143,7 @@ def test_influx_write_and_query_with_credentials(stack: RunningStack, settings: 
         f"air,station=s{i % 2},district=d1 pm25={10.5 + i},ok=true {1_700_000_000 + i}"
         for i in range(10)
     )
-    auth = (settings.influx_username, settings.influx_password.get_secret_value())
+    auth = (settings.influx_username, influx_password(settings).get_secret_value())
     resp = requests.post(
         f"{stack.influx_url}/write",
         params={"db": db, "precision": "s"},
