@@ -53,7 +53,11 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    (the smaller of the two figures is compared). A stride of ongoing gait has strides
    within its period (0.33-0.77 s) before it; a fall's impact has its descent there,
    with at most one loud moment (the stumble or a first hit), so a fall a few seconds
-   after someone stopped jogging is still a fall. ``prior_ratio`` 0 switches the cue off.
+   after someone stopped jogging is still a fall. That relief is for hard impacts only:
+   a *soft* impact must stand out from the gait of the 2 s window alone (a 1.5 g contact
+   is hardly louder than walking; walking to a chair or a bed and at once sitting or
+   lying down is common, a slump starts from sitting). ``prior_ratio`` 0 switches the
+   cue off.
 
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
 event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
@@ -130,8 +134,8 @@ _LAST_T, _GX, _GY, _GZ, _NEXT_SNAP, _LAST_LOW, _T_SETTLE, _T_DECIDE, _N_SNAP, _R
 _N_TRACK = 10
 # columns of the "cand" row (the pending impact)
 _C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
-_C_LEADX, _C_LEADY, _C_LEADZ, _C_PRIOR = range(7, 11)
-_N_CAND = 11
+_C_LEADX, _C_LEADY, _C_LEADZ, _C_PRIOR, _C_FAR = range(7, 12)
+_N_CAND = 12
 # columns of a ring slot: gravity snapshot xyz, its time, peak |a|^2 since the slot before
 _R_T, _R_PEAK = 3, 4
 _N_RING_COLS = 5
@@ -209,12 +213,12 @@ def _all_finite(t: np.ndarray, ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -
 def _snapshot_slots(
     ring: np.ndarray, n: int, t_pre: float, t_lead: float, t_prior: float, t_near: float,
     t_now: float,
-) -> tuple[int, int, float]:  # fmt: skip
+) -> tuple[int, int, float, float]:  # fmt: skip
     """Slots of the newest snapshots taken at or before ``t_pre`` and ``t_lead``, and the
     loudness of the activity before: the smaller of the largest ``|a|^2`` of the slots
     taken in ``(t_prior, t_pre]`` and the *second* largest of those taken in
     ``(t_near, t_now)``, i.e. before the crossing's own sample (ongoing gait is loud in
-    two slots there, a fall's stumble or first hit in one).
+    two slots there, a fall's stumble or first hit in one); and the former alone.
 
     Either slot falls back to the oldest snapshot when none is that old. One pass over
     the ring serves all look-ups.
@@ -242,7 +246,8 @@ def _snapshot_slots(
                 near1 = pk
             elif pk > near:
                 near = pk
-    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), min(prior, near)
+    lo = min(prior, near)
+    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), lo, prior
 
 
 @njit(cache=True)
@@ -276,10 +281,12 @@ def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     if _cos_angle(px, py, pz, mx, my, mz) > prm[11]:
         return False
     peak2 = cand[_C_PEAK2]
-    if peak2 < prm[16] * cand[_C_PRIOR]:
-        return False  # no louder than the activity before it: a stride, not an impact
     if peak2 >= prm[12]:
+        if peak2 < prm[16] * cand[_C_PRIOR]:
+            return False  # no louder than gait that went on up to it: a stride
         return peak2 >= prm[1] or cand[_C_LOWOK] > 0
+    if peak2 < prm[16] * cand[_C_FAR]:
+        return False  # a soft impact no louder than recent gait: not trusted
     if prm[15] > 0 and cand[_C_LOWOK] > 0:
         return False  # free fall, then a soft landing: a short cushioned drop (seat, bed)
     lead = _cos_angle(px, py, pz, cand[_C_LEADX], cand[_C_LEADY], cand[_C_LEADZ])
@@ -372,7 +379,7 @@ def _update(
                 else:
                     rd = ring[d]
                     t_pre = ti - pre_s
-                    j, jl, prior = _snapshot_slots(
+                    j, jl, prior, far = _snapshot_slots(
                         rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s,
                         ti - near_s, ti,
                     )  # fmt: skip
@@ -387,6 +394,7 @@ def _update(
                     c[_C_LEADZ] = rd[jl, 2]
                     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
                     c[_C_PRIOR] = prior
+                    c[_C_FAR] = far
                     acc[d, :] = 0.0
                     t_set = ti + settle
                     t_dec = ti + decide
@@ -442,6 +450,7 @@ class FallDetector(DeviceStateArrays):
             "track": track,
             "ring": np.zeros((n, RING, _N_RING_COLS)),  # snapshots: gx, gy, gz, t, peak^2
             # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, loudness before
+            # (gait up to the impact), prior peak^2 (1.5-3.5 s before)
             "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
             "counts": np.zeros((n, 3), np.int64),  # non-finite, out of order, falls

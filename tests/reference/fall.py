@@ -80,10 +80,12 @@ class ReferenceFallDetector:
             return False  # not still
         if self._cos_angle(c["pre"], mean) > math.cos(math.radians(p["angle_deg"])):
             return False  # not tilted enough
-        if c["peak2"] < p["prior_ratio"] ** 2 * c["prior"]:
-            return False  # no louder than the activity before it (a stride)
         if c["peak2"] >= p["impact_g"] ** 2 * g2:  # hard impact (free fall if not strong)
+            if c["peak2"] < p["prior_ratio"] ** 2 * c["prior"]:
+                return False  # no louder than gait that went on up to it (a stride)
             return c["peak2"] >= p["strong_impact_g"] ** 2 * g2 or c["low_ok"]
+        if c["peak2"] < p["prior_ratio"] ** 2 * c["far"]:
+            return False  # a soft impact no louder than recent gait
         # soft impact: no free fall before it (not a drop onto a seat) and the rotation
         # must not have started long before it (no slow, controlled descent)
         if p["soft_freefall_veto"] > 0 and c["low_ok"]:
@@ -138,14 +140,13 @@ class ReferenceFallDetector:
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
                     "lead": self._pre_orientation(st, t - p["lead_s"]),
                     "low_ok": t - st["last_low"] <= p["freefall_window_s"],
-                    "prior": min(
-                        self._prior_peak(st, t - p["pre_s"] - p["prior_s"], t - p["pre_s"]),
-                        self._second_peak(st, t - p["near_s"], t),
-                    ),
+                    "far": self._prior_peak(st, t - p["pre_s"] - p["prior_s"], t - p["pre_s"]),
                     "sum": [0.0, 0.0, 0.0],
                     "sq": [0.0, 0.0, 0.0],
                     "n": 0.0,
                 }
+                c = st["candidate"]
+                c["prior"] = min(c["far"], self._second_peak(st, t - p["near_s"], t))
         elif c is not None and t >= c["t_imp"] + p["settle_s"]:
             for k, v in enumerate((x, y, z)):
                 c["sum"][k] += v
