@@ -37,9 +37,13 @@ def test_every_valid_reading_published_is_stored(smoke: dict[str, Any]) -> None:
 #: smoke runs (60 s, seed 7 but one seed 8): vital anomalies all alerted in every run
 #: (17, 16, 27, 20, 10, 15, 22, 18, 11, 12 events); falls 7/7, 6/6, 6/6, 9/9, 11/11, 7/7,
 #: 5/6, 5/5, 4/5, 5/5 (65/67; 8/9 before; the misses: a wrist slump, a wrist backward
-#: fall). Falls are therefore allowed one miss per run: kernels.fall's held-out
-#: sensitivity is 98.3 % per trace (wrist and pocket slumps and some pocket falls are the
-#: misses, docs/kernels/fall.md), so with 5-11 falls a run misses one now and then.
+#: fall). Since the fall detector's near_s window (a fall soon after jogging or stairs is
+#: no longer taken for a stride), seeds 7-16: 3/3, 4/4, 5/5, 4/4, 8/8, 7/7, 5/5, 6/6, 5/6,
+#: 10/10 (57/58), and seeds 7, 8, 15, 17, 18 with its final form: 5/5, 4/5, 8/8, 8/8,
+#: 6/6. Every miss left is a clip the detector misses on its own (docs/kernels/fall.md:
+#: 19 of the 1 024 fall clips that smoke seeds 0-15 render, slumps whose limb turned
+#: < 30 deg and the like; the misses above, a wrist slump of seed 15 and a pendant slump
+#: of seed 8, are among them), so about one run in ten plays one: one miss stays allowed.
 FALL_MISSES_ALLOWED = 1
 VITAL_TYPES = ("tachycardia", "bradycardia", "desaturation", "fever")
 #: Alerts that detect no ground-truth event (false alarms or unlabelled causes). Before the
