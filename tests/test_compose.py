@@ -147,16 +147,21 @@ def test_mosquitto_refuses_anonymous_clients_and_services_log_in_by_role(
     assert "'user cityhealth-publisher' 'topic write city/#'" in script
 
 
-def test_kafka_password_comes_from_the_environment() -> None:
-    env = {**os.environ, "CITYHEALTH_KAFKA_PASSWORD": "from-env-kafka"}
+def _services_with(**env: str) -> dict[str, Any]:
+    """The resolved services of ``docker-compose config`` with ``env`` set."""
     out = subprocess.run(
         ["docker-compose", "-f", str(COMPOSE), "config"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, **env},
         check=True,
     )
-    config = yaml.safe_load(out.stdout)["services"]
+    services: dict[str, Any] = yaml.safe_load(out.stdout)["services"]
+    return services
+
+
+def test_kafka_password_comes_from_the_environment() -> None:
+    config = _services_with(CITYHEALTH_KAFKA_PASSWORD="from-env-kafka")
     assert config["worker"]["environment"]["CITYHEALTH_KAFKA_PASSWORD"] == "from-env-kafka"
     jaas = config["kafka"]["environment"]["KAFKA_LISTENER_NAME_CLIENT_PLAIN_SASL_JAAS_CONFIG"]
     assert 'user_cityhealth="from-env-kafka"' in jaas
@@ -184,15 +189,7 @@ def test_influxdb_initialises_org_buckets_and_token_from_env(resolved: dict[str,
 
 
 def test_token_comes_from_the_environment() -> None:
-    env = {**os.environ, "INFLUXDB_TOKEN": "from-env-token"}
-    out = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), "config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    config = yaml.safe_load(out.stdout)["services"]
+    config = _services_with(INFLUXDB_TOKEN="from-env-token")
     assert config["influxdb"]["environment"]["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"] == "from-env-token"
     assert config["worker"]["environment"]["CITYHEALTH_INFLUX_TOKEN"] == "from-env-token"
     assert config["grafana"]["environment"]["INFLUXDB_TOKEN"] == "from-env-token"
