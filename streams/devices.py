@@ -69,12 +69,18 @@ class DeviceIndex:
             self.district_code = np.concatenate([self.district_code, pad])
             self.family_code = np.concatenate([self.family_code, pad])
         names, codes = districts
-        mapping = np.array([_code(self._district_of, self.districts, d) for d in names], np.int32)
-        self.district_code[out] = mapping[np.asarray(codes, dtype=np.int64)]
+        self.district_code[out] = self.district_codes(names)[np.asarray(codes, dtype=np.int64)]
         names, codes = families
-        mapping = np.array([_code(self._family_of, self.families, f) for f in names], np.int32)
-        self.family_code[out] = mapping[np.asarray(codes, dtype=np.int64)]
+        self.family_code[out] = self.family_codes(names)[np.asarray(codes, dtype=np.int64)]
         return out
+
+    def district_codes(self, names: Sequence[str]) -> np.ndarray:
+        """int64 code in :attr:`districts` of each of ``names`` (new names are added)."""
+        return np.array([_code(self._district_of, self.districts, d) for d in names], np.int64)
+
+    def family_codes(self, names: Sequence[str]) -> np.ndarray:
+        """int64 code in :attr:`families` of each of ``names`` (new names are added)."""
+        return np.array([_code(self._family_of, self.families, f) for f in names], np.int64)
 
     def block_of(self, devices: np.ndarray) -> np.ndarray:
         """Checkpoint block of each local index."""

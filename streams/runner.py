@@ -84,6 +84,16 @@ def write_until_acknowledged(
     return refused
 
 
+def write_output(sink: InfluxSink, out: Output, stop: Callable[[], bool]) -> tuple[int, int]:
+    """Encode a commit step's rows (:meth:`Output.encode`) and write them like
+    :func:`write_until_acknowledged`; returns ``(points, refused points)``, rows that
+    could not be encoded counted as refused. Runs in the writer thread: the encoding
+    overlaps the processing of the next batches."""
+    out.encode()
+    refused = write_until_acknowledged(sink, out.bodies, stop)
+    return out.points, refused + out.unencoded
+
+
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
@@ -250,10 +260,10 @@ class PartitionRunner:
         out.mirror_alerts()
         records = await self._run(self.processor.state.take_dirty)
         written = asyncio.get_running_loop().run_in_executor(
-            self.writer, write_until_acknowledged, self.sink, out.bodies, lambda: self.closed
+            self.writer, write_output, self.sink, out, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, records, out.alerts, self.pending, out.points)
+        step = _Step(written, records, out.alerts, self.pending)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.pending = []
@@ -266,7 +276,7 @@ class PartitionRunner:
             self._steps.pop(0).result()
 
     async def _publish(self, step: _Step, previous: asyncio.Future[None] | None) -> None:
-        refused = await step.written  # InfluxDB acknowledged the step's points
+        points, refused = await step.written  # InfluxDB acknowledged the step's points
         if previous is not None:
             await asyncio.shield(previous)  # in order; a failed step fails the later ones
         async with self.producer.transaction():
@@ -281,7 +291,7 @@ class PartitionRunner:
                 )
         for ack, event in step.events:
             await ack(event)
-        self.stats.points += step.points
+        self.stats.points += points
         self.stats.refused_points += refused
         self.stats.alerts += len(step.alerts)
         self.stats.commits += 1
@@ -317,11 +327,10 @@ class PartitionRunner:
 class _Step:
     """A commit step between its cut and its publication."""
 
-    written: asyncio.Future[int]
+    written: asyncio.Future[tuple[int, int]]  # (points, refused points)
     records: list[tuple[int, bytes]]
     alerts: list[Alert]
     events: list[tuple[Ack, Any]]
-    points: int
 
 
 def make_runner(stream: str, partition: int, **kwargs: Any) -> PartitionRunner:

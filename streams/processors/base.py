@@ -24,6 +24,7 @@ from streams.config import WorkerConfig
 from streams.district import DistrictBoard
 from streams.output import Databases, Output
 from streams.state import Columns, PartitionState
+from streams.tables import Coded
 
 
 @dataclass
@@ -209,6 +210,21 @@ class Processor:
             **fields,
         )
         self.alert(out, alert)
+
+    def row_tags(self, batch: ColumnarBatch, rows: Rows) -> dict[str, object]:
+        """``device``/``district``/``family`` tags of each row as the batch carries them,
+        coded into the partition's device index (:class:`streams.tables.Coded`) rather
+        than the batch's dictionaries, so the raw writes of a commit step's batches
+        concatenate into one encoding (streams.tables)."""
+        index = self.state.index
+        district, family = batch.strings["district"], batch.strings["family"]
+        return {
+            "device": Coded(index.ids, rows.dev),
+            "district": Coded(
+                index.districts, index.district_codes(district.values)[district.codes]
+            ),
+            "family": Coded(index.families, index.family_codes(family.values)[family.codes]),
+        }
 
     def device_tags(self, devices: np.ndarray) -> dict[str, object]:
         """``device``/``district``/``family`` tag columns for local device indices."""

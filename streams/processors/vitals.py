@@ -74,12 +74,11 @@ class VitalsProcessor(Processor):
         cols = batch.columns
         values = [np.asarray(cols[name], dtype=np.float64) for name in RAW_FIELDS]
         present = sum(np.isfinite(v).astype(np.int64) << bit for bit, v in enumerate(values))
-        tags = {k: batch.strings[k] for k in ("device", "district", "family")}
         out.write(
             self.dbs.sensitive,
             "vitals",
             ns(rows.ts),
-            tags,
+            self.row_tags(batch, rows),
             {**dict(zip(RAW_FIELDS, values, strict=True)), "present": present},
         )
         self.count_readings("vitals", rows)
