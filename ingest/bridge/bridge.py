@@ -1,8 +1,8 @@
 """The MQTT -> Kafka ingest bridge (see docs/INGEST.md for the design and failure modes).
 
 One asyncio event loop on its own thread does all the I/O: paho's MQTT socket (external
-loop mode), the Kafka producer and the pipes from the decoder processes. It drains received
-messages in chunks, numbers each with a token and hands the chunk to the decode stage
+loop mode, bulk reads), the Kafka producer and the pipes from the decoder processes. It
+numbers each received message with a token and hands them in chunks to the decode stage
 (contract, pseudonyms, columnar batches, dead letters) — in decoder processes by default,
 inline with ``decoders=0`` — and produces what comes back with an idempotent ``acks=all``
 producer.
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.batch import BatchLimits, SealedBatch
 from ingest.bridge.config import BridgeConfig
+from ingest.bridge.paho_bulk import Publish
 from ingest.bridge.producer import KafkaTarget, ReliableProducer
 from ingest.bridge.session import MqttSession, subscription_filter
 from ingest.bridge.stage import DeadLetter, DecodeStage, RawMessage, StageConfig, StageOutput
@@ -34,14 +35,14 @@ from ingest.kafka_topics import topics_for
 from ingest.mqtt_auth import mqtt_credentials
 
 if TYPE_CHECKING:
-    import paho.mqtt.client as mqtt
-
     from cityhealth.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Messages handed to the stage per chunk (bounds how long one loop turn takes).
+#: Messages handed to the stage per chunk (bounds how long one loop turn takes inline).
 _CHUNK = 500
+#: Reading resumes once the unacknowledged messages fell to this share of the window.
+_RESUME_SHARE = 0.9
 
 
 class _Message:
@@ -55,6 +56,11 @@ class _Message:
         self.epoch = epoch
         self.received = received
         self.outstanding = 0  # Kafka records still to be acknowledged
+
+
+def _take(queue: deque[RawMessage], n: int) -> list[RawMessage]:
+    """The first ``n`` items of ``queue`` (fewer if it is shorter), removed from it."""
+    return [queue.popleft() for _ in range(min(n, len(queue)))]
 
 
 class Bridge:
@@ -104,8 +110,10 @@ class Bridge:
             self._stage = DecodeStage(settings, stage_config)
         else:
             self._pool = DecoderPool(config.decoders, settings, stage_config, self._on_decoder)
-        self._inbox: deque[tuple[mqtt.MQTTMessage, int]] = deque()
+        self._inbox: deque[RawMessage] = deque()  # admitted, not yet handed to the stage
         self._wake_pending = False
+        self._window = config.receive_maximum
+        self._resume_below = int(_RESUME_SHARE * config.receive_maximum)
         self._open: dict[int, _Message] = {}  # un-acked messages by token, oldest first
         self._next_token = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,7 +135,7 @@ class Bridge:
             username=username,
             password=password,
             topic_filter=subscription_filter(settings.mqtt_share_group, mqtt_prefix),
-            on_message=self._on_mqtt_message,
+            on_messages=self._on_mqtt_messages,
             stats=self.stats,
         )
 
@@ -201,9 +209,28 @@ class Bridge:
         return clean and self.failed is None
 
     # --- event-loop thread ----------------------------------------------------------------
-    def _on_mqtt_message(self, message: mqtt.MQTTMessage, epoch: int) -> None:
-        # Decoding waits until the socket burst was read: one chunk per wake-up.
-        self._inbox.append((message, epoch))
+    def _on_mqtt_messages(self, publishes: list[Publish], epoch: int) -> None:
+        """Number and track one batch of received messages (all of them, unless closing)."""
+        stats = self.stats
+        if not stats.received:
+            stats.first_received_at = time.time()
+        stats.received += len(publishes)
+        if self._closing:
+            return  # not acked: re-sent to this session when it reconnects
+        now = time.monotonic()
+        token = self._next_token
+        opened = self._open
+        inbox = self._inbox
+        for topic, payload, mid, qos in publishes:
+            opened[token] = _Message(mid, qos, epoch, now)
+            inbox.append((token, topic, payload))
+            token += 1
+        self._next_token = token
+        if len(opened) > self._window and not self._session.paused:
+            # The broker sent more than our Receive Maximum: hold the rest in its queue.
+            self._session.pause_reading()
+            stats.read_pauses += 1
+        # Decoding waits until the socket read was split: one hand-over per loop turn.
         if not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon(self._drain)
@@ -228,37 +255,16 @@ class Bridge:
     def _drain(self) -> None:
         self._wake_pending = False
         inbox = self._inbox
-        take = min(len(inbox), _CHUNK)
-        if take:
-            chunk = self._admit([inbox.popleft() for _ in range(take)])
-            if chunk:
-                if self._pool is not None:
-                    self._pool.submit(chunk)
-                else:
-                    assert self._stage is not None
-                    self._apply(self._stage.process(chunk))
+        if self._pool is not None:
+            while inbox:  # a pipe write per chunk; the decoders do the work
+                self._pool.submit(_take(inbox, _CHUNK))
+        elif inbox:
+            assert self._stage is not None
+            self._apply(self._stage.process(_take(inbox, _CHUNK)))
         if inbox and not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon(self._drain)
         self._arm_timer()
-
-    def _admit(self, items: list[tuple[mqtt.MQTTMessage, int]]) -> list[RawMessage]:
-        """Number the messages and start tracking them (all of them, while not closing)."""
-        if not self.stats.received:
-            self.stats.first_received_at = time.time()
-        self.stats.received += len(items)
-        if self._closing:
-            return []  # not acked: re-sent to this session when it reconnects
-        now = time.monotonic()
-        token = self._next_token
-        opened = self._open
-        chunk: list[RawMessage] = []
-        for message, epoch in items:
-            opened[token] = _Message(message.mid, message.qos, epoch, now)
-            chunk.append((token, message._topic, message.payload))
-            token += 1
-        self._next_token = token
-        return chunk
 
     def _apply(self, output: StageOutput) -> None:
         """Account for a stage output and produce what it sealed."""
@@ -313,10 +319,14 @@ class Bridge:
             self._ack(token)
 
     def _ack(self, token: int) -> None:
-        entry = self._open.pop(token)
-        if self._session.ack(entry.mid, entry.qos, entry.epoch):
+        opened = self._open
+        entry = opened.pop(token)
+        session = self._session
+        if session.ack(entry.mid, entry.qos, entry.epoch):
             self.stats.acked += 1
             self.stats.last_acked_at = time.time()
+        if session.paused and len(opened) <= self._resume_below:
+            session.resume_reading()
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
@@ -348,7 +358,7 @@ class Bridge:
             self._write_stats()
 
     def _refresh_gauges(self) -> None:
-        self.stats.in_flight = len(self._open) + len(self._inbox)
+        self.stats.in_flight = len(self._open)  # the inbox's messages are open already
         try:
             oldest = next(iter(self._open.values()), None)
         except RuntimeError:  # resized while another thread polls: keep the last value

@@ -16,7 +16,15 @@ Why each setting (MQTT 5.0, OASIS standard):
 
 The client runs on the bridge's asyncio event loop (paho's external-loop callbacks), not
 on a thread of its own: the bridge's work then never competes with a paho thread for the
-interpreter lock, which would otherwise stall socket reads behind CPU work.
+interpreter lock, which would otherwise stall socket reads behind CPU work. It is paho's
+``Client`` with a bulk receive path and batched PUBACKs (:mod:`ingest.bridge.paho_bulk`):
+plain QoS 1 PUBLISHes reach the bridge as batches, one per socket read, and the PUBACKs
+of one loop turn leave in one write.
+
+Reading can be paused (:meth:`MqttSession.pause_reading`): Mosquitto 2.0.11 was seen to
+send more unacknowledged messages than the Receive Maximum once acknowledgements flow
+(docs/INGEST.md), so the bridge enforces its window itself by leaving the socket unread
+(TCP backpressure) until enough PUBACKs went out.
 
 Acks are fenced by a connection *epoch*: an ack for a message received on an earlier
 connection is dropped, because after a reconnect the broker re-sends that message under the
@@ -38,14 +46,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.bridge.config import BridgeConfig
+from ingest.bridge.paho_bulk import BulkClient, Publish
 from ingest.bridge.stats import BridgeStats
 
 log = logging.getLogger(__name__)
 
 _MIN_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 10.0
-#: Packets read per socket wake-up at most (then other callbacks get their turn).
-_READS_PER_WAKEUP = 256
+_PUBACK_GRACE_S = 0.3
 
 
 def subscription_filter(share_group: str, mqtt_prefix: str = "") -> str:
@@ -69,8 +77,9 @@ class MqttSession:
         The broker.
     topic_filter
         Usually :func:`subscription_filter`.
-    on_message
-        Called with ``(message, epoch)`` for every PUBLISH.
+    on_messages
+        Called with ``(publishes, epoch)`` for every batch of received PUBLISHes, each a
+        ``(topic bytes, payload, packet id, QoS)`` tuple, in the order of the wire.
     stats
         Connection counters are updated here.
     """
@@ -83,7 +92,7 @@ class MqttSession:
         host: str,
         port: int,
         topic_filter: str,
-        on_message: Callable[[mqtt.MQTTMessage, int], None],
+        on_messages: Callable[[list[Publish], int], None],
         stats: BridgeStats,
         username: str | None = None,
         password: str | None = None,
@@ -92,21 +101,25 @@ class MqttSession:
         self._loop = loop
         self._host, self._port = host, port
         self._filter = topic_filter
-        self._deliver = on_message
+        self._deliver = on_messages
         self._stats = stats
         self._epoch = 0
-        self._delivered = 0
+        self._acks: list[int] = []  # packet ids to PUBACK at the end of this loop turn
+        self._acks_scheduled = False
+        self._paused = False
+        self._read_scheduled = False
         self._stopping = False
         self._backoff_s = _MIN_BACKOFF_S
         self._retry: asyncio.TimerHandle | None = None
         self._misc: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] | None = None
         self._subscribed = threading.Event()
-        client = mqtt.Client(
+        client = BulkClient(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
+            on_publishes=self._on_publishes,
         )
         if username is not None:
             client.username_pw_set(username, password)
@@ -138,11 +151,15 @@ class MqttSession:
         re-sent on the next connection with the same client id.
         """
         self._stopping = True
+        self._flush_acks()  # the PUBACKs already granted go out before the DISCONNECT
         self._epoch += 1  # no ack may slip in after the DISCONNECT
         for handle in (self._retry, self._misc):
             if handle is not None:
                 handle.cancel()
         if self._client.is_connected():
+            # Mosquitto 2.0.11 was seen to drop PUBACKs that reach it just before a
+            # DISCONNECT (their messages then come back as duplicates): give them a moment.
+            await asyncio.sleep(_PUBACK_GRACE_S)
             self._closed = self._loop.create_future()
             self._client.disconnect()
             try:
@@ -181,6 +198,10 @@ class MqttSession:
 
     def _housekeeping(self) -> None:
         """Keepalive pings and dead-connection detection (paho's ``loop_misc``)."""
+        if self._paused:
+            # Unread bytes wait in the socket because *we* stopped reading: the broker's
+            # PINGRESP is behind them, so its silence says nothing about the connection.
+            self._client.mark_alive()
         self._client.loop_misc()
         self._misc = self._loop.call_later(1.0, self._housekeeping)
 
@@ -193,17 +214,62 @@ class MqttSession:
     def ack(self, mid: int, qos: int, epoch: int) -> bool:
         """PUBACK message ``mid`` if it arrived on the current connection.
 
+        The PUBACKs granted during one turn of the event loop leave together, at its end.
         QoS 0 messages need no ack (and are lost on a crash: publishers must use QoS 1).
         """
         if epoch != self._epoch:
             return False
         if qos > 0:
-            self._client.ack(mid, qos)
+            self._acks.append(mid)
+            if not self._acks_scheduled:
+                self._acks_scheduled = True
+                self._loop.call_soon(self._flush_acks)
         return True
+
+    def _flush_acks(self) -> None:
+        self._acks_scheduled = False
+        acks, self._acks = self._acks, []
+        self._client.ack_many(acks)
+
+    # --- flow control ---------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        """Whether reading is paused (:meth:`pause_reading`)."""
+        return self._paused
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket: the broker's sends then wait (TCP backpressure)."""
+        if self._paused:
+            return
+        self._paused = True
+        sock = self._client.socket()
+        if sock is not None:
+            self._loop.remove_reader(sock)
+
+    def resume_reading(self) -> None:
+        """Read the socket again (and at once: data may have waited all along)."""
+        if not self._paused:
+            return
+        self._paused = False
+        sock = self._client.socket()
+        if sock is not None:
+            self._loop.add_reader(sock, self._on_readable)
+            self._schedule_read()
+
+    def _schedule_read(self) -> None:
+        if not self._read_scheduled:
+            self._read_scheduled = True
+            self._loop.call_soon(self._on_scheduled_read)
+
+    def _on_scheduled_read(self) -> None:
+        self._read_scheduled = False
+        if not self._paused:
+            self._on_readable()
 
     # --- socket plumbing (paho's external-loop interface) ---------------------------------
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        self._loop.add_reader(sock, self._on_readable)
+        if not self._paused:
+            self._loop.add_reader(sock, self._on_readable)
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._loop.remove_reader(sock)
@@ -216,12 +282,11 @@ class MqttSession:
         self._loop.remove_writer(sock)
 
     def _on_readable(self) -> None:
-        # paho reads one packet per call; keep reading while packets carry messages, so a
-        # burst costs one wake-up of the loop, not one per message.
-        for _ in range(_READS_PER_WAKEUP):
-            before = self._delivered
-            if self._client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._delivered == before:
-                return
+        # One call reads what the socket holds (up to BulkClient's max_read) and hands every
+        # complete PUBLISH of it over in batches.
+        client = self._client
+        if client.loop_read() == mqtt.MQTT_ERR_SUCCESS and client.read_more and not self._paused:
+            self._schedule_read()  # stopped at max_read: more may wait (decrypted TLS too)
 
     # --- paho callbacks (on the loop) -----------------------------------------------------
     def _on_connect(
@@ -236,6 +301,7 @@ class MqttSession:
             log.warning("MQTT connection refused: %s", reason)
             return
         self._epoch += 1
+        self._acks.clear()  # granted on the old connection: its packet ids are void now
         self._backoff_s = _MIN_BACKOFF_S
         self._stats.connects += 1
         self._stats.session_present = bool(flags.session_present)
@@ -273,6 +339,7 @@ class MqttSession:
         properties: Properties | None,
     ) -> None:
         self._epoch += 1
+        self._acks.clear()
         self._stats.mqtt_connected = False
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
@@ -281,6 +348,9 @@ class MqttSession:
         log.warning("MQTT connection lost (%s); reconnecting", reason)
         self._schedule_reconnect()
 
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        self._deliver(publishes, self._epoch)
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._delivered += 1
-        self._deliver(message, self._epoch)
+        # What paho handled itself (a PUBLISH with properties, say), in its place.
+        self._deliver([(message._topic, message.payload, message.mid, message.qos)], self._epoch)

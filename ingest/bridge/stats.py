@@ -34,6 +34,9 @@ class BridgeStats:
         Failed Kafka sends that were retried.
     connects
         MQTT (re)connections; ``session_present`` tells whether the broker kept our session.
+    read_pauses
+        Times the bridge stopped reading MQTT because it held more unacknowledged messages
+        than its Receive Maximum (a broker that overshoots the window).
     rejected_by_rule
         Dead letters per first broken contract rule.
     readings_by_stream
@@ -51,6 +54,7 @@ class BridgeStats:
     acked: int = 0
     kafka_errors: int = 0
     connects: int = 0
+    read_pauses: int = 0
     session_present: bool = False
     mqtt_connected: bool = False
     subscribed: bool = False
