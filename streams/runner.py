@@ -163,6 +163,8 @@ class PartitionRunner:
         self.pending: list[tuple[Ack, Any]] = []
         self.batches_since = 0
         self.last_commit = time.monotonic()
+        self.last_flush = time.monotonic()  # open aggregate periods last upserted
+        self.unflushed = False  # batches processed since (their open periods changed)
         self.closed = False
         self.producer = AIOKafkaProducer(
             **kafka,
@@ -220,6 +222,14 @@ class PartitionRunner:
             return
         self.stats.batches += 1
         self.stats.readings += readings
+        self.unflushed = True
+
+    def _flush_due(self) -> bool:
+        """Open aggregate periods changed and ``aggregate_interval_s`` passed since they
+        were last upserted."""
+        return self.unflushed and (
+            time.monotonic() - self.last_flush >= self.config.aggregate_interval_s
+        )
 
     def _due(self) -> bool:
         return bool(
@@ -235,7 +245,7 @@ class PartitionRunner:
             if self.closed:
                 return
             await self._run(self.processor.tick, now, self.out)
-            if self.out.alerts or (self.pending and self._due()):
+            if self.out.alerts or (self.pending and self._due()) or self._flush_due():
                 await self._commit()
             elif self._steps and self._steps[0].done():
                 await self._reap()  # surfaces a failed publication
@@ -253,7 +263,10 @@ class PartitionRunner:
             await self._steps[0]  # bounded: the oldest step published (or raises)
             await self._reap()
         out = self.out
-        await self._run(self.processor.flush, out)
+        if self._flush_due():
+            await self._run(self.processor.flush, out)
+            self.last_flush = time.monotonic()
+            self.unflushed = False
         now = time.time()
         for alert in out.alerts:
             alert.emitted_ts = now
@@ -279,16 +292,20 @@ class PartitionRunner:
         points, refused = await step.written  # InfluxDB acknowledged the step's points
         if previous is not None:
             await asyncio.shield(previous)  # in order; a failed step fails the later ones
-        async with self.producer.transaction():
-            for block, data in step.records:
-                key = checkpoint_key(self.stream, self.partition, block)
-                await self.producer.send(
-                    self.checkpoint_topic, data, key=key, partition=self.partition
-                )
-            for alert in step.alerts:
-                await self.producer.send(
-                    self.alerts_topic, alert.to_json(), key=alert.subject.encode()
-                )
+        if step.records or step.alerts:
+            async with self.producer.transaction():
+                # Alerts first: a record's timestamp is taken at send, and the checkpoint
+                # blocks (up to checkpoint_blocks records of state) need not go before
+                # them; the transaction makes both visible at once either way.
+                for alert in step.alerts:
+                    await self.producer.send(
+                        self.alerts_topic, alert.to_json(), key=alert.subject.encode()
+                    )
+                for block, data in step.records:
+                    key = checkpoint_key(self.stream, self.partition, block)
+                    await self.producer.send(
+                        self.checkpoint_topic, data, key=key, partition=self.partition
+                    )
         for ack, event in step.events:
             await ack(event)
         self.stats.points += points

@@ -123,13 +123,19 @@ def measure(
         out.encode()
         return out.points, out.unencoded
 
-    def commit() -> None:
+    last_flush = time.monotonic()
+
+    def commit(final: bool = False) -> None:
         """The worker's commit step: cut, encode and write in the writer thread (bounded
-        in flight); without writes the writer thread still encodes."""
-        nonlocal out, points
+        in flight); without writes the writer thread still encodes. Open aggregate
+        periods are upserted every ``aggregate_interval_s`` and once at the end (the
+        worker's timer does that once the stream stops)."""
+        nonlocal out, points, last_flush
         while len(inflight) >= MAX_STEPS:
             points += inflight.pop(0).result()[0]
-        processor.flush(out)
+        if final or time.monotonic() - last_flush >= config.aggregate_interval_s:
+            processor.flush(out)
+            last_flush = time.monotonic()
         processor.state.take_dirty()
         if writes:
             inflight.append(writer.submit(write_output, sink, out, _stop))
@@ -146,7 +152,7 @@ def measure(
             n_readings += batch.count if ragged is None else int(ragged.offsets[-1])
             if i % every == 0:
                 commit()
-        commit()
+        commit(final=True)
         for step in inflight:  # the last writes acknowledged
             points += step.result()[0]
         seconds = time.perf_counter() - start

@@ -208,7 +208,7 @@ class Processor:
         )
         self.alert(out, alert)
 
-    def row_tags(self, batch: ColumnarBatch, rows: Rows) -> dict[str, object]:
+    def row_tags(self, batch: ColumnarBatch, rows: Rows) -> dict[str, Coded]:
         """``device``/``district``/``family`` tags of each row as the batch carries them,
         coded into the partition's device index (:class:`streams.tables.Coded`) rather
         than the batch's dictionaries, so the raw writes of a commit step's batches
