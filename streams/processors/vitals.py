@@ -171,8 +171,10 @@ class VitalsProcessor(Processor):
         score = self.scorer.update(series, t, x)
         self._anomaly_alerts(series, t, x, score, active[p.row], out)
         ok = np.isfinite(score)
-        minute = (t[ok] // 60).astype(np.int64)
-        self._minutes(self.minutes.update(series[ok], minute, t[ok], score[ok], x[ok]), out)
+        if not ok.all():  # usually every sample scored: no gathers
+            series, t, x, score = series[ok], t[ok], x[ok], score[ok]
+        minute = (t // 60).astype(np.int64)
+        self._minutes(self.minutes.update(series, minute, t, score, x), out)
 
     def _state_views(self) -> None:
         """Name -> array dictionaries of the compiled passes' state, built again only
