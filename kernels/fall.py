@@ -59,8 +59,20 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    lying down is common, a slump starts from sitting). ``prior_ratio`` 0 switches the
    cue off.
 
+7. **Turned first, then dropped**: an impact below ``drop_max_g`` (2.74 g) after a free
+   fall is not a fall when the segment had already done more than ``drop_frac`` (25 %) of
+   its turn (before -> after) when that free fall began (the gravity estimate at the
+   first sample below ``freefall_g`` after ``freefall_window_s`` without one). The
+   order of the phases tells the two apart: a fall loses support first and turns
+   *during* its descent (Noury 2007: loss of balance, then the descent; Kangas 2008 date
+   the start of a fall at ``|a|`` < 0.6 g), while someone sitting down hard lowers
+   themselves under control - the thigh turns to horizontal, the forearm towards the lap -
+   and drops only the last few centimetres into the seat. At or above ``drop_max_g``
+   (Bourke 2007's largest thigh peak in daily activities) an impact is a fall whatever
+   came first. ``drop_frac`` 0 switches the cue off.
+
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
-event is emitted ``settle_s + still_s`` (2.5 s by default) after the impact, at the latest
+event is emitted ``settle_s + still_s`` (2.0 s by default) after the impact, at the latest
 with the next batch that reaches that time; the reported time is the impact time.
 
 All windows are in seconds and the low-pass uses ``alpha = dt / (tau + dt)`` with the
@@ -99,23 +111,25 @@ RING = 16
 DEFAULTS: dict[str, float] = {
     "impact_g": 1.6,
     "soft_impact_g": 1.45,
-    "lead_s": 0.5,
+    "lead_s": 0.6,
     "lead_deg": 12.0,
     "soft_freefall_veto": 1.0,
     "strong_impact_g": 1.6,
     "impact_window_s": 1.0,
     "freefall_g": 0.6,
     "freefall_window_s": 1.0,
-    "gravity_tau_s": 0.3,
+    "gravity_tau_s": 0.2,
     "snapshot_s": 0.25,
     "pre_s": 1.5,
     "settle_s": 1.0,
-    "still_s": 1.5,
+    "still_s": 1.0,
     "still_g": 0.1,
     "angle_deg": 30.0,
     "prior_ratio": 1.2,
     "prior_s": 2.0,
     "near_s": 1.5,
+    "drop_frac": 0.25,
+    "drop_max_g": 2.74,
 }
 """Default parameters (the ``balanced`` preset); see ``docs/kernels/fall.md`` for why."""
 
@@ -135,10 +149,13 @@ _N_TRACK = 10
 # columns of the "cand" row (the pending impact)
 _C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
 _C_LEADX, _C_LEADY, _C_LEADZ, _C_PRIOR, _C_FAR = range(7, 12)
-_N_CAND = 12
+_C_DROPX, _C_DROPY, _C_DROPZ = range(12, 15)
+_N_CAND = 15
 # columns of a ring slot: gravity snapshot xyz, its time, peak |a|^2 since the slot before
 _R_T, _R_PEAK = 3, 4
 _N_RING_COLS = 5
+# columns of the "drop" row: start of the latest free fall, gravity estimate xyz then
+_D_T, _D_X, _D_Y, _D_Z = range(4)
 # columns of the "acc" row (stillness-window sums)
 _A_SX, _A_SY, _A_SZ, _A_QX, _A_QY, _A_QZ, _A_N = range(7)
 
@@ -168,6 +185,8 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             p["prior_ratio"] ** 2,
             p["prior_s"],
             p["near_s"],
+            p["drop_frac"],
+            p["drop_max_g"] ** 2 * g2,
         ],
         dtype=np.float64,
     )
@@ -260,13 +279,20 @@ def _cos_angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float)
 
 
 @njit(cache=True)
+def _angle(c: float) -> float:
+    """Angle (rad) of a cosine, clamped against rounding just outside [-1, 1]."""
+    return math.acos(min(1.0, max(-1.0, c)))
+
+
+@njit(cache=True)
 def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     """The fall rule for a candidate whose stillness window has elapsed.
 
     Still and tilted after, and either a hard impact (``impact_g``, with free fall when
     below ``strong_impact_g``) or a soft one (``soft_impact_g``) without free fall before
     it (unless ``soft_freefall_veto`` is 0) whose rotation was fast: at most ``lead_deg``
-    of it had happened ``lead_s`` before the impact.
+    of it had happened ``lead_s`` before the impact. Below ``drop_max_g``, a free fall
+    that began after more than ``drop_frac`` of the turn was done vetoes either.
     """
     ns = acc[_A_N]
     if ns == 0:
@@ -278,8 +304,14 @@ def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     if var > prm[10]:
         return False
     px, py, pz = cand[_C_PREX], cand[_C_PREY], cand[_C_PREZ]
-    if _cos_angle(px, py, pz, mx, my, mz) > prm[11]:
+    turn = _cos_angle(px, py, pz, mx, my, mz)
+    if turn > prm[11]:
         return False
+    if prm[19] > 0 and cand[_C_LOWOK] > 0 and cand[_C_PEAK2] < prm[20]:
+        # turned first, then dropped: a controlled lowering ended by a drop (onto a seat)
+        on = _cos_angle(px, py, pz, cand[_C_DROPX], cand[_C_DROPY], cand[_C_DROPZ])
+        if _angle(on) > prm[19] * _angle(turn):
+            return False
     peak2 = cand[_C_PEAK2]
     if peak2 >= prm[12]:
         if peak2 < prm[16] * cand[_C_PRIOR]:
@@ -305,6 +337,7 @@ def _update(
     ring: np.ndarray,
     cand: np.ndarray,
     acc: np.ndarray,
+    drop: np.ndarray,
     counts: np.ndarray,
     start: int,
     ev_pos: np.ndarray,
@@ -395,6 +428,16 @@ def _update(
                     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
                     c[_C_PRIOR] = prior
                     c[_C_FAR] = far
+                    # orientation when the free fall began; the orientation before if
+                    # there was none or it began before that was taken (no turn first)
+                    if c[_C_LOWOK] > 0 and drop[d, _D_T] >= rd[j, _R_T]:
+                        c[_C_DROPX] = drop[d, _D_X]
+                        c[_C_DROPY] = drop[d, _D_Y]
+                        c[_C_DROPZ] = drop[d, _D_Z]
+                    else:
+                        c[_C_DROPX] = c[_C_PREX]
+                        c[_C_DROPY] = c[_C_PREY]
+                        c[_C_DROPZ] = c[_C_PREZ]
                     acc[d, :] = 0.0
                     t_set = ti + settle
                     t_dec = ti + decide
@@ -409,6 +452,13 @@ def _update(
                 a[_A_QZ] += z * z
                 a[_A_N] += 1.0
             if m2 < ff2:
+                if ti - llow > ff_win:
+                    # a free fall starts (none in the window before it): where the
+                    # segment pointed then (direct stores: no array view in the hot loop)
+                    drop[d, _D_T] = ti
+                    drop[d, _D_X] = gx
+                    drop[d, _D_Y] = gy
+                    drop[d, _D_Z] = gz
                 llow = ti
             lt = ti
             i += 1
@@ -445,14 +495,18 @@ class FallDetector(DeviceStateArrays):
         track = np.zeros((n, _N_TRACK))
         track[:, [_LAST_T, _NEXT_SNAP, _LAST_LOW]] = -np.inf
         track[:, [_T_SETTLE, _T_DECIDE]] = np.inf  # no candidate pending
+        drop = np.zeros((n, 4))
+        drop[:, _D_T] = -np.inf
         return {
             # last_t, gravity xyz, next_snap, last_low, t_settle, t_decide, n, peak^2 so far
             "track": track,
             "ring": np.zeros((n, RING, _N_RING_COLS)),  # snapshots: gx, gy, gz, t, peak^2
             # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, loudness before
-            # (gait up to the impact), prior peak^2 (1.5-3.5 s before)
+            # (gait up to the impact), prior peak^2 (1.5-3.5 s before), orientation when
+            # the free fall began (= pre xyz if none)
             "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
+            "drop": drop,  # start of the latest free fall: time, gravity estimate xyz
             "counts": np.zeros((n, 3), np.int64),  # non-finite, out of order, falls
         }
 
@@ -533,7 +587,8 @@ class FallDetector(DeviceStateArrays):
             buf_pos, buf_t = np.empty(cap, np.int64), np.empty(cap, np.float64)
             k, i = _update(
                 dev, t_, ax_, ay_, az_, self._prm,
-                s["track"], s["ring"], s["cand"], s["acc"], s["counts"], i, buf_pos, buf_t,
+                s["track"], s["ring"], s["cand"], s["acc"], s["drop"], s["counts"], i,
+                buf_pos, buf_t,
             )  # fmt: skip
             pos_parts.append(buf_pos[:k])
             t_parts.append(buf_t[:k])
@@ -559,7 +614,7 @@ def detect(t: npt.ArrayLike, ax: npt.ArrayLike, ay: npt.ArrayLike, az: npt.Array
     -------
     float64[k]
         Impact time of each detected fall. A fall is only reported once
-        ``settle_s + still_s`` (2.5 s) of data after its impact are present.
+        ``settle_s + still_s`` (2.0 s) of data after its impact are present.
     """
     t_arr = np.asarray(t, dtype=np.float64)
     _, ev_t = FallDetector(1).update(np.zeros(t_arr.shape, np.int64), t_arr, ax, ay, az)

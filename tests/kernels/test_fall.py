@@ -35,7 +35,10 @@ SOFT = {**TWITCHY, "impact_g": 1.6, "soft_impact_g": 1.05, "lead_deg": 20.0, "le
         "freefall_g": 0.5}  # fmt: skip
 # ... and with the activity-before cue vetoing often, both of its windows within the ring.
 LOUD = {**TWITCHY, "prior_ratio": 2.0, "prior_s": 0.4, "near_s": 0.4}
-PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD]
+# ... and with the turned-then-dropped cue off, or vetoing most candidates after a free fall.
+DROP = [{**TWITCHY, "drop_frac": 0.0}, {**TWITCHY, "drop_frac": 0.05, "drop_max_g": 50.0,
+        "gravity_tau_s": 0.05, "freefall_window_s": 0.3}]  # fmt: skip
+PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD, *DROP]
 
 
 @cache
@@ -348,3 +351,29 @@ def test_soft_impact_needs_fast_rotation_and_no_free_fall() -> None:
     dev = np.zeros(dropped[0].size, np.int64)
     _, ev = FallDetector(1, soft_freefall_veto=0.0).update(dev, *dropped)
     assert ev.size == 1
+
+
+def _turn_drop_impact(turn_start: float, drop_start: float, peak_g: float = 2.2) -> tuple:
+    """Upright, then a 90 degree turn from ``turn_start`` to t = 4 s, a free fall
+    (``|a|`` 0.3 g) from ``drop_start`` to 3.99 s and an impact of ``peak_g`` at 4 s."""
+    t = np.arange(0.0, 10.0, 1.0 / 50.0)
+    s = np.clip((t - turn_start) / (4.0 - turn_start), 0.0, 1.0)
+    bump = np.where(np.abs(t - 4.0) < 0.011, peak_g - 1.0, 0.0)  # along gravity
+    scale = np.where((t >= drop_start) & (t < 3.99), 0.3, 1.0)
+    ax = (np.sin(s * np.pi / 2) * scale + bump) * 9.80665
+    az = np.cos(s * np.pi / 2) * scale * 9.80665
+    return t, ax, np.zeros_like(t), az
+
+
+def test_turned_then_dropped_is_not_a_fall() -> None:
+    """Same hard impact (2.2 g), free fall and final posture; only the order of the
+    phases differs. Turning during the free fall is a fall; turning first (a controlled
+    lowering) and then dropping the last 0.2 s is sitting down hard."""
+    during = detect(*_turn_drop_impact(3.5, 3.5))
+    assert during.size == 1 and abs(during[0] - 4.0) < 0.05
+    first = _turn_drop_impact(3.2, 3.8)
+    assert detect(*first).size == 0
+    dev = np.zeros(first[0].size, np.int64)
+    assert FallDetector(1, drop_frac=0.0).update(dev, *first)[1].size == 1  # cue off
+    hard = _turn_drop_impact(3.2, 3.8, peak_g=3.0)  # above drop_max_g: a fall whatever came first
+    assert detect(*hard).size == 1

@@ -62,6 +62,26 @@ def test_few_false_alarms_on_daily_activities(activity: str, max_alarms: int) ->
     assert len(alarms) <= max_alarms, alarms
 
 
+def test_sitting_down_hard_is_not_a_fall() -> None:
+    """Dropping onto a seat: for a thigh or a wrist it is an impact, a 60-90 degree turn
+    and stillness, like a fall; but the segment had turned *before* the free fall began
+    (controlled lowering, then the drop). With the cue off (``drop_frac`` 0) most of
+    these traces alarm."""
+    alarms = {"balanced": 0, "cue off": 0}
+    for k, placement in enumerate(("pocket", "wrist")):
+        for j, rate in enumerate((20.0, 25.0, 50.0, 100.0, 200.0)):
+            for s in range(4):
+                tr = synthesize("sitting_down_hard", rate_hz=rate, duration_s=10,
+                                placement=placement, rng=np.random.default_rng([95, k, j, s]),
+                                jitter=0.3)  # fmt: skip
+                dev = np.zeros(tr.t.size, np.int64)
+                for name, params in (("balanced", {}), ("cue off", {"drop_frac": 0.0})):
+                    _, ev = FallDetector(1, **params).update(dev, tr.t, tr.ax, tr.ay, tr.az)
+                    alarms[name] += int(ev.size > 0)
+    assert alarms["balanced"] <= 2, alarms  # of 40
+    assert alarms["cue off"] >= 10, alarms
+
+
 def test_slumps_from_a_chair_detected() -> None:
     """Soft falls without free fall: the soft-impact path's reason to exist."""
     hits = {"balanced": 0, "soft path off": 0}
@@ -232,7 +252,9 @@ def test_a_fall_soon_after_strides_is_still_a_fall() -> None:
     window alone (the detector before ``near_s``), 23 of these 144 traces were missed
     (22 after jogging: pocket 13, waist 6, pendant 3): a fall 2-3.5 s after jogging
     stopped was taken for a stride. Now 2 (pocket backward falls at 20 Hz, missed
-    before too)."""
+    before too). The turned-then-dropped cue (``drop_frac``) costs one more, a pendant
+    backward fall at 20 Hz after jogging whose free fall began when 34 % of its turn
+    was done (the cue's limit is 30 %): 3."""
     n, missed = _falls_after_strides()
     assert n == 144
-    assert len(missed) <= 2, missed
+    assert len(missed) <= 3, missed

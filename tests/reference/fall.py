@@ -16,6 +16,11 @@ import numpy as np
 from kernels.fall import G0, RING, resolve_params
 
 
+def _acos(c: float) -> float:
+    """Angle (rad) of a cosine, clamped against rounding just outside [-1, 1]."""
+    return math.acos(min(1.0, max(-1.0, c)))
+
+
 class ReferenceFallDetector:
     """Per-sample fall detector with the algorithm of :mod:`kernels.fall`."""
 
@@ -27,6 +32,8 @@ class ReferenceFallDetector:
         return {
             "last_t": None,
             "g": [0.0, 0.0, 0.0],
+            "drop_t": -math.inf,  # start of the latest free fall ...
+            "drop": [0.0, 0.0, 0.0],  # ... and the gravity estimate then
             "next_snap": -math.inf,
             "last_low": -math.inf,
             "snapshots": [],  # (t, [gx, gy, gz], peak |a|^2 since the one before), <= RING
@@ -37,10 +44,17 @@ class ReferenceFallDetector:
             "falls": 0,
         }
 
-    def _pre_orientation(self, st: dict[str, Any], t_ref: float) -> list[float]:
+    @staticmethod
+    def _snapshot(st: dict[str, Any], t_ref: float) -> tuple[float, list[float], float]:
+        """The newest snapshot taken at or before ``t_ref`` (else the oldest kept)."""
         before = [s for s in st["snapshots"] if s[0] <= t_ref]
-        chosen = max(before, key=lambda s: s[0]) if before else st["snapshots"][0]
-        return list(chosen[1])
+        return max(before, key=lambda s: s[0]) if before else st["snapshots"][0]
+
+    def _pre_orientation(self, st: dict[str, Any], t_ref: float) -> list[float]:
+        return list(self._snapshot(st, t_ref)[1])
+
+    def _pre_time(self, st: dict[str, Any], t_ref: float) -> float:
+        return float(self._snapshot(st, t_ref)[0])
 
     @staticmethod
     def _prior_peak(st: dict[str, Any], lo: float, hi: float) -> float:
@@ -78,8 +92,13 @@ class ReferenceFallDetector:
         )
         if var > p["still_g"] ** 2 * g2:
             return False  # not still
-        if self._cos_angle(c["pre"], mean) > math.cos(math.radians(p["angle_deg"])):
+        turn = self._cos_angle(c["pre"], mean)
+        if turn > math.cos(math.radians(p["angle_deg"])):
             return False  # not tilted enough
+        if p["drop_frac"] > 0 and c["low_ok"] and c["peak2"] < p["drop_max_g"] ** 2 * g2:
+            on = self._cos_angle(c["pre"], c["drop"])
+            if _acos(on) > p["drop_frac"] * _acos(turn):
+                return False  # turned first, then dropped: lowered, then dropped onto a seat
         if c["peak2"] >= p["impact_g"] ** 2 * g2:  # hard impact (free fall if not strong)
             if c["peak2"] < p["prior_ratio"] ** 2 * c["prior"]:
                 return False  # no louder than gait that went on up to it (a stride)
@@ -138,6 +157,7 @@ class ReferenceFallDetector:
                     "t_imp": t,
                     "peak2": m2,
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
+                    "pre_t": self._pre_time(st, t - p["pre_s"]),
                     "lead": self._pre_orientation(st, t - p["lead_s"]),
                     "low_ok": t - st["last_low"] <= p["freefall_window_s"],
                     "far": self._prior_peak(st, t - p["pre_s"] - p["prior_s"], t - p["pre_s"]),
@@ -147,12 +167,18 @@ class ReferenceFallDetector:
                 }
                 c = st["candidate"]
                 c["prior"] = min(c["far"], self._second_peak(st, t - p["near_s"], t))
+                # where the segment pointed when the free fall began (no turn if none, or
+                # if it began before the orientation "before" was taken)
+                dropped = c["low_ok"] and st["drop_t"] >= c["pre_t"]
+                c["drop"] = list(st["drop"]) if dropped else list(c["pre"])
         elif c is not None and t >= c["t_imp"] + p["settle_s"]:
             for k, v in enumerate((x, y, z)):
                 c["sum"][k] += v
                 c["sq"][k] += v * v
             c["n"] += 1.0
         if m2 < p["freefall_g"] ** 2 * g2:
+            if t - st["last_low"] > p["freefall_window_s"]:  # a free fall starts
+                st["drop_t"], st["drop"] = t, list(g)
             st["last_low"] = t
         st["last_t"] = t
         return event
