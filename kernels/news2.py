@@ -128,104 +128,160 @@ for _t, ((_upper, _points), _steps) in enumerate(zip(_CHART, _RESOLUTION_STEPS, 
     POINTS[_t, : len(_points)] = _points
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _present(x: float) -> bool:
-    return x >= 0.0 and x < np.inf  # False for NaN, negatives and inf
+# The kernel scores a value with the cuts alone: the points of the lowest bin plus, for
+# each cut at or below the value, the change of points across that cut. Compares and
+# adds on constant tables, no lookup and no branch, so LLVM vectorises the whole
+# observation set (4 sets per AVX2 instruction). STEP[t, j] = POINTS[t, j+1] - POINTS[t, j].
+_STEP = np.where(np.isfinite(CUTS), np.diff(POINTS.astype(np.int64), axis=1), 0)
+_BASE = POINTS[:, 0].astype(np.int64)
+_N_CUTS = np.isfinite(CUTS).sum(axis=1)
+_BLOCK = 512  # observation sets per block (a multiple of 8, see _pack8); fits in L1
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bin(x: float, table: int, cuts: np.ndarray, points: np.ndarray) -> int:
-    """Points of ``x`` in ``table``: the number of cuts at or below ``x`` picks the bin."""
-    i = 0
-    for j in range(6):  # fixed trip count: unrolled and branch-free
-        i += x >= cuts[table, j]
-    return points[table, i]
+def _chart_points(x: float, table: int) -> int:
+    """Points of ``x`` in ``table`` (for any ``x``: the caller masks missing values).
 
-
-_LUT_TOP = 255
-# LUT[t, k]: points of the whole number k (k >= _LUT_TOP scores like _LUT_TOP), for the
-# tables whose chart resolution is 1; a table lookup beats comparing against every cut.
-# (built with array operations: a per-entry Python loop cost 20-70 ms at every import)
-_LUT_BIN = (CUTS[:_TEMP, None, :] <= np.arange(_LUT_TOP + 1.0)[None, :, None]).sum(axis=2)
-LUT = np.take_along_axis(POINTS[:_TEMP], _LUT_BIN, axis=1).astype(np.int8)
+    ``x >= CUTS[t, j]`` says "x rounds (half up, at the chart's resolution) above the
+    j-th upper bound" (see :func:`_cut`), so this bins the rounded value.
+    """
+    p = _BASE[table]
+    for j in range(6):  # constant trip count and tables: unrolled, unused cuts folded away
+        if j < _N_CUTS[table]:
+            p += _STEP[table, j] * (x >= CUTS[table, j])
+    return p
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _whole(x: float, table: int, lut: np.ndarray) -> int:
-    """Points of ``x >= 0`` in a whole-number table: round half up, then look up."""
-    k = np.floor(x)
-    if x - k >= 0.5:  # exact: x - floor(x) has no rounding error
-        k += 1.0
-    return lut[table, int(min(k, float(_LUT_TOP)))]
+def _score_set(
+    rr: float,
+    spo2: float,
+    o2: float,
+    temp: float,
+    sbp: float,
+    hr: float,
+    alert: float,
+    scale: float,
+) -> tuple[int, int, int, int, bool]:
+    """One observation set, branch-free.
+
+    Returns the subscores and the missing flags packed one byte per parameter
+    (:data:`SUBSCORE_COLUMNS` order, column 0 in the low byte), the total, the band
+    code, and whether ``scale`` is 1 or 2.
+    """
+    # Present, per the module docstring (NaN fails every comparison).
+    p0 = (rr >= 0.0) & (rr < np.inf)
+    p1 = (spo2 >= 0.0) & (spo2 <= 100.0)
+    p2 = o2 == o2
+    p3 = (sbp >= 0.0) & (sbp < np.inf)
+    p4 = (hr >= 0.0) & (hr < np.inf)
+    p5 = alert == alert
+    p6 = abs(temp) < np.inf
+    on_o2 = p2 & (o2 != 0.0)
+    spo2_2 = _chart_points(spo2, _SPO2_2_O2) if on_o2 else _chart_points(spo2, _SPO2_2_AIR)
+    s0 = _chart_points(rr, _RR) * p0
+    s1 = (spo2_2 if scale == 2.0 else _chart_points(spo2, _SPO2_1)) * p1
+    s2 = 2 * on_o2
+    s3 = _chart_points(sbp, _SBP) * p3
+    s4 = _chart_points(hr, _HR) * p4
+    s5 = 3 * (alert == 0.0)  # new confusion, Voice, Pain or Unresponsive (NaN is not 0)
+    s6 = _chart_points(temp, _TEMP) * p6
+    sub = s0 | s1 << 8 | s2 << 16 | s3 << 24 | s4 << 32 | s5 << 40 | s6 << 48
+    miss = (
+        (1 - p0)
+        | (1 - p1) << 8
+        | (1 - p2) << 16
+        | (1 - p3) << 24
+        | (1 - p4) << 32
+        | (1 - p5) << 40
+        | (1 - p6) << 48
+    )
+    total = s0 + s1 + s2 + s3 + s4 + s5 + s6
+    red = (s0 == 3) | (s1 == 3) | (s3 == 3) | (s4 == 3) | (s5 == 3) | (s6 == 3)
+    # high (3): total >= 7; medium (2): 5-6; low_medium (1): 0-4 with a red score; low (0)
+    band = 2 * (total >= 5) + (total >= 7) + ((total < 5) & red)
+    return sub, miss, total, band, (scale == 1.0) | (scale == 2.0)
 
 
 @njit(cache=True, nogil=True)
-def _news2_kernel(
-    rr: np.ndarray,
-    spo2: np.ndarray,
-    oxygen: np.ndarray,
-    temp: np.ndarray,
-    sbp: np.ndarray,
-    hr: np.ndarray,
-    alert: np.ndarray,
-    scale: np.ndarray,
-    cuts: np.ndarray,
-    points: np.ndarray,
-    lut: np.ndarray,
+def _score_block(
+    vitals: tuple[np.ndarray, ...],
     sub: np.ndarray,
     miss: np.ndarray,
     total: np.ndarray,
     band: np.ndarray,
     partial: np.ndarray,
-) -> None:
+) -> int:
+    """Score one block (packed ``sub``/``miss`` words); returns the number of bad scales.
+
+    The caller passes slices so that indices start at 0: with an offset Numba cannot
+    prove non-negative, every index pays a wraparound select and nothing vectorises.
+    """
+    rr, spo2, oxygen, temp, sbp, hr, alert, scale = vitals
+    bad = 0
     for i in range(rr.size):
-        o2_known = oxygen[i] == oxygen[i]  # not NaN
-        on_o2 = o2_known and oxygen[i] != 0.0
-        m0 = not _present(rr[i])
-        m1 = not (_present(spo2[i]) and spo2[i] <= 100.0)
-        m2 = not o2_known
-        m3 = not _present(sbp[i])
-        m4 = not _present(hr[i])
-        m5 = alert[i] != alert[i]
-        m6 = not (abs(temp[i]) < np.inf)  # any finite temperature; NaN fails too
-        s0 = 0 if m0 else _whole(rr[i], _RR, lut)
-        s1 = 0
-        if not m1:
-            table = _SPO2_1
-            if scale[i] == 2.0:
-                table = _SPO2_2_O2 if on_o2 else _SPO2_2_AIR
-            s1 = _whole(spo2[i], table, lut)
-        s2 = 2 if on_o2 else 0
-        s3 = 0 if m3 else _whole(sbp[i], _SBP, lut)
-        s4 = 0 if m4 else _whole(hr[i], _HR, lut)
-        s5 = 3 if (not m5 and alert[i] == 0.0) else 0  # confusion, Voice, Pain, Unresponsive
-        s6 = 0 if m6 else _bin(temp[i], _TEMP, cuts, points)
-        sub[i, 0] = s0
-        sub[i, 1] = s1
-        sub[i, 2] = s2
-        sub[i, 3] = s3
-        sub[i, 4] = s4
-        sub[i, 5] = s5
-        sub[i, 6] = s6
-        miss[i, 0] = m0
-        miss[i, 1] = m1
-        miss[i, 2] = m2
-        miss[i, 3] = m3
-        miss[i, 4] = m4
-        miss[i, 5] = m5
-        miss[i, 6] = m6
-        tot = s0 + s1 + s2 + s3 + s4 + s5 + s6
-        red = s0 == 3 or s1 == 3 or s3 == 3 or s4 == 3 or s5 == 3 or s6 == 3
-        partial[i] = m0 or m1 or m2 or m3 or m4 or m5 or m6
-        total[i] = tot
-        if tot >= 7:
-            band[i] = 3
-        elif tot >= 5:
-            band[i] = 2
-        elif red:
-            band[i] = 1
-        else:
-            band[i] = 0
+        s, m, t, b, ok = _score_set(
+            rr[i], spo2[i], oxygen[i], temp[i], sbp[i], hr[i], alert[i], scale[i]
+        )
+        sub[i] = s
+        miss[i] = m
+        total[i] = t
+        band[i] = b
+        partial[i] = m != 0
+        bad += not ok
+    return bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack8(words: np.ndarray, k: int, out: np.ndarray, d: int) -> None:
+    """Store the 7-byte rows ``words[k:k + 8]`` as the seven words ``out[d:d + 7]``.
+
+    Eight rows of 7 bytes are 56 bytes, exactly seven little-endian uint64 words: the
+    ``(n, 7)`` outputs stay contiguous and are written with whole-word stores.
+    """
+    r0, r1, r2, r3 = words[k], words[k + 1], words[k + 2], words[k + 3]
+    r4, r5, r6, r7 = words[k + 4], words[k + 5], words[k + 6], words[k + 7]
+    out[d] = r0 | r1 << 56
+    out[d + 1] = r1 >> 8 | r2 << 48
+    out[d + 2] = r2 >> 16 | r3 << 40
+    out[d + 3] = r3 >> 24 | r4 << 32
+    out[d + 4] = r4 >> 32 | r5 << 24
+    out[d + 5] = r5 >> 40 | r6 << 16
+    out[d + 6] = r6 >> 48 | r7 << 8
+
+
+@njit(cache=True, nogil=True)
+def _news2_kernel(vitals: tuple[np.ndarray, ...], outputs: tuple[np.ndarray, ...]) -> int:
+    """Score every observation set; returns the number of scales other than 1 and 2.
+
+    ``vitals``: the eight flat float64 inputs in :func:`score`'s argument order
+    (``spo2_scale`` last); ``outputs``: ``sub`` and ``miss`` (flat uint8, ``7 n`` bytes),
+    ``total``, ``band`` and ``partial``.
+    """
+    rr, spo2, oxygen, temp, sbp, hr, alert, scale = vitals
+    sub, miss, total, band, partial = outputs
+    n = rr.size
+    sub64 = sub[: n // 8 * 56].view(np.uint64)  # whole groups of 8 sets: 7 words each
+    miss64 = miss[: n // 8 * 56].view(np.uint64)
+    words = np.empty(_BLOCK, dtype=np.uint64)
+    flags = np.empty(_BLOCK, dtype=np.uint64)
+    bad = 0
+    for start in range(0, n, _BLOCK):
+        b = slice(start, min(start + _BLOCK, n))
+        part = (rr[b], spo2[b], oxygen[b], temp[b], sbp[b], hr[b], alert[b], scale[b])
+        bad += _score_block(part, words, flags, total[b], band[b], partial[b])
+        groups = (min(start + _BLOCK, n) - start) // 8
+        d = start // 8 * 7
+        sub_b = sub64[d : d + 7 * groups]
+        miss_b = miss64[d : d + 7 * groups]
+        for g in range(groups):
+            _pack8(words, 8 * g, sub_b, 7 * g)
+            _pack8(flags, 8 * g, miss_b, 7 * g)
+        for i in range(8 * groups, min(_BLOCK, n - start)):  # the last n % 8 sets
+            for j in range(7):
+                sub[7 * (start + i) + j] = (words[i] >> (8 * j)) & 0xFF
+                miss[7 * (start + i) + j] = (flags[i] >> (8 * j)) & 0xFF
+    return bad
 
 
 def _full_flat(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -289,24 +345,20 @@ def score(
     except ValueError as exc:
         raise ValueError(f"NEWS2 inputs do not broadcast together: {exc}") from exc
     flat = {name: _full_flat(a, shape) for name, a in arrays.items()}
-    scale = flat["spo2_scale"]
-    if not np.all((scale == 1) | (scale == 2)):
-        raise ValueError("spo2_scale must be 1 or 2")
-    n = scale.size
-    sub = np.empty((n, 7), dtype=np.int8)
-    miss = np.empty((n, 7), dtype=np.bool_)
+    n = flat["spo2_scale"].size
+    sub = np.empty((n, 7), dtype=np.uint8)  # viewed as int8 / bool below (same bytes)
+    miss = np.empty((n, 7), dtype=np.uint8)
     total = np.empty(n, dtype=np.int64)
     band = np.empty(n, dtype=np.int8)
     partial = np.empty(n, dtype=np.bool_)
-    rr, spo2_, oxygen, temp, sbp, hr, alert = (flat[name] for name in _VITALS)
-    _news2_kernel(
-        rr, spo2_, oxygen, temp, sbp, hr, alert, scale, CUTS, POINTS, LUT,
-        sub, miss, total, band, partial,
-    )  # fmt: skip
+    vitals = tuple(flat[name] for name in (*_VITALS, "spo2_scale"))
+    bad = _news2_kernel(vitals, (sub.reshape(-1), miss.reshape(-1), total, band, partial))
+    if bad:  # checked in the kernel's pass, not by extra passes over the input
+        raise ValueError("spo2_scale must be 1 or 2")
     return News2Result(
         total=total.reshape(shape),
-        subscores=sub.reshape((*shape, 7)),
+        subscores=sub.view(np.int8).reshape((*shape, 7)),
         band_code=band.reshape(shape),
         partial=partial.reshape(shape),
-        missing=miss.reshape((*shape, 7)),
+        missing=miss.view(np.bool_).reshape((*shape, 7)),
     )
