@@ -313,6 +313,10 @@ class Kafka(Service):
             f"-Xms{min(heap, 256)}m",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
+            # C1 only: on two shared cores the C2 compiler was about half of the broker's
+            # CPU in a benchmark run (the JIT kept compiling new request paths for minutes),
+            # while the request threads cost the same with C1 code (docs/INGEST.md).
+            "-XX:TieredStopAtLevel=1",
             "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{self.paths.conf / 'log4j.properties'}",
             f"-Dkafka.logs.dir={self.paths.root}",
