@@ -146,7 +146,7 @@ def _check_size(payload: Payload) -> None:
 
 def _first_char(payload: Payload) -> int:
     """First non-blank byte (as an int), or -1 for an empty/blank payload."""
-    if isinstance(payload, bytes) and payload and payload[0] in _JSON_START:
+    if isinstance(payload, bytes | bytearray) and payload and payload[0] in _JSON_START:
         return payload[0]
     if isinstance(payload, str):
         stripped = payload.lstrip()

@@ -7,8 +7,10 @@ here with ``select`` instead of asyncio.
 
 from __future__ import annotations
 
+import asyncio
 import select
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,9 +21,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cityhealth.settings import Settings
+from ingest.bridge.config import BridgeConfig
 from ingest.bridge.paho_bulk import BulkClient, Publish, encode_pubacks
+from ingest.bridge.session import MqttSession, subscription_filter
+from ingest.bridge.stats import BridgeStats
 from ingest.mqtt_auth import mqtt_credentials
-from tests.pipeline.test_bridge_support import Publisher, mqtt_prefix, unique
+from tests.pipeline.test_bridge_support import (
+    Publisher,
+    mqtt_prefix,
+    publish,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -181,3 +192,55 @@ def test_pubacks_are_the_four_byte_success_form() -> None:
     )
     assert encode_pubacks([]) == b""
     assert struct.unpack(">HH", encode_pubacks([77])) == (0x4002, 77)
+
+
+def test_a_paused_session_reads_nothing_keeps_its_connection_and_resumes(
+    settings: Settings,
+) -> None:
+    """The bridge's own window (MqttSession.pause_reading): while paused nothing is read,
+    yet the connection survives several keepalive periods; after resuming everything
+    arrives, on the same connection."""
+    prefix = mqtt_prefix(settings)
+    group = unique("pause")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    got: list[Publish] = []
+    stats = BridgeStats()
+    user, password = mqtt_credentials(settings, "bridge")
+    session = MqttSession(
+        BridgeConfig(client_id=unique("pause-c"), session_expiry_s=60, keepalive_s=2),
+        loop=loop,
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        username=user,
+        password=password,
+        topic_filter=subscription_filter(group, prefix),
+        on_messages=lambda publishes, epoch: got.extend(publishes),
+        stats=stats,
+    )
+
+    def on_loop(call: Callable[[], Any]) -> Any:
+        async def run() -> Any:
+            return call()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    try:
+        on_loop(session.start)
+        assert session.wait_subscribed(30)
+        on_loop(session.pause_reading)
+        messages = [(f"{prefix}city/d/airq/A{i}/air", f"{i}".encode()) for i in range(200)]
+        publish(settings, messages)
+        time.sleep(6.0)  # three keepalive periods
+        assert got == [] and stats.connects == 1 and stats.mqtt_connected
+        on_loop(session.resume_reading)
+        wait_for(lambda: len(got) >= len(messages), 30, "the messages after resuming")
+        assert [bytes(p) for _, p, _, _ in got] == [p for _, p in messages]
+        assert stats.connects == 1
+        epoch = on_loop(lambda: session.epoch)
+        on_loop(lambda: [session.ack(mid, qos, epoch) for _, _, mid, qos in got])
+        asyncio.run_coroutine_threadsafe(session.stop(), loop).result(15)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
