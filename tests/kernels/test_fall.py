@@ -377,3 +377,19 @@ def test_turned_then_dropped_is_not_a_fall() -> None:
     assert FallDetector(1, drop_frac=0.0).update(dev, *first)[1].size == 1  # cue off
     hard = _turn_drop_impact(3.2, 3.8, peak_g=3.0)  # above drop_max_g: a fall whatever came first
     assert detect(*hard).size == 1
+
+
+def test_checkpoints_of_the_previous_layout_are_rejected() -> None:
+    """Before step 7 a checkpoint had no ``drop`` array and a 12-column ``cand``: it is
+    refused (streams re-learn such devices) and the current state stays as it was."""
+    det = FallDetector(2)
+    det.update(np.zeros(3, np.int64), np.arange(3.0), np.zeros(3), np.zeros(3), np.full(3, 9.8))
+    state = det.export_state([0, 1])
+    old = {k: v for k, v in state.items() if k != "drop"}
+    old["cand"] = state["cand"][:, :12]
+    with pytest.raises(ValueError, match="missing arrays"):
+        det.import_state([0, 1], old)
+    with pytest.raises(ValueError, match="cand"):
+        det.import_state([0, 1], {**state, "cand": state["cand"][:, :12]})
+    after = det.export_state([0, 1])
+    assert all(np.array_equal(after[k], state[k]) for k in state)
