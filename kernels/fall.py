@@ -123,7 +123,7 @@ DEFAULTS: dict[str, float] = {
     "pre_s": 1.5,
     "settle_s": 1.0,
     "still_s": 1.0,
-    "still_g": 0.1,
+    "still_g": 0.12,
     "angle_deg": 30.0,
     "prior_ratio": 1.2,
     "prior_s": 2.0,
