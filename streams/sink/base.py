@@ -185,10 +185,11 @@ class InfluxSink(ABC):
                     self.on_retry,
                 )
             except SinkRejectedError as exc:
-                if exc.status != 400:
+                if exc.status not in (400, 422):
                     raise  # auth, unknown database, ...: every chunk would be refused
-                # 400 is about this chunk's data (parse error, field type conflict): the
-                # following chunks are still written, so one bad point loses nothing else.
+                # 400 (1.x) / 422 (2.x: unprocessable) is about this chunk's data (parse
+                # error, field type conflict): the following chunks are still written,
+                # so one bad point loses nothing else.
                 rejected = rejected or exc
                 continue
             self.stats.writes += 1

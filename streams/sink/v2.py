@@ -114,7 +114,9 @@ class V2Sink(InfluxSink):
                 )
                 bucket = self._call(create)
             existing = self._call(partial(dbrps.get_dbr_ps, org_id=org_id, db=database))
-            if not existing.content:
+            # InfluxDB 2.7 lists a *virtual* mapping of every bucket (policy ``autogen``):
+            # only a mapping that names our policy makes InfluxQL's db.rp names work.
+            if not any(m.retention_policy == rp.name for m in existing.content or []):
                 mapping = DBRPCreate(
                     org_id=org_id,
                     bucket_id=bucket.id,

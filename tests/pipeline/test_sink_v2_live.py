@@ -37,7 +37,6 @@ from cityhealth.stack.influxdb2 import (
 )
 from streams.sink import (
     RetryPolicy,
-    SinkQueryError,
     SinkRejectedError,
     V2Sink,
     encode,
@@ -136,13 +135,6 @@ def test_ensure_databases_makes_buckets_with_their_retention(
         assert len(_real_mappings(server, database)) <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SinkQueryError,
-    reason="V2Sink bug: ensure_databases skips the DBRP mapping when GET /api/v2/dbrps lists "
-    "InfluxDB 2.7's virtual mapping (policy autogen) of the bucket, so InfluxQL naming "
-    "raw_30d/public_400d fails with 'retention policy not found'",
-)
 def test_dbrp_mapping_names_the_retention_policy(
     sink: V2Sink, server: Influxdb2, settings: Settings
 ) -> None:
@@ -212,6 +204,15 @@ def test_points_read_back_through_flux_and_influxql(sink: V2Sink, settings: Sett
     sink.write(db, body)
     assert sink.count(db, "vitals", "present") == 3_000
     assert sink.count(settings.influx_db_public, "vitals", "present") == 0  # other bucket
+
+
+def test_gzip_bodies_as_sent_to_a_remote_server(settings: Settings) -> None:
+    """gzip_level > 0 (the default for a non-loopback URL) turns on the client's gzip."""
+    db = settings.influx_db_public
+    with make_sink(settings, policy=FAST_RETRY, gzip_level=1) as zipped:
+        zipped.ensure_databases()
+        zipped.write(db, [f"aqi,station=s{i} aqi={i}i {T0 + i}" for i in range(500)])
+        assert zipped.count(db, "aqi", "aqi") == 500
 
 
 def test_awkward_names_and_strings_round_trip(sink: V2Sink, settings: Settings) -> None:
@@ -300,13 +301,6 @@ def test_field_type_conflict_is_refused_and_keeps_the_rest(
     assert sink.count(db, "fall", "confidence") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="V2Sink bug: InfluxDB 2.x answers a field type conflict with 422 (1.x: 400), and "
-    "InfluxSink.write only goes on to the next chunk after a 400, so the chunks after the "
-    "refused one are never written",
-)
 def test_a_type_conflict_does_not_lose_the_chunks_after_it(settings: Settings) -> None:
     db = settings.influx_db_public
     lines = [f"chunked,k=a v={i}.5 {T0 + i}" for i in range(30)]
