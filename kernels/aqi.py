@@ -30,6 +30,7 @@ Decisions (see ``docs/kernels/standards.md`` for the full rationale):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -37,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from kernels._prefetch import prefetch_row
 from kernels._state import DeviceStateArrays
 
 __all__ = [
@@ -313,47 +315,143 @@ NOWCAST_POLLUTANTS: dict[str, tuple[int, float]] = {
 """Pollutants accepted by :func:`nowcast`: (hours used, weight-factor floor)."""
 
 
-@njit(cache=True, nogil=True)
-def _nowcast_row(v: np.ndarray, w_floor: float) -> float:
-    """NowCast of one window ``v`` (column 0 = most recent hour); NaN if not computable."""
-    hours = v.size
-    recent_valid = 0
-    c_min = np.inf
-    c_max = -np.inf
-    for h in range(hours):
-        x = v[h]
-        if x >= 0.0 and x < np.inf:
-            if h < 3:
-                recent_valid += 1
-            c_min = min(c_min, x)
-            c_max = max(c_max, x)
-    if recent_valid < 2:  # EPA: 2 of the 3 most recent hours must be valid
+@njit(cache=True, nogil=True, inline="always")
+def _missing_as_nan(x: float) -> float:
+    """The hour as stored in a window: NaN for a missing hour (NaN, ±inf, negative)."""
+    return x if (x >= 0.0) & (x < np.inf) else np.nan
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lower(x: float, c: float) -> float:
+    return x if x < c else c  # a NaN (missing) x keeps c: one minsd
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upper(x: float, c: float) -> float:
+    return x if x > c else c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _term(x: float) -> float:
+    return x if x > 0.0 else 0.0  # missing (NaN) -> 0: one maxsd, no branch
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _one(x: float) -> float:
+    return np.float64(x >= 0.0)  # 1 for a valid hour, 0 for a missing (NaN) one
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _at(window: np.ndarray, s: int, h: int, hours: int, clean: bool) -> float:
+    """``window[s, h]`` as a NowCast hour: NaN when missing or when ``h >= hours``.
+
+    ``clean``: the window already holds missing hours as NaN (the stream's state).
+    """
+    if h >= hours:  # constant after inlining: beyond an 8-hour (O3) window
         return np.nan
-    w = 1.0 if c_max <= 0.0 else c_min / c_max  # = 1 - (max - min) / max
-    if w < w_floor:
-        w = w_floor
-    # Weights w ** (h - h0) from the newest valid hour h0: the common factor w ** h0
-    # cancels, and w = 0 (ozone, some hour at 0) gives the newest valid value, not 0/0.
-    num = 0.0
-    den = 0.0
-    wh = -1.0  # not started
-    for h in range(hours):
-        x = v[h]
-        if wh >= 0.0:
-            wh *= w
-        if x >= 0.0 and x < np.inf:
-            if wh < 0.0:
-                wh = 1.0
-            num += wh * x
-            den += wh
+    return window[s, h] if clean else _missing_as_nan(window[s, h])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window12(window: np.ndarray, s: int, hours: int, clean: bool) -> tuple[float, ...]:
+    """Hours 0-11 of row ``s`` (NaN beyond ``hours``), as 12 scalars."""
+    return (
+        _at(window, s, 0, hours, clean), _at(window, s, 1, hours, clean),
+        _at(window, s, 2, hours, clean), _at(window, s, 3, hours, clean),
+        _at(window, s, 4, hours, clean), _at(window, s, 5, hours, clean),
+        _at(window, s, 6, hours, clean), _at(window, s, 7, hours, clean),
+        _at(window, s, 8, hours, clean), _at(window, s, 9, hours, clean),
+        _at(window, s, 10, hours, clean), _at(window, s, 11, hours, clean),
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _advance12(o: tuple[float, ...], newest: float, by_one: bool, hours: int) -> tuple[float, ...]:
+    """The window ``o`` with ``newest`` as hour 0, the older hours moved back one hour
+    (``by_one``) or kept (the same hour again); a select per hour, no memory round trip."""
+    o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11 = o
+    x8 = (o7 if by_one else o8) if hours > 8 else np.nan  # an 8-hour window ends at 7
+    return (
+        newest,
+        o0 if by_one else o1, o1 if by_one else o2, o2 if by_one else o3,
+        o3 if by_one else o4, o4 if by_one else o5, o5 if by_one else o6,
+        o6 if by_one else o7, x8, o8 if by_one else o9, o9 if by_one else o10,
+        o10 if by_one else o11,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store12(window: np.ndarray, s: int, x: tuple[float, ...], hours: int) -> None:
+    """``window[s, :hours] = x[:hours]`` with constant indices (no loop over a tuple)."""
+    x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11 = x
+    window[s, 0], window[s, 1], window[s, 2], window[s, 3] = x0, x1, x2, x3
+    window[s, 4], window[s, 5], window[s, 6], window[s, 7] = x4, x5, x6, x7
+    if hours > 8:  # constant after inlining
+        window[s, 8], window[s, 9], window[s, 10], window[s, 11] = x8, x9, x10, x11
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _nowcast12(x: tuple[float, ...], w_floor: float) -> float:
+    """NowCast of 12 hours ``x`` (newest first, missing hours NaN); NaN if not computable.
+
+    Straight-line code on registers: the minimum and maximum are two interleaved chains
+    of minsd/maxsd (NaN hours drop out), and both sums are evaluated with Estrin's scheme
+    (w, w², w⁴, w⁸) instead of a 12-step dependency chain. Hours beyond an 8-hour window
+    are NaN constants and fold away.
+    """
+    x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11 = x
+    lo = min(
+        _lower(x0, _lower(x2, _lower(x4, _lower(x6, _lower(x8, _lower(x10, np.inf)))))),
+        _lower(x1, _lower(x3, _lower(x5, _lower(x7, _lower(x9, _lower(x11, np.inf)))))),
+    )
+    hi = max(
+        _upper(x0, _upper(x2, _upper(x4, _upper(x6, _upper(x8, _upper(x10, -np.inf)))))),
+        _upper(x1, _upper(x3, _upper(x5, _upper(x7, _upper(x9, _upper(x11, -np.inf)))))),
+    )
+    w = lo / hi if hi > 0.0 else 1.0  # = 1 - (max - min) / max; all hours 0 -> 1
+    w = max(w, w_floor)
+    w2 = w * w
+    w4 = w2 * w2
+    w8 = w4 * w4
+    # Weights w ** (h - h0) from the newest valid hour h0, which is 0 or 1 whenever the
+    # result is defined: the sums over hours 1-11 weigh hour h by w ** (h - 1), and hour
+    # 0, if valid, is put in front by one Horner step. So w = 0 (ozone, some hour at 0)
+    # gives the newest valid value, the limit of the formula, never 0/0.
+    c1, c2, c3, c4, c5, c6 = _term(x1), _term(x2), _term(x3), _term(x4), _term(x5), _term(x6)
+    c7, c8, c9, c10, c11 = _term(x7), _term(x8), _term(x9), _term(x10), _term(x11)
+    v1, v2, v3, v4, v5, v6 = _one(x1), _one(x2), _one(x3), _one(x4), _one(x5), _one(x6)
+    v7, v8, v9, v10, v11 = _one(x7), _one(x8), _one(x9), _one(x10), _one(x11)
+    num = (
+        (c1 + w * c2 + w2 * (c3 + w * c4))
+        + w4 * (c5 + w * c6 + w2 * (c7 + w * c8))
+        + w8 * (c9 + w * c10 + w2 * c11)
+    )
+    den = (
+        (v1 + w * v2 + w2 * (v3 + w * v4))
+        + w4 * (v5 + w * v6 + w2 * (v7 + w * v8))
+        + w8 * (v9 + w * v10 + w2 * v11)
+    )
+    if x0 >= 0.0:
+        num = x0 + w * num
+        den = 1.0 + w * den
+    if _one(x0) + v1 + v2 < 2.0:  # EPA: 2 of the 3 most recent hours valid
+        return np.nan
     return num / den
 
 
-@njit(cache=True, nogil=True)
-def _nowcast_kernel(hourly: np.ndarray, w_floor: float, out: np.ndarray) -> None:
-    # hourly: (n, hours), column 0 = most recent hour.
+@njit(cache=True, nogil=True, inline="always")
+def _nowcast_rows(hourly: np.ndarray, w_floor: float, out: np.ndarray, hours: int) -> None:
     for s in range(hourly.shape[0]):
-        out[s] = _nowcast_row(hourly[s], w_floor)
+        out[s] = _nowcast12(_window12(hourly, s, hours, False), w_floor)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _nowcast_kernel(hourly: np.ndarray, w_floor: float, out: np.ndarray) -> None:
+    # hourly: (n, 12 or 8), column 0 = most recent hour; one loop per window length.
+    if hourly.shape[1] == 12:
+        _nowcast_rows(hourly, w_floor, out, 12)
+    else:
+        _nowcast_rows(hourly, w_floor, out, 8)
 
 
 def nowcast(
@@ -420,10 +518,11 @@ def nowcast(
 
 
 _NO_HOUR = np.iinfo(np.int64).min  # "no hour seen yet"
+_PREFETCH_AHEAD = 16  # samples; a station row is fetched while 16 others are scored
 
 
-@njit(cache=True, nogil=True)
-def _nowcast_stream_kernel(
+@njit(cache=True, nogil=True, inline="always")
+def _stream_updates(
     station: np.ndarray,
     hour: np.ndarray,
     value: np.ndarray,
@@ -431,9 +530,14 @@ def _nowcast_stream_kernel(
     last_hour: np.ndarray,
     w_floor: float,
     out: np.ndarray,
+    hours: int,
 ) -> None:
-    hours = window.shape[1]
-    for i in range(station.size):
+    n = station.size
+    for i in range(n):
+        if i + _PREFETCH_AHEAD < n:  # random rows of 10^4 stations miss the L1/L2 caches
+            ahead = station[i + _PREFETCH_AHEAD]
+            prefetch_row(window, ahead, 0)  # a 96-byte row spans two or three lines
+            prefetch_row(window, ahead, hours - 1)
         s = station[i]
         h = hour[i]
         last = last_hour[s]
@@ -441,14 +545,29 @@ def _nowcast_stream_kernel(
             out[i] = np.nan
             continue
         gap = hours if last == _NO_HOUR else min(h - last, hours)
-        if gap > 0:  # shift the window: column 0 is the newest hour
+        last_hour[s] = h
+        if gap > 1:  # skipped hours are missing
             for c in range(hours - 1, gap - 1, -1):
                 window[s, c] = window[s, c - gap]
-            for c in range(gap):
+            for c in range(1, gap):
                 window[s, c] = np.nan
-            last_hour[s] = h
-        window[s, 0] = value[i]  # same hour again: the newer value replaces it
-        out[i] = _nowcast_row(window[s], w_floor)
+        # Then hour 0 is the new value (same hour again: the newer value wins).
+        newest = _missing_as_nan(value[i])
+        x = _advance12(_window12(window, s, hours, True), newest, gap == 1, hours)
+        _store12(window, s, x, hours)
+        out[i] = _nowcast12(x, w_floor)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _nowcast_stream_kernel(
+    station: np.ndarray, hour: np.ndarray, value: np.ndarray, window: np.ndarray,
+    last_hour: np.ndarray, w_floor: float, out: np.ndarray,
+) -> None:  # fmt: skip
+    # One loop per window length (12 or 8 hours), so that each is straight-line code.
+    if window.shape[1] == 12:
+        _stream_updates(station, hour, value, window, last_hour, w_floor, out, 12)
+    else:
+        _stream_updates(station, hour, value, window, last_hour, w_floor, out, 8)
 
 
 class NowCastStream(DeviceStateArrays):
@@ -459,9 +578,9 @@ class NowCastStream(DeviceStateArrays):
     for the integer hour ``hour`` (e.g. ``floor(unix_seconds / 3600)``); hours that
     were skipped count as missing, a repeated hour replaces that hour's value (a
     correction), and an hour older than the station's newest is skipped (NaN output,
-    state untouched). NaN, ±inf and negative values are stored as missing hours. The
-    output after each sample is :func:`nowcast` of the station's window, so splitting a
-    stream into calls in any way gives the same outputs.
+    state untouched). NaN, ±inf and negative values are stored as missing hours (NaN in
+    the exported ``window``). The output after each sample is :func:`nowcast` of the
+    station's window, so splitting a stream into calls in any way gives the same outputs.
     """
 
     def __init__(self, n_stations: int, pollutant: Literal["pm25", "pm10", "o3"] = "pm25"):
@@ -480,6 +599,15 @@ class NowCastStream(DeviceStateArrays):
             "window": np.full((n_devices, self._hours), np.nan),
             "last_hour": np.full(n_devices, _NO_HOUR, dtype=np.int64),
         }
+
+    def import_state(self, devices: npt.ArrayLike, state: Mapping[str, np.ndarray]) -> None:
+        """Load checkpointed rows (see :class:`DeviceStateArrays`); a missing hour in an
+        imported window (±inf or negative, as older versions stored them) becomes NaN,
+        the form the kernel reads."""
+        super().import_state(devices, state)
+        idx = np.asarray(devices, dtype=np.int64).reshape(-1)
+        rows = self._state["window"][idx]
+        self._state["window"][idx] = np.where((rows >= 0) & (rows < np.inf), rows, np.nan)
 
     def update(
         self, station: npt.ArrayLike, hour: npt.ArrayLike, value: npt.ArrayLike
