@@ -424,3 +424,21 @@ def test_bench_numpy_aqi_and_nowcast_agree_with_kernels():
             rtol=1e-12,
             equal_nan=True,
         )
+
+
+def test_stream_import_stores_missing_hours_as_nan():
+    # Older checkpoints kept negative and infinite hours as given; both are missing hours.
+    raw = aqi.NowCastStream(1)
+    raw.import_state(
+        [0],
+        {"window": np.array([[10.0, -3.0, np.inf, 12.0, *[np.nan] * 8]]), "last_hour": [5]},
+    )
+    clean = aqi.NowCastStream(1)
+    clean.import_state(
+        [0],
+        {"window": np.array([[10.0, np.nan, np.nan, 12.0, *[np.nan] * 8]]), "last_hour": [5]},
+    )
+    exported = raw.export_state([0])["window"]
+    np.testing.assert_array_equal(exported, clean.export_state([0])["window"])
+    np.testing.assert_array_equal(raw.update([0], [6], [11.0]), clean.update([0], [6], [11.0]))
+    assert not math.isnan(clean.update([0], [7], [13.0])[0])
