@@ -9,4 +9,5 @@ run: install
 	.venv/bin/cityhealth up
 
 test: install
-	scripts/test.sh
+	scripts/install_influxdb2.sh  # InfluxDB 2.x for the v2 sink's live tests (built once, cached)
+	CITYHEALTH_REQUIRE_INFLUXDB2=1 scripts/test.sh
