@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = Field(default=None, description="Password of mqtt_username.")
     mqtt_share_group: str = Field(
         default="cityhealth-ingest",
-        description="MQTT v5 shared-subscription group the ingest bridges join.",
+        description="MQTT v5 shared-subscription group the ingest bridges join (prefixed with "
+        "topic_prefix: bridges of different Kafka namespaces never share a group).",
     )
 
     # --- Kafka --------------------------------------------------------------------------

@@ -65,9 +65,10 @@ def ingest(
 ) -> None:
     """Bridge MQTT device messages to Kafka micro-batches until SIGINT/SIGTERM.
 
-    Subscribes to $share/<CITYHEALTH_MQTT_SHARE_GROUP>/<prefix>city/# (QoS 1, persistent
-    session), validates with the device contract, pseudonymises personal ids, produces
-    columnar batches (acks=all, idempotent) and acknowledges MQTT only after Kafka did.
+    Subscribes to $share/<CITYHEALTH_TOPIC_PREFIX><CITYHEALTH_MQTT_SHARE_GROUP>/<prefix>city/#
+    (QoS 1, persistent session), validates with the device contract, pseudonymises
+    personal ids, produces columnar batches (acks=all, idempotent) and acknowledges MQTT
+    only after Kafka did.
     """
     from cityhealth.settings import get_settings
     from ingest.bridge import Bridge, BridgeConfig, default_client_id

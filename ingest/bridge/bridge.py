@@ -26,7 +26,7 @@ from ingest.batch import BatchLimits, SealedBatch
 from ingest.bridge.config import BridgeConfig
 from ingest.bridge.paho_bulk import Publish
 from ingest.bridge.producer import KafkaTarget, ReliableProducer
-from ingest.bridge.session import MqttSession, subscription_filter
+from ingest.bridge.session import MqttSession, namespace_share_group, subscription_filter
 from ingest.bridge.stage import DeadLetter, DecodeStage, RawMessage, StageConfig, StageOutput
 from ingest.bridge.stats import BridgeStats
 from ingest.bridge.workers import DecoderPool
@@ -134,7 +134,10 @@ class Bridge:
             port=settings.mqtt_port,
             username=username,
             password=password,
-            topic_filter=subscription_filter(settings.mqtt_share_group, mqtt_prefix),
+            topic_filter=subscription_filter(
+                namespace_share_group(settings.mqtt_share_group, settings.topic_prefix),
+                mqtt_prefix,
+            ),
             on_messages=self._on_mqtt_messages,
             stats=self.stats,
         )

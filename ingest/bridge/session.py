@@ -63,6 +63,18 @@ def subscription_filter(share_group: str, mqtt_prefix: str = "") -> str:
     return f"$share/{share_group}/{mqtt_prefix}city/#"
 
 
+def namespace_share_group(share_group: str, topic_prefix: str) -> str:
+    """The share group of the bridges that feed the Kafka namespace ``topic_prefix``.
+
+    The broker hands each message to one member of a group (MQTT 5.0 §4.8.2), offline
+    persistent sessions included. Bridges that write to different topic prefixes must
+    therefore not share a group. Otherwise the stopped session of another namespace (an
+    earlier run on the same broker, say) keeps taking its share of the messages into a
+    queue that nobody reads. The default namespace (no prefix) keeps the group as it is.
+    """
+    return f"{topic_prefix}{share_group}"
+
+
 class MqttSession:
     """One persistent MQTT v5 session driven by an asyncio event loop.
 

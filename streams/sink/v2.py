@@ -109,7 +109,7 @@ class V2Sink(InfluxSink):
                 create = partial(
                     buckets.create_bucket,
                     bucket_name=database,
-                    org_id=org_id,
+                    org=orgs[0],  # influxdb-client deprecates org_id= here
                     retention_rules=rules,
                 )
                 bucket = self._call(create)

@@ -54,6 +54,38 @@ def test_two_bridges_in_one_share_group_split_the_load(settings: Settings) -> No
             bridge.stop()
 
 
+def test_a_stopped_bridge_of_another_namespace_takes_no_share(settings: Settings) -> None:
+    """Bridges of different topic prefixes are in different share groups: the persistent
+    session of a stopped bridge of namespace A does not take half of namespace B's
+    messages (two ``cityhealth up`` runs with different prefixes on one broker)."""
+    prefix = mqtt_prefix(settings)
+    ns_a = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}a."})
+    ns_b = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}b."})
+    for ns in (ns_a, ns_b):
+        ensure_topics(ns)
+    stopped = Bridge(
+        ns_a, BridgeConfig(client_id=unique("ns-a"), session_expiry_s=300), mqtt_prefix=prefix
+    )
+    stopped.start()
+    stopped.stop()  # its session (and subscription) stays on the broker, offline
+    bridge = Bridge(
+        ns_b, BridgeConfig(client_id=unique("ns-b"), session_expiry_s=60), mqtt_prefix=prefix
+    )
+    bridge.start()
+    try:
+        samples = sample_messages(600, now=time.time(), prefix=prefix)
+        publish(settings, samples.messages)
+        n = len(samples.messages)
+        wait_for(lambda: bridge.snapshot()["acked"] == n, 90, "all acked by namespace b")
+        assert bridge.snapshot()["received"] == n
+        want = expected_keys(ns_b, samples.keys)
+        content = wait_for_readings(ns_b, len(want))
+        assert content.unique_keys == want
+        assert content.by_stream == samples.by_stream
+    finally:
+        bridge.stop()
+
+
 def _dead_port() -> int:
     """A loopback port with nothing listening (a Kafka that is down)."""
     with socket.socket() as sock:
