@@ -100,3 +100,24 @@ def test_to_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert Settings() == original
+
+
+def _worker_doc_rows() -> dict[str, str]:
+    """``{env var: default}`` of the stream-worker table (first cell is the variable)."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("CITYHEALTH_WORKER_"):
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_every_worker_setting_is_documented_with_its_default() -> None:
+    from streams.config import WorkerConfig
+
+    documented = _worker_doc_rows()
+    fields = WorkerConfig.model_fields
+    assert set(documented) == {f"CITYHEALTH_WORKER_{name.upper()}" for name in fields}
+    for name, info in fields.items():
+        assert documented[f"CITYHEALTH_WORKER_{name.upper()}"] == _doc_default(info.default)
+        assert info.description, f"worker setting {name} has no description"
