@@ -84,16 +84,6 @@ def write_until_acknowledged(
     return refused
 
 
-def write_output(sink: InfluxSink, out: Output, stop: Callable[[], bool]) -> tuple[int, int]:
-    """Encode a commit step's rows (:meth:`Output.encode`) and write them like
-    :func:`write_until_acknowledged`; returns ``(points, refused points)``, rows that
-    could not be encoded counted as refused. Runs in the writer thread: the encoding
-    overlaps the processing of the next batches."""
-    out.encode()
-    refused = write_until_acknowledged(sink, out.bodies, stop)
-    return out.points, refused + out.unencoded
-
-
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
@@ -163,8 +153,6 @@ class PartitionRunner:
         self.pending: list[tuple[Ack, Any]] = []
         self.batches_since = 0
         self.last_commit = time.monotonic()
-        self.last_flush = time.monotonic()  # open aggregate periods last upserted
-        self.unflushed = False  # batches processed since (their open periods changed)
         self.closed = False
         self.producer = AIOKafkaProducer(
             **kafka,
@@ -222,14 +210,6 @@ class PartitionRunner:
             return
         self.stats.batches += 1
         self.stats.readings += readings
-        self.unflushed = True
-
-    def _flush_due(self) -> bool:
-        """Open aggregate periods changed and ``aggregate_interval_s`` passed since they
-        were last upserted."""
-        return self.unflushed and (
-            time.monotonic() - self.last_flush >= self.config.aggregate_interval_s
-        )
 
     def _due(self) -> bool:
         return bool(
@@ -245,7 +225,7 @@ class PartitionRunner:
             if self.closed:
                 return
             await self._run(self.processor.tick, now, self.out)
-            if self.out.alerts or (self.pending and self._due()) or self._flush_due():
+            if self.out.alerts or (self.pending and self._due()):
                 await self._commit()
             elif self._steps and self._steps[0].done():
                 await self._reap()  # surfaces a failed publication
@@ -263,20 +243,17 @@ class PartitionRunner:
             await self._steps[0]  # bounded: the oldest step published (or raises)
             await self._reap()
         out = self.out
-        if self._flush_due():
-            await self._run(self.processor.flush, out)
-            self.last_flush = time.monotonic()
-            self.unflushed = False
+        await self._run(self.processor.flush, out)
         now = time.time()
         for alert in out.alerts:
             alert.emitted_ts = now
         out.mirror_alerts()
         records = await self._run(self.processor.state.take_dirty)
         written = asyncio.get_running_loop().run_in_executor(
-            self.writer, write_output, self.sink, out, lambda: self.closed
+            self.writer, write_until_acknowledged, self.sink, out.bodies, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, records, out.alerts, self.pending)
+        step = _Step(written, records, out.alerts, self.pending, out.points)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.pending = []
@@ -289,26 +266,22 @@ class PartitionRunner:
             self._steps.pop(0).result()
 
     async def _publish(self, step: _Step, previous: asyncio.Future[None] | None) -> None:
-        points, refused = await step.written  # InfluxDB acknowledged the step's points
+        refused = await step.written  # InfluxDB acknowledged the step's points
         if previous is not None:
             await asyncio.shield(previous)  # in order; a failed step fails the later ones
-        if step.records or step.alerts:
-            async with self.producer.transaction():
-                # Alerts first: a record's timestamp is taken at send, and the checkpoint
-                # blocks (up to checkpoint_blocks records of state) need not go before
-                # them; the transaction makes both visible at once either way.
-                for alert in step.alerts:
-                    await self.producer.send(
-                        self.alerts_topic, alert.to_json(), key=alert.subject.encode()
-                    )
-                for block, data in step.records:
-                    key = checkpoint_key(self.stream, self.partition, block)
-                    await self.producer.send(
-                        self.checkpoint_topic, data, key=key, partition=self.partition
-                    )
+        async with self.producer.transaction():
+            for block, data in step.records:
+                key = checkpoint_key(self.stream, self.partition, block)
+                await self.producer.send(
+                    self.checkpoint_topic, data, key=key, partition=self.partition
+                )
+            for alert in step.alerts:
+                await self.producer.send(
+                    self.alerts_topic, alert.to_json(), key=alert.subject.encode()
+                )
         for ack, event in step.events:
             await ack(event)
-        self.stats.points += points
+        self.stats.points += step.points
         self.stats.refused_points += refused
         self.stats.alerts += len(step.alerts)
         self.stats.commits += 1
@@ -344,10 +317,11 @@ class PartitionRunner:
 class _Step:
     """A commit step between its cut and its publication."""
 
-    written: asyncio.Future[tuple[int, int]]  # (points, refused points)
+    written: asyncio.Future[int]
     records: list[tuple[int, bytes]]
     alerts: list[Alert]
     events: list[tuple[Ack, Any]]
+    points: int
 
 
 def make_runner(stream: str, partition: int, **kwargs: Any) -> PartitionRunner:
