@@ -16,7 +16,7 @@ tick costs a few vectorised operations, not a Python loop per device.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -132,32 +132,39 @@ class Roster:
 class HeldWindows:
     """Sample windows published when their last sample is taken, not at their first.
 
-    A device sends a 1-s accelerometer window once it has recorded it: a window starting
-    at ``t0`` is due at ``t0 + span_s``. Simulators generate it at the tick at ``t0`` (its
-    samples come from the same state as the other readings of that tick) and hand it
-    here; :meth:`due` returns it from the tick at its end on. In real time this puts its
-    publication after its sensor times, as with a real device, so sensor-to-alert latency
-    is never negative. Windows ending after the last tick of a run are not published
-    (the recording stopped with the run).
+    A device sends an accelerometer window once it has recorded it: a window starting at
+    ``t0`` with ``n`` samples at ``rate_hz`` is due at ``t0 + n / rate_hz``. Simulators
+    generate a device's second of samples at the tick at its start (its samples come from
+    the same state as the other readings of that tick), cut it into windows
+    (:mod:`simulators.burst`: 1-s windows, or shorter ones after an impact trigger) and
+    hand them here; :meth:`due` returns each window from the first tick at or after its
+    end on. In real time this puts its publication after its sensor times, as with a real
+    device, so sensor-to-alert latency is never negative. Windows ending after the last
+    tick of a run are not published (the recording stopped with the run).
+
+    Windows held at one tick end at different times (0.2-s burst windows and 1-s ones), so
+    they wait in a heap ordered by end time, then by the order they were held.
     """
 
     #: Ticks are ``start + k * tick_s`` in floating point: compare with a tolerance.
     _EPS = 1e-6
 
     def __init__(self) -> None:
-        self._held: deque[tuple[float, list[Message]]] = deque()
+        self._held: list[tuple[float, int, list[Message]]] = []
+        self._seq = 0
 
     def hold(self, end: float, messages: list[Message]) -> None:
-        """Keep ``messages`` (windows ending at ``end``, in tick order) until ``end``."""
+        """Keep ``messages`` (windows ending at ``end``) until the tick at ``end``."""
         if messages:
-            self._held.append((end, messages))
+            heapq.heappush(self._held, (end, self._seq, messages))
+            self._seq += 1
 
     def due(self, now: float) -> list[Message]:
-        """Every held window that ended at or before ``now``, oldest first."""
+        """Every held window that ended at or before ``now``, by end time, then held order."""
         out: list[Message] = []
         held = self._held
         while held and held[0][0] <= now + self._EPS:
-            out.extend(held.popleft()[1])
+            out.extend(heapq.heappop(held)[2])
         return out
 
 

@@ -34,7 +34,8 @@ from ingest.contract import DeviceStatus, DoorContact, Occupancy, PanicButton, R
 from simulators import motion
 from simulators.accel import AccelPlayer, ClipBank
 from simulators.base import HeldWindows, Message, Roster, Simulator, senml_bytes, senml_flags
-from simulators.encode import accel_payloads, dumps
+from simulators.burst import BurstConfig, BurstWindows
+from simulators.encode import dumps
 from simulators.events import EventClock, truth_record
 from simulators.scenario import Scenario
 from simulators.wearable import FALL_LIKE, local_hour
@@ -79,6 +80,7 @@ class ElderCareSimulator(Simulator):
         self.bank = ClipBank(rng, rate_hz=self.rate_hz, placements=["pendant"])
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
         self.held = HeldWindows()
+        self.burst = BurstWindows(n, self.rate_hz, BurstConfig.from_section(p))
         c = self.bank.code
         self.posture_clip = np.array(
             [c["lying"], c["sitting"], c["walking"], c["lying"], c["sitting"]]
@@ -328,17 +330,8 @@ class ElderCareSimulator(Simulator):
         d = d[home]
         if d.size == 0:
             return
-        windows = self.player.windows(d)
-        tp = self.topic["pendant"]
-        self.held.hold(
-            now + windows.shape[2] / self.rate_hz,
-            list(
-                zip(
-                    [tp[i] for i in d.tolist()],
-                    accel_payloads(round(now, 3), self.rate_hz, windows),
-                    strict=True,
-                )
-            ),
+        self.burst.hold(
+            self.held, self.topic["pendant"], d, now, self.player.windows(d), round(now, 3)
         )
 
     def _status(self, d: np.ndarray, now: float, ts: float, out: list[Message]) -> None:

@@ -34,7 +34,8 @@ from ingest.contract import DeviceStatus, Vitals
 from simulators import motion
 from simulators.accel import AccelPlayer, ClipBank
 from simulators.base import HeldWindows, Message, Roster, Simulator, senml_bytes, senml_flags
-from simulators.encode import accel_payloads, dumps
+from simulators.burst import BurstConfig, BurstWindows
+from simulators.encode import dumps
 from simulators.events import EventClock, truth_record
 from simulators.scenario import Scenario
 
@@ -106,6 +107,7 @@ class WearableSimulator(Simulator):
         self.bank = ClipBank(rng, rate_hz=self.rate_hz, placements=self.placements)
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
         self.held = HeldWindows()
+        self.burst = BurstWindows(n, self.rate_hz, BurstConfig.from_section(p))
         self.day = mix_cdf(self.bank, DAY_MIX)
         self.night = mix_cdf(self.bank, NIGHT_MIX)
         names = self.bank.names
@@ -332,18 +334,7 @@ class WearableSimulator(Simulator):
             return out
         self._next_activity(online, now)
         out.extend(self._vitals_messages(online, now))
-        windows = self.player.windows(online)
-        tv = self.t_accel
-        self.held.hold(
-            now + windows.shape[2] / self.rate_hz,
-            list(
-                zip(
-                    [tv[i] for i in online.tolist()],
-                    accel_payloads(now, self.rate_hz, windows),
-                    strict=True,
-                )
-            ),
-        )
+        self.burst.hold(self.held, self.t_accel, online, now, self.player.windows(online))
         out.extend(self._status_messages(online, now))
         return out
 

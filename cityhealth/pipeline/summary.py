@@ -8,7 +8,7 @@ Shape (docs/RUNNING.md lists every field)::
      "raw_channels": {"family/channel": "<database>/<measurement>"},
      "alerts": {"total": int, "by_type": {type: int}, ...},
      "truth": {"events": int, "alerted": int, "by_type": {type: {"events", "alerted"}}, ...},
-     "alert_latency_s": {"p50": float, "p99": float, ...},
+     "alert_latency_s": {"p50": float, "p99": float, ..., "by_type": {type: {"p50", ...}}},
      "influx": {"url": str, "api": "v1" | "v2"}, ...}
 """
 
@@ -116,6 +116,15 @@ def alert_latencies(alerts: Iterable[Mapping[str, Any]]) -> list[float]:
     return out
 
 
+def latency_by_type(alerts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`percentiles` of :func:`alert_latencies` per alert type (falls wait for their
+    decision window and the device's accelerometer window, so their tail differs)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for alert in alerts:
+        groups.setdefault(str(alert.get("type")), []).append(alert)
+    return {t: percentiles(alert_latencies(groups[t])) for t in sorted(groups)}
+
+
 def alerts_section(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``{"total", "by_type", "by_severity", "records", "updates", "duplicates"}``; totals
     count unique ids (see :func:`unique_alerts`)."""
@@ -205,7 +214,10 @@ def build_summary(
         "missing_by_channel": {c: n for c, n in lost.items() if n},
         "alerts": alerts_section(alerts),
         "truth": truth,
-        "alert_latency_s": percentiles(alert_latencies(unique)),
+        "alert_latency_s": {
+            **percentiles(alert_latencies(unique)),
+            "by_type": latency_by_type(unique),
+        },
         "influx": {"url": influx_url, "api": influx_api},
     }
     if extra:

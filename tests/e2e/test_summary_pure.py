@@ -15,6 +15,7 @@ from cityhealth.pipeline.summary import (
     alerts_section,
     build_summary,
     check_shape,
+    latency_by_type,
     percentiles,
 )
 from cityhealth.pipeline.truth import Tolerance, match_truth
@@ -111,6 +112,11 @@ def test_latency_is_kafka_time_minus_sensor_time() -> None:
     a = alert("fall", "s", 100.0, kafka_ts=100.25)
     b = alert("fall", "t", 200.0, kafka_ts=200.75)
     assert alert_latencies([a, b]) == [0.25, 0.75]
+    c = alert("tachycardia", "u", 300.0, kafka_ts=300.125)
+    by_type = latency_by_type([a, b, c])
+    assert list(by_type) == ["fall", "tachycardia"]
+    assert by_type["fall"] == percentiles([0.25, 0.75])
+    assert by_type["tachycardia"]["max"] == pytest.approx(0.125)
 
 
 def test_alert_updates_and_duplicates_are_told_apart() -> None:
@@ -167,6 +173,7 @@ def test_summary_shape_and_per_channel_loss() -> None:
     assert summary["missing_by_channel"] == {"wearable/vitals": 1}
     assert summary["truth"]["by_type"]["fall"] == {"events": 1, "alerted": 1}
     assert summary["alert_latency_s"]["p50"] == pytest.approx(0.5)
+    assert summary["alert_latency_s"]["by_type"]["fall"]["p99"] == pytest.approx(0.5)
     assert check_shape({**summary, "published": "12"}) == ["published is str"]
     assert "influx needs url and api v1|v2" in check_shape({**summary, "influx": {"api": "v3"}})
 

@@ -185,11 +185,14 @@ def test_inactivity_and_dropout_show_in_the_data(smoke) -> None:
 
 
 def test_sample_windows_are_sent_once_recorded() -> None:
-    """Accelerometer and pendant windows leave at the tick their last sample is taken (a
-    device sends what it has recorded), so in real time no sensor time is in the future."""
+    """Accelerometer and pendant windows leave at the first tick after their last sample is
+    taken (a device sends what it has recorded), so in real time no sensor time is in the
+    future. 1-s and 0.2-s burst windows end on a tick; a flush on an impact
+    (simulators.burst) ends at its trigger sample and leaves at the next tick."""
     sc = load_scenario("smoke").with_counts(wearable=20, eldercare=10, airq=0)
     sims = build(sc, 3)
     sent: dict[str, int] = defaultdict(int)
+    short = 0
     for k in range(round(20 / sc.tick_s)):
         now = START + k * sc.tick_s
         for sim in sims:
@@ -198,6 +201,8 @@ def test_sample_windows_are_sent_once_recorded() -> None:
                 if channel in ("accel", "pendant"):
                     w = decode(topic, payload, now=NOW).model
                     end = w.t0 + len(w.x) / w.rate_hz
-                    assert end == pytest.approx(now, abs=1e-6), (topic, w.t0, now)
+                    assert end - 1e-6 <= now < end + sc.tick_s - 1e-6, (topic, w.t0, now)
                     sent[channel] += 1
+                    short += len(w.x) < w.rate_hz
     assert sent["accel"] > 19 * 15 and sent["pendant"] > 0
+    assert short > 0
