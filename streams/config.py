@@ -37,6 +37,11 @@ class WorkerConfig(BaseSettings):
     checkpoint_max_batches: int = Field(
         default=200, description="Checkpoint at the latest after this many batches."
     )
+    aggregate_interval_s: float = Field(
+        default=10.0,
+        description="Most seconds between upserts of still-open aggregate periods (a "
+        "period is also written when it closes).",
+    )
     checkpoint_blocks: int = Field(
         default=32, description="Compacted-topic keys per source partition (devices hashed)."
     )

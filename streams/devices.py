@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -50,18 +51,18 @@ class DeviceIndex:
         tag of its derived points and alerts).
         """
         index = self._index
-        found = list(map(index.get, values))  # one C-level pass; None for new devices
+        # one C-level pass; -1 for new devices
+        out = np.fromiter(map(index.get, values, repeat(-1)), np.int64, len(values))
         new: list[str] = []
-        if None in found:
-            for i, value in enumerate(values):
-                if found[i] is None:
-                    j = index.get(value)  # a repeated new value got its index already
-                    if j is None:
-                        j = index[value] = len(self.ids)
-                        self.ids.append(value)
-                        new.append(value)
-                    found[i] = j
-        out = np.array(found, dtype=np.int64)
+        if out.size and out.min() < 0:
+            for i in np.flatnonzero(out < 0).tolist():
+                value = values[i]
+                j = index.get(value)  # a repeated new value got its index already
+                if j is None:
+                    j = index[value] = len(self.ids)
+                    self.ids.append(value)
+                    new.append(value)
+                out[i] = j
         if new:
             blocks = np.fromiter((zlib.crc32(v.encode()) % self.blocks for v in new), np.int32)
             self._block = np.concatenate([self._block, blocks])
@@ -69,12 +70,18 @@ class DeviceIndex:
             self.district_code = np.concatenate([self.district_code, pad])
             self.family_code = np.concatenate([self.family_code, pad])
         names, codes = districts
-        mapping = np.array([_code(self._district_of, self.districts, d) for d in names], np.int32)
-        self.district_code[out] = mapping[np.asarray(codes, dtype=np.int64)]
+        self.district_code[out] = self.district_codes(names)[np.asarray(codes, dtype=np.int64)]
         names, codes = families
-        mapping = np.array([_code(self._family_of, self.families, f) for f in names], np.int32)
-        self.family_code[out] = mapping[np.asarray(codes, dtype=np.int64)]
+        self.family_code[out] = self.family_codes(names)[np.asarray(codes, dtype=np.int64)]
         return out
+
+    def district_codes(self, names: Sequence[str]) -> np.ndarray:
+        """int64 code in :attr:`districts` of each of ``names`` (new names are added)."""
+        return np.array([_code(self._district_of, self.districts, d) for d in names], np.int64)
+
+    def family_codes(self, names: Sequence[str]) -> np.ndarray:
+        """int64 code in :attr:`families` of each of ``names`` (new names are added)."""
+        return np.array([_code(self._family_of, self.families, f) for f in names], np.int64)
 
     def block_of(self, devices: np.ndarray) -> np.ndarray:
         """Checkpoint block of each local index."""

@@ -34,6 +34,20 @@ _CATEGORY_SEVERITY = ("info", "info", "warning", "warning", "critical", "critica
 _SCOPE = {"sensitive": "person", "public": "public"}
 
 
+def _pair_counts(code: np.ndarray, minute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``code << 32 | minute`` keys (ascending) and their counts; a batch spans a
+    few districts and minutes, so one ``bincount`` over that box replaces the sort of
+    ``np.unique`` (which remains the path for a batch spread over a wide box)."""
+    lo = int(minute.min())
+    span = int(minute.max()) - lo + 1
+    box = (int(code.max()) + 1) * span
+    if box > 4 * code.size + 64:
+        return np.unique(code << 32 | minute, return_counts=True)
+    counts = np.bincount(code * span + (minute - lo), minlength=box)
+    cell = np.flatnonzero(counts)
+    return (cell // span) << 32 | (cell % span + lo), counts[cell]
+
+
 class DistrictBoard:
     """Thread-safe minute buckets per district (see the module docstring)."""
 
@@ -82,8 +96,7 @@ class DistrictBoard:
         ``districts``; one Python step per unique pair, not per reading)."""
         if code.size == 0:
             return
-        key = code.astype(np.int64) << 32 | minute.astype(np.int64)
-        uniq, counts = np.unique(key, return_counts=True)
+        uniq, counts = _pair_counts(code.astype(np.int64), minute.astype(np.int64))
         with self._lock:
             for k, n in zip(uniq.tolist(), counts.tolist(), strict=True):
                 bucket = (districts[k >> 32], k & 0xFFFFFFFF)

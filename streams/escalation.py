@@ -64,6 +64,8 @@ def _latest(
     max_age: float,
     out: np.ndarray,
 ) -> None:
+    """``out[s, i]``: sign ``s`` as NEWS2 sees it after reading ``i`` (sign-major, so each
+    sign is one contiguous array for ``news2.score``)."""
     k = values.shape[1]
     for i in range(dev.size):
         for s in range(k):
@@ -72,7 +74,7 @@ def _latest(
             if np.isfinite(v):
                 s_value[j] = v
                 s_t[j] = t[i]
-            out[i, s] = s_value[j] if t[i] - s_t[j] <= max_age else np.nan
+            out[s, i] = s_value[j] if t[i] - s_t[j] <= max_age else np.nan
 
 
 @njit(cache=True)
@@ -137,14 +139,16 @@ def news2_escalations(
     n = dev.size
     dev = np.ascontiguousarray(dev, dtype=np.int64)
     t = np.ascontiguousarray(t, dtype=np.float64)
-    inputs = np.empty((n, 4))
+    inputs = np.empty((4, n))
     _latest(
         dev, t, np.ascontiguousarray(values, dtype=np.float64), latest["value"], latest["t"],
         max_age_s, inputs,
     )  # fmt: skip
-    nan = np.nan
-    hr, spo2, temp, rr = (inputs[:, s] for s in range(4))
-    res = news2.score(rr, spo2, nan, temp, nan, hr, nan)
+    hr, spo2, temp, rr = inputs
+    # Full-length inputs: news2.score broadcasts scalars (and copies strided columns)
+    # at several times the cost of the scoring itself.
+    missing = np.full(n, np.nan)  # oxygen, blood pressure, consciousness: not measured
+    res = news2.score(rr, spo2, missing, temp, missing, hr, missing, np.ones(n))
     band = res.band_code.astype(np.int8)
     previous = np.empty(n, dtype=np.int8)
     fire = np.zeros(n, dtype=np.bool_)
@@ -159,5 +163,5 @@ def news2_escalations(
         previous[row],
         np.asarray(res.total, dtype=np.int64)[row],
         np.asarray(res.partial, dtype=bool)[row],
-        inputs[row],
+        inputs[:, row].T,
     )

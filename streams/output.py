@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from streams.alerts import TYPES, Alert, mirror_columns
-from streams.sink.lineprotocol import encode_body
+from streams.tables import PendingTables
 
 
 def ns(seconds: np.ndarray) -> np.ndarray:
@@ -28,14 +28,23 @@ class Databases:
         return self.sensitive if kind == "sensitive" else self.public
 
 
-@dataclass
 class Output:
-    """Accumulates bodies per database and alerts until the next commit step."""
+    """Rows to write and alerts until the next commit step.
 
-    dbs: Databases
-    bodies: dict[str, list[bytes]] = field(default_factory=dict)
-    alerts: list[Alert] = field(default_factory=list)
-    points: int = 0
+    :meth:`write` keeps the columns (:class:`streams.tables.PendingTables`); the bodies
+    are encoded once per measurement when first asked for (:attr:`bodies`,
+    :meth:`encode`), which the worker does in its writer thread, overlapping the
+    processing of the next batches.
+    """
+
+    def __init__(self, dbs: Databases) -> None:
+        self.dbs = dbs
+        self.alerts: list[Alert] = []
+        self._pending = PendingTables()
+        self._bodies: dict[str, list[bytes]] = {}
+        self._points = 0
+        #: Rows that could not be encoded (logged and left out; 0 unless a bug).
+        self.unencoded = 0
 
     def write(
         self,
@@ -45,13 +54,31 @@ class Output:
         tags: Mapping[str, Any],
         fields: Mapping[str, Any],
     ) -> None:
-        """Encode columns (streams.sink line protocol) and queue the body."""
-        if len(time_ns) == 0:
+        """Queue rows as columns (streams.sink line protocol; not copied: the arrays must
+        not change afterwards)."""
+        self._pending.add(database, measurement, time_ns, tags, fields)
+
+    def encode(self) -> None:
+        """Encode what was written since the last call into :attr:`bodies`."""
+        if not self._pending:
             return
-        body, lines = encode_body(measurement, time_ns, tags, fields)
-        if lines:
-            self.bodies.setdefault(database, []).append(body)
-            self.points += lines
+        bodies, points, failed = self._pending.encode()
+        for database, parts in bodies.items():
+            self._bodies.setdefault(database, []).extend(parts)
+        self._points += points
+        self.unencoded += failed
+
+    @property
+    def bodies(self) -> dict[str, list[bytes]]:
+        """Line-protocol bodies per database (encodes pending writes first)."""
+        self.encode()
+        return self._bodies
+
+    @property
+    def points(self) -> int:
+        """Points in :attr:`bodies` (encodes pending writes first)."""
+        self.encode()
+        return self._points
 
     def alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
@@ -67,10 +94,11 @@ class Output:
                 )
 
     def clear(self) -> None:
-        self.bodies = {}
+        self._pending = PendingTables()
+        self._bodies = {}
         self.alerts = []
-        self.points = 0
+        self._points = 0
 
     @property
     def empty(self) -> bool:
-        return not self.bodies and not self.alerts
+        return not self._pending and not self._bodies and not self.alerts

@@ -84,6 +84,16 @@ def write_until_acknowledged(
     return refused
 
 
+def write_output(sink: InfluxSink, out: Output, stop: Callable[[], bool]) -> tuple[int, int]:
+    """Encode a commit step's rows (:meth:`Output.encode`) and write them like
+    :func:`write_until_acknowledged`; returns ``(points, refused points)``, rows that
+    could not be encoded counted as refused. Runs in the writer thread: the encoding
+    overlaps the processing of the next batches."""
+    out.encode()
+    refused = write_until_acknowledged(sink, out.bodies, stop)
+    return out.points, refused + out.unencoded
+
+
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
@@ -153,6 +163,8 @@ class PartitionRunner:
         self.pending: list[tuple[Ack, Any]] = []
         self.batches_since = 0
         self.last_commit = time.monotonic()
+        self.last_flush = time.monotonic()  # open aggregate periods last upserted
+        self.unflushed = False  # batches processed since (their open periods changed)
         self.closed = False
         self.producer = AIOKafkaProducer(
             **kafka,
@@ -174,6 +186,11 @@ class PartitionRunner:
         )
         restored = await self._run(self._import, list(records.values()))
         self.stats.restored_blocks += restored
+        # The restored state may hold open aggregate periods that the previous owner
+        # changed but never upserted (it flushes every aggregate_interval_s only; their
+        # marks travel in the checkpoint): flush them like processed batches, or a
+        # partition that gets no new record would never write them.
+        self.unflushed = restored > 0
 
     def _import(self, payloads: list[bytes]) -> int:
         for payload in payloads:
@@ -210,6 +227,14 @@ class PartitionRunner:
             return
         self.stats.batches += 1
         self.stats.readings += readings
+        self.unflushed = True
+
+    def _flush_due(self) -> bool:
+        """Open aggregate periods changed and ``aggregate_interval_s`` passed since they
+        were last upserted."""
+        return self.unflushed and (
+            time.monotonic() - self.last_flush >= self.config.aggregate_interval_s
+        )
 
     def _due(self) -> bool:
         return bool(
@@ -225,7 +250,7 @@ class PartitionRunner:
             if self.closed:
                 return
             await self._run(self.processor.tick, now, self.out)
-            if self.out.alerts or (self.pending and self._due()):
+            if self.out.alerts or (self.pending and self._due()) or self._flush_due():
                 await self._commit()
             elif self._steps and self._steps[0].done():
                 await self._reap()  # surfaces a failed publication
@@ -243,17 +268,20 @@ class PartitionRunner:
             await self._steps[0]  # bounded: the oldest step published (or raises)
             await self._reap()
         out = self.out
-        await self._run(self.processor.flush, out)
+        if self._flush_due():
+            await self._run(self.processor.flush, out)
+            self.last_flush = time.monotonic()
+            self.unflushed = False
         now = time.time()
         for alert in out.alerts:
             alert.emitted_ts = now
         out.mirror_alerts()
         records = await self._run(self.processor.state.take_dirty)
         written = asyncio.get_running_loop().run_in_executor(
-            self.writer, write_until_acknowledged, self.sink, out.bodies, lambda: self.closed
+            self.writer, write_output, self.sink, out, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, records, out.alerts, self.pending, out.points)
+        step = _Step(written, records, out.alerts, self.pending)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.pending = []
@@ -266,22 +294,26 @@ class PartitionRunner:
             self._steps.pop(0).result()
 
     async def _publish(self, step: _Step, previous: asyncio.Future[None] | None) -> None:
-        refused = await step.written  # InfluxDB acknowledged the step's points
+        points, refused = await step.written  # InfluxDB acknowledged the step's points
         if previous is not None:
             await asyncio.shield(previous)  # in order; a failed step fails the later ones
-        async with self.producer.transaction():
-            for block, data in step.records:
-                key = checkpoint_key(self.stream, self.partition, block)
-                await self.producer.send(
-                    self.checkpoint_topic, data, key=key, partition=self.partition
-                )
-            for alert in step.alerts:
-                await self.producer.send(
-                    self.alerts_topic, alert.to_json(), key=alert.subject.encode()
-                )
+        if step.records or step.alerts:
+            async with self.producer.transaction():
+                # Alerts first: a record's timestamp is taken at send, and the checkpoint
+                # blocks (up to checkpoint_blocks records of state) need not go before
+                # them; the transaction makes both visible at once either way.
+                for alert in step.alerts:
+                    await self.producer.send(
+                        self.alerts_topic, alert.to_json(), key=alert.subject.encode()
+                    )
+                for block, data in step.records:
+                    key = checkpoint_key(self.stream, self.partition, block)
+                    await self.producer.send(
+                        self.checkpoint_topic, data, key=key, partition=self.partition
+                    )
         for ack, event in step.events:
             await ack(event)
-        self.stats.points += step.points
+        self.stats.points += points
         self.stats.refused_points += refused
         self.stats.alerts += len(step.alerts)
         self.stats.commits += 1
@@ -317,11 +349,10 @@ class PartitionRunner:
 class _Step:
     """A commit step between its cut and its publication."""
 
-    written: asyncio.Future[int]
+    written: asyncio.Future[tuple[int, int]]  # (points, refused points)
     records: list[tuple[int, bytes]]
     alerts: list[Alert]
     events: list[tuple[Ack, Any]]
-    points: int
 
 
 def make_runner(stream: str, partition: int, **kwargs: Any) -> PartitionRunner:

@@ -11,7 +11,7 @@ record of each block.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -71,7 +71,7 @@ class PartitionState:
         self.parts[name] = (state, rows)
         return state
 
-    def devices(self, values: list[str], districts: Labels, families: Labels) -> np.ndarray:
+    def devices(self, values: Sequence[str], districts: Labels, families: Labels) -> np.ndarray:
         """:meth:`DeviceIndex.lookup`, then grow every state to hold the devices."""
         idx = self.index.lookup(values, districts, families)
         n = len(self.index)
@@ -83,7 +83,8 @@ class PartitionState:
     def touch(self, devices: np.ndarray) -> None:
         """Mark the blocks of ``devices`` as changed since the last checkpoint."""
         if devices.size:
-            self.dirty.update(np.unique(self.index.block_of(devices)).tolist())
+            blocks = np.bincount(self.index.block_of(devices), minlength=self.index.blocks)
+            self.dirty.update(np.flatnonzero(blocks).tolist())
 
     # -- checkpoint records ----------------------------------------------------------------
     def _rows(self, devices: np.ndarray, rows: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from streams.config import WorkerConfig
 from streams.district import DistrictBoard
 from streams.output import Databases, Output
 from streams.processors import PROCESSORS, Services
-from streams.runner import MAX_STEPS, write_until_acknowledged
+from streams.runner import MAX_STEPS, write_output
 from streams.sink import make_sink
 from streams.synthetic import motion_batches, vitals_batches
 
@@ -106,7 +106,10 @@ def measure(
     payloads = _batches(stream, readings, batch_size, devices)
     warm = PROCESSORS[stream](services)
     for payload in payloads[:3]:  # load the kernels' JIT caches outside the clock
-        warm.process(decode(payload), Output(dbs))
+        warm_out = Output(dbs)
+        warm.process(decode(payload), warm_out)
+        warm.flush(warm_out)
+        warm_out.encode()
     processor = PROCESSORS[stream](services)
     sink = make_sink(settings)
     if writes:
@@ -114,18 +117,30 @@ def measure(
     out = Output(dbs)
     n_readings = n_messages = points = 0
     writer = ThreadPoolExecutor(1, thread_name_prefix="throughput-influx")
-    inflight: list[Future[int]] = []
+    inflight: list[Future[tuple[int, int]]] = []
 
-    def commit() -> None:
-        """The worker's commit step: cut, write in the writer thread (bounded in flight)."""
-        nonlocal out, points
+    def encode_only(out: Output) -> tuple[int, int]:
+        out.encode()
+        return out.points, out.unencoded
+
+    last_flush = time.monotonic()
+
+    def commit(final: bool = False) -> None:
+        """The worker's commit step: cut, encode and write in the writer thread (bounded
+        in flight); without writes the writer thread still encodes. Open aggregate
+        periods are upserted every ``aggregate_interval_s`` and once at the end (the
+        worker's timer does that once the stream stops)."""
+        nonlocal out, points, last_flush
         while len(inflight) >= MAX_STEPS:
-            inflight.pop(0).result()
-        processor.flush(out)
+            points += inflight.pop(0).result()[0]
+        if final or time.monotonic() - last_flush >= config.aggregate_interval_s:
+            processor.flush(out)
+            last_flush = time.monotonic()
         processor.state.take_dirty()
         if writes:
-            inflight.append(writer.submit(write_until_acknowledged, sink, out.bodies, _stop))
-        points += out.points
+            inflight.append(writer.submit(write_output, sink, out, _stop))
+        else:
+            inflight.append(writer.submit(encode_only, out))
         out = Output(dbs)
 
     try:
@@ -137,9 +152,9 @@ def measure(
             n_readings += batch.count if ragged is None else int(ragged.offsets[-1])
             if i % every == 0:
                 commit()
-        commit()
+        commit(final=True)
         for step in inflight:  # the last writes acknowledged
-            step.result()
+            points += step.result()[0]
         seconds = time.perf_counter() - start
     finally:
         writer.shutdown(wait=True)

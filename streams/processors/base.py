@@ -23,7 +23,9 @@ from streams.clock import StreamClock
 from streams.config import WorkerConfig
 from streams.district import DistrictBoard
 from streams.output import Databases, Output
+from streams.rows import advance, first_rows
 from streams.state import Columns, PartitionState
+from streams.tables import Coded
 
 
 @dataclass
@@ -94,12 +96,13 @@ class Processor:
         district = batch.strings["district"]
         family = batch.strings["family"]
         codes = device.codes
-        _, first = np.unique(codes, return_index=True)  # a representative row per device
+        first = first_rows(codes, len(device.values))  # a representative row per device
+        used = np.flatnonzero(first >= 0)
+        first = first[used]
         local = np.zeros(len(device.values), dtype=np.int64)
-        used = codes[first]
         every = used.size == len(device.values)  # the usual case: all dictionary values used
         local[used] = self.state.devices(
-            list(device.values) if every else [device.values[c] for c in used],
+            device.values if every else [device.values[c] for c in used],
             (district.values, district.codes[first]),
             (family.values, family.codes[first]),
         )
@@ -111,28 +114,23 @@ class Processor:
             known = {name: i for i, name in enumerate(self.channels)}
             code = np.array([known.get(v, 0) for v in channel.values], dtype=np.int64)
             series = dev * len(self.channels) + code[channel.codes]
-        mark = self.marks["ts"]
-        fresh = ts > mark[series]
-        np.maximum.at(mark, series[fresh], ts[fresh])
-        np.maximum.at(self.seen["last_ts"], dev, ts)
+        fresh = np.empty(ts.size, dtype=np.bool_)
+        new_minute = np.empty(ts.size, dtype=np.bool_)
+        counted = self.seen["counted_minute"]
+        if not self.counts_online:
+            counted = counted.copy()  # stations do not count as devices online
+        advance(series, dev, ts, self.marks["ts"], self.seen["last_ts"], counted, fresh, new_minute)
         touched = local[used]
         self.seen["offline"][touched] = 0
         self.state.touch(touched)
         if ts.size:
             self.services.clock.observe(float(ts.max()))
-            if self.counts_online:
-                self._count_online(dev, ts)
+            if self.counts_online and new_minute.any():
+                # each (device, minute) once: rows of a minute already counted for their
+                # device are dropped by the pass above, before any Python
+                minute = (ts[new_minute] // 60).astype(np.int64)
+                self.services.board.devices_seen(self.state.index, dev[new_minute], minute)
         return Rows(dev, fresh, ts)
-
-    def _count_online(self, dev: np.ndarray, ts: np.ndarray) -> None:
-        """Tell the district board each (device, minute) once: rows of a minute already
-        counted for their device are dropped here, vectorised, before any Python."""
-        minute = (ts // 60).astype(np.int64)
-        counted = self.seen["counted_minute"]
-        new = minute > counted[dev]
-        if new.any():
-            np.maximum.at(counted, dev[new], minute[new])
-            self.services.board.devices_seen(self.state.index, dev[new], minute[new])
 
     def count_readings(self, channel: str, rows: Rows, sel: np.ndarray | None = None) -> None:
         """Tell the district board how many readings of ``channel`` (the raw measurement
@@ -209,6 +207,21 @@ class Processor:
             **fields,
         )
         self.alert(out, alert)
+
+    def row_tags(self, batch: ColumnarBatch, rows: Rows) -> dict[str, Coded]:
+        """``device``/``district``/``family`` tags of each row as the batch carries them,
+        coded into the partition's device index (:class:`streams.tables.Coded`) rather
+        than the batch's dictionaries, so the raw writes of a commit step's batches
+        concatenate into one encoding (streams.tables)."""
+        index = self.state.index
+        district, family = batch.strings["district"], batch.strings["family"]
+        return {
+            "device": Coded(index.ids, rows.dev),
+            "district": Coded(
+                index.districts, index.district_codes(district.values)[district.codes]
+            ),
+            "family": Coded(index.families, index.family_codes(family.values)[family.codes]),
+        }
 
     def device_tags(self, devices: np.ndarray) -> dict[str, object]:
         """``device``/``district``/``family`` tag columns for local device indices."""

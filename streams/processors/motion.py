@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.batch import ColumnarBatch, DictColumn
+from ingest.batch import ColumnarBatch
 from kernels.fall import FallDetector
 from streams.output import Output, ns
 from streams.periods import PeriodGroups, PeriodStats
 from streams.processors.base import Processor, Rows, Services
+from streams.tables import Coded
 
 #: Raw window measurement per family (docs/DATA_MODEL.md).
 WINDOW_MEASUREMENT = {"wearable": "accel_window", "eldercare": "pendant_window"}
@@ -53,7 +54,7 @@ class MotionProcessor(Processor):
         mag_sum = np.add.reduceat(mag, safe_starts) if mag.size else np.zeros(lengths.size)
         mag_mean = np.where(nonempty, mag_sum / np.maximum(lengths, 1), np.nan)
         family = batch.strings["family"]
-        tags = {k: batch.strings[k] for k in ("device", "district", "family")}
+        tags = self.row_tags(batch, rows)  # coded into the device index: steps concatenate
         for code, name in enumerate(family.values):
             measurement = WINDOW_MEASUREMENT.get(name)
             sel = np.flatnonzero((family.codes == code) & nonempty)
@@ -63,7 +64,7 @@ class MotionProcessor(Processor):
                 self.dbs.sensitive,
                 measurement,
                 ns(rows.ts[sel]),
-                {k: DictColumn(v.values, v.codes[sel]) for k, v in tags.items()},
+                {k: Coded(v.values, v.codes[sel]) for k, v in tags.items()},
                 {
                     "samples": lengths[sel].astype(np.int64),
                     "rate_hz": rate[sel],

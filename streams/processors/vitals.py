@@ -12,7 +12,10 @@ batch that carries the reading.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from numba import njit
 
 from ingest.batch import ColumnarBatch, DictColumn
 from kernels import news2
@@ -45,6 +48,80 @@ _EXERTION_SIGNS = np.array([True, True, False, True])
 _RULE_TABLE = rule_table(RULES)
 
 
+@njit(cache=True, nogil=True)
+def _prepare(
+    hr: np.ndarray,
+    spo2: np.ndarray,
+    temp: np.ndarray,
+    rr: np.ndarray,
+    steps: np.ndarray,
+    fresh: np.ndarray,
+    dev: np.ndarray,
+    ts: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """One pass over a batch's columns for what the processor derives per row (see
+    :class:`_Prepared`); the scored samples come sign by sign (heart rate first), rows in
+    batch order within a sign."""
+    n = ts.size
+    present = np.zeros(n, np.int64)
+    n_fresh = 0
+    counts = np.zeros(4, np.int64)
+    signs = (hr, spo2, temp, rr)
+    for i in range(n):
+        bits = np.int64(0)
+        for s in range(4):
+            if np.isfinite(signs[s][i]):
+                bits |= np.int64(1) << s
+                if fresh[i]:
+                    counts[s] += 1
+        if np.isfinite(steps[i]):
+            bits |= np.int64(16)
+        present[i] = bits
+        if fresh[i]:
+            n_fresh += 1
+    rows = np.empty(n_fresh, np.int64)
+    matrix = np.empty((n_fresh, 4))
+    fresh_steps = np.empty(n_fresh)
+    k = 0
+    for i in range(n):
+        if fresh[i]:
+            rows[k] = i
+            for s in range(4):
+                matrix[k, s] = signs[s][i]
+            fresh_steps[k] = steps[i]
+            k += 1
+    m = counts.sum()
+    row = np.empty(m, np.int64)
+    series = np.empty(m, np.int64)
+    t = np.empty(m)
+    x = np.empty(m)
+    k = 0
+    for s in range(4):
+        col = signs[s]
+        for i in range(n):
+            if fresh[i] and np.isfinite(col[i]):
+                row[k] = i
+                series[k] = dev[i] * 4 + s
+                t[k] = ts[i]
+                x[k] = col[i]
+                k += 1
+    return present, rows, matrix, fresh_steps, row, series, t, x
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What :func:`_prepare` derives from a batch."""
+
+    present: np.ndarray  # int64 bit mask per row (docs/DATA_MODEL.md ``present``)
+    fresh: np.ndarray  # int64 indices of the fresh rows
+    signs: np.ndarray  # float64 [fresh, 4]: the signs of the fresh rows (NaN: missing)
+    steps: np.ndarray  # float64 [fresh]: their step counter
+    row: np.ndarray  # int64 batch row of each scored sample (fresh and finite)
+    series: np.ndarray  # int64 anomaly series ``device * 4 + sign``
+    t: np.ndarray  # float64 sensor time
+    x: np.ndarray  # float64 value
+
+
 class VitalsProcessor(Processor):
     """Processor of the ``vitals`` stream."""
 
@@ -61,6 +138,8 @@ class VitalsProcessor(Processor):
         self.limits: Columns = add("limits", Columns(RULE_STATE), N_RULES)
         self.activity: Columns = add("activity", Columns(DEVICE_STATE))
         self.baseline: Columns = add("baseline", Columns(SIGN_STATE), _K)
+        # the state arrays by name, for the compiled passes (rebuilt when the state grows)
+        self._views: tuple[int, ...] = ()
         cfg = self.config
         self.timing = Timing(
             cfg.limit_sustain_s,
@@ -73,31 +152,43 @@ class VitalsProcessor(Processor):
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
         cols = batch.columns
         values = [np.asarray(cols[name], dtype=np.float64) for name in RAW_FIELDS]
-        present = sum(np.isfinite(v).astype(np.int64) << bit for bit, v in enumerate(values))
-        tags = {k: batch.strings[k] for k in ("device", "district", "family")}
+        hr, spo2, temp, rr, steps = values
+        p = _Prepared(*_prepare(hr, spo2, temp, rr, steps, rows.fresh, rows.dev, rows.ts))
+        self._state_views()
         out.write(
             self.dbs.sensitive,
             "vitals",
             ns(rows.ts),
-            tags,
-            {**dict(zip(RAW_FIELDS, values, strict=True)), "present": present},
+            self.row_tags(batch, rows),
+            {**dict(zip(RAW_FIELDS, values, strict=True)), "present": p.present},
         )
-        self.count_readings("vitals", rows)
-        active = self._limit_alerts(rows, values, out)
-        # one kernel call for every (device, signal) series of the batch
-        picks = [np.flatnonzero(rows.fresh & np.isfinite(values[s])) for s in range(_K)]
-        row = np.concatenate(picks)
-        signal = np.repeat(np.arange(_K), [p.size for p in picks])
-        if row.size == 0:
+        self.count_readings("vitals", rows, p.fresh)
+        active = self._limit_alerts(rows, p, out)
+        if p.row.size == 0:
             return
-        series = rows.dev[row] * _K + signal
-        t = rows.ts[row]
-        x = np.concatenate([values[s][p] for s, p in enumerate(picks)])
+        # one kernel call for every (device, signal) series of the batch
+        series, t, x = p.series, p.t, p.x
         score = self.scorer.update(series, t, x)
-        self._anomaly_alerts(series, t, x, score, active[row], out)
+        self._anomaly_alerts(series, t, x, score, active[p.row], out)
         ok = np.isfinite(score)
-        minute = (t[ok] // 60).astype(np.int64)
-        self._minutes(self.minutes.update(series[ok], minute, t[ok], score[ok], x[ok]), out)
+        if not ok.all():  # usually every sample scored: no gathers
+            series, t, x, score = series[ok], t[ok], x[ok], score[ok]
+        minute = (t // 60).astype(np.int64)
+        self._minutes(self.minutes.update(series, minute, t, score, x), out)
+
+    def _state_views(self) -> None:
+        """Name -> array dictionaries of the compiled passes' state, built again only
+        when a state grew (``grow`` replaces the arrays)."""
+        parts = (self.limits, self.activity, self.baseline, self.news2, self.latest)
+        key = tuple(id(next(iter(part._state.values()))) for part in parts)
+        if key == self._views:
+            return
+        self._views = key
+        self._rule_state = {k: self.limits[k] for k in RULE_STATE}
+        self._device_state = {k: self.activity[k] for k in DEVICE_STATE}
+        self._sign_state = {k: self.baseline[k] for k in SIGN_STATE}
+        self._news2_state = {k: self.news2[k] for k in NEWS2_STATE}
+        self._latest_state = {k: self.latest[k] for k in LATEST_STATE}
 
     def flush(self, out: Output) -> None:
         """Write the open minutes (anomaly maxima, NEWS2) changed since the last flush."""
@@ -119,27 +210,28 @@ class VitalsProcessor(Processor):
         )
         self._news2(dev, groups, out)
 
-    def _limit_alerts(self, rows: Rows, values: list[np.ndarray], out: Output) -> np.ndarray:
+    def _limit_alerts(self, rows: Rows, p: _Prepared, out: Output) -> np.ndarray:
         """Clinical limit rules (streams.limits) over the fresh readings; returns, per
         batch row, whether its device was active (stepping) at that reading."""
-        fresh = np.flatnonzero(rows.fresh)
+        fresh = p.fresh
         active = np.zeros(rows.ts.size, dtype=bool)
         if fresh.size == 0:
             return active
-        signs = np.stack([values[s][fresh] for s in range(_K)], axis=1)
+        signs = p.signs
+        dev, ts = rows.dev[fresh], rows.ts[fresh]
         ev = check_limits(
-            rows.dev[fresh],
-            rows.ts[fresh],
+            dev,
+            ts,
             signs,
-            values[_K][fresh],
-            {k: self.limits[k] for k in RULE_STATE},
-            {k: self.activity[k] for k in DEVICE_STATE},
-            {k: self.baseline[k] for k in SIGN_STATE},
+            p.steps,
+            self._rule_state,
+            self._device_state,
+            self._sign_state,
             _RULE_TABLE,
             self.timing,
         )
         active[fresh] = ev.active
-        self._news2_alerts(rows.dev[fresh], rows.ts[fresh], signs, out)
+        self._news2_alerts(dev, ts, signs, out)
         for j, r, start in zip(ev.row.tolist(), ev.rule.tolist(), ev.start.tolist(), strict=True):
             rule = RULES[r]
             i = int(fresh[j])
@@ -253,8 +345,8 @@ class VitalsProcessor(Processor):
             dev,
             t,
             signs,
-            {k: self.news2[k] for k in NEWS2_STATE},
-            {k: self.latest[k] for k in LATEST_STATE},
+            self._news2_state,
+            self._latest_state,
             self.timing.clear_s,
         )
         for j, i in enumerate(ev.row.tolist()):
