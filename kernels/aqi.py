@@ -36,7 +36,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, uint64
 
 from kernels._prefetch import prefetch_row
 from kernels._state import DeviceStateArrays
@@ -338,7 +338,9 @@ def _term(x: float) -> float:
 
 @njit(cache=True, nogil=True, inline="always")
 def _one(x: float) -> float:
-    return np.float64(x >= 0.0)  # 1 for a valid hour, 0 for a missing (NaN) one
+    # 1 for a valid hour, 0 for a missing (NaN) one; a select, so that the vectorised
+    # stream loop does a compare and an AND instead of packing the mask to int32.
+    return 1.0 if x >= 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -363,31 +365,6 @@ def _window12(window: np.ndarray, s: int, hours: int, clean: bool) -> tuple[floa
         _at(window, s, 8, hours, clean), _at(window, s, 9, hours, clean),
         _at(window, s, 10, hours, clean), _at(window, s, 11, hours, clean),
     )  # fmt: skip
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _advance12(o: tuple[float, ...], newest: float, by_one: bool, hours: int) -> tuple[float, ...]:
-    """The window ``o`` with ``newest`` as hour 0, the older hours moved back one hour
-    (``by_one``) or kept (the same hour again); a select per hour, no memory round trip."""
-    o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11 = o
-    x8 = (o7 if by_one else o8) if hours > 8 else np.nan  # an 8-hour window ends at 7
-    return (
-        newest,
-        o0 if by_one else o1, o1 if by_one else o2, o2 if by_one else o3,
-        o3 if by_one else o4, o4 if by_one else o5, o5 if by_one else o6,
-        o6 if by_one else o7, x8, o8 if by_one else o9, o9 if by_one else o10,
-        o10 if by_one else o11,
-    )  # fmt: skip
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _store12(window: np.ndarray, s: int, x: tuple[float, ...], hours: int) -> None:
-    """``window[s, :hours] = x[:hours]`` with constant indices (no loop over a tuple)."""
-    x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11 = x
-    window[s, 0], window[s, 1], window[s, 2], window[s, 3] = x0, x1, x2, x3
-    window[s, 4], window[s, 5], window[s, 6], window[s, 7] = x4, x5, x6, x7
-    if hours > 8:  # constant after inlining
-        window[s, 8], window[s, 9], window[s, 10], window[s, 11] = x8, x9, x10, x11
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -518,7 +495,52 @@ def nowcast(
 
 
 _NO_HOUR = np.iinfo(np.int64).min  # "no hour seen yet"
-_PREFETCH_AHEAD = 16  # samples; a station row is fetched while 16 others are scored
+_PREFETCH_AHEAD = 12  # samples; a station row is fetched while 12 others are updated
+_BLOCK = 128  # samples per block: the block's windows (12 x 128 doubles, 12 KB) stay in L1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _u(i: int) -> int:
+    """``i`` as an unsigned index: Numba adds no negative-index wrap-around code for it."""
+    return uint64(i)  # type: ignore[return-value]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _slot(h: int, hours: int) -> int:
+    """Ring slot of hour ``h``: ``-h mod hours``, so hours ago grow with the slot."""
+    return _u((-h) % hours)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ring12(ring: np.ndarray, s: int, p: int, hours: int) -> tuple[float, ...]:
+    """The window of row ``s`` newest first: ``ring[s, p : p + hours]`` (NaN beyond)."""
+    nan = np.nan
+    return (
+        ring[s, p], ring[s, p + _u(1)], ring[s, p + _u(2)], ring[s, p + _u(3)],
+        ring[s, p + _u(4)], ring[s, p + _u(5)], ring[s, p + _u(6)], ring[s, p + _u(7)],
+        ring[s, p + _u(8)] if hours > 8 else nan, ring[s, p + _u(9)] if hours > 8 else nan,
+        ring[s, p + _u(10)] if hours > 8 else nan, ring[s, p + _u(11)] if hours > 8 else nan,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put12(buf: np.ndarray, j: int, x: tuple[float, ...]) -> None:
+    """``buf[:, j] = x``: the window of the block's sample ``j`` as column ``j``."""
+    x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11 = x
+    buf[0, j], buf[1, j], buf[2, j], buf[3, j] = x0, x1, x2, x3
+    buf[4, j], buf[5, j], buf[6, j], buf[7, j] = x4, x5, x6, x7
+    buf[8, j], buf[9, j], buf[10, j], buf[11, j] = x8, x9, x10, x11
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _column12(buf: np.ndarray, j: int, hours: int) -> tuple[float, ...]:
+    """Column ``j`` of ``buf`` as 12 scalars (NaN beyond ``hours``)."""
+    nan = np.nan
+    return (
+        buf[0, j], buf[1, j], buf[2, j], buf[3, j], buf[4, j], buf[5, j], buf[6, j], buf[7, j],
+        buf[8, j] if hours > 8 else nan, buf[9, j] if hours > 8 else nan,
+        buf[10, j] if hours > 8 else nan, buf[11, j] if hours > 8 else nan,
+    )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -526,55 +548,101 @@ def _stream_updates(
     station: np.ndarray,
     hour: np.ndarray,
     value: np.ndarray,
-    window: np.ndarray,
+    ring: np.ndarray,
     last_hour: np.ndarray,
     w_floor: float,
     out: np.ndarray,
     hours: int,
 ) -> None:
+    # ring[s]: hour h in slot p = _slot(h) and again in p + hours, so the window of the
+    # newest hour is ring[s, p : p + hours]: two stores per update instead of a shift of
+    # 12 values. The windows of a block are copied to `buf` (column per sample), so that
+    # the NowCasts are computed in a second, vectorised pass: a station's later samples
+    # in the same block change its ring, never the copies.
     n = station.size
-    for i in range(n):
-        if i + _PREFETCH_AHEAD < n:  # random rows of 10^4 stations miss the L1/L2 caches
-            ahead = station[i + _PREFETCH_AHEAD]
-            prefetch_row(window, ahead, 0)  # a 96-byte row spans two or three lines
-            prefetch_row(window, ahead, hours - 1)
-        s = station[i]
-        h = hour[i]
-        last = last_hour[s]
-        if last != _NO_HOUR and h < last:  # late hour: skipped, state untouched
-            out[i] = np.nan
-            continue
-        gap = hours if last == _NO_HOUR else min(h - last, hours)
-        last_hour[s] = h
-        if gap > 1:  # skipped hours are missing
-            for c in range(hours - 1, gap - 1, -1):
-                window[s, c] = window[s, c - gap]
-            for c in range(1, gap):
-                window[s, c] = np.nan
-        # Then hour 0 is the new value (same hour again: the newer value wins).
-        newest = _missing_as_nan(value[i])
-        x = _advance12(_window12(window, s, hours, True), newest, gap == 1, hours)
-        _store12(window, s, x, hours)
-        out[i] = _nowcast12(x, w_floor)
+    r = _u(hours)
+    nan = np.nan
+    late = (nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)  # NowCast NaN
+    buf = np.empty((12, _BLOCK))
+    for start in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - start)
+        # Pass 1, sequential: update each station's ring, copy its window to the block.
+        for jj in range(m):
+            j = _u(jj)
+            i = _u(start + jj)
+            if i + _u(_PREFETCH_AHEAD) < _u(n):  # random rows of 10^4 stations miss L2
+                ahead = _u(station[i + _u(_PREFETCH_AHEAD)])
+                # The whole row (192 or 128 bytes, up to 4 lines as rows are not
+                # line-aligned): cheaper than working out the window's slot first.
+                prefetch_row(ring, ahead, _u(0))
+                prefetch_row(ring, ahead, _u(8))
+                prefetch_row(ring, ahead, _u(16) if hours > 8 else _u(15))
+                prefetch_row(ring, ahead, r + r - _u(1))
+            s = _u(station[i])
+            h = hour[i]
+            last = last_hour[s]
+            if last != _NO_HOUR and h < last:  # late hour: skipped, state untouched
+                _put12(buf, j, late)
+                continue
+            gap = hours if last == _NO_HOUR else min(h - last, hours)
+            last_hour[s] = h
+            p = _slot(h, hours)
+            for k in range(1, gap):  # skipped hours are missing
+                q = p + _u(k)
+                q = q if q < r else q - r
+                ring[s, q] = nan
+                ring[s, q + r] = nan
+            # Then hour 0 is the new value (same hour again: the newer value wins).
+            x = _missing_as_nan(value[i])
+            ring[s, p] = x
+            ring[s, p + r] = x
+            _put12(buf, j, _ring12(ring, s, p, hours))
+        # Pass 2, independent samples: the NowCast of each column, vectorised (AVX2).
+        dst = out[start : start + m]
+        for j in range(m):
+            dst[j] = _nowcast12(_column12(buf, j, hours), w_floor)
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 def _nowcast_stream_kernel(
-    station: np.ndarray, hour: np.ndarray, value: np.ndarray, window: np.ndarray,
+    station: np.ndarray, hour: np.ndarray, value: np.ndarray, ring: np.ndarray,
     last_hour: np.ndarray, w_floor: float, out: np.ndarray,
 ) -> None:  # fmt: skip
     # One loop per window length (12 or 8 hours), so that each is straight-line code.
-    if window.shape[1] == 12:
-        _stream_updates(station, hour, value, window, last_hour, w_floor, out, 12)
+    # error_model="numpy": no ZeroDivisionError branch in the vectorised loop.
+    if ring.shape[1] == 24:
+        _stream_updates(station, hour, value, ring, last_hour, w_floor, out, 12)
     else:
-        _stream_updates(station, hour, value, window, last_hour, w_floor, out, 8)
+        _stream_updates(station, hour, value, ring, last_hour, w_floor, out, 8)
+
+
+def _ring_slots(last_hour: np.ndarray, hours: int) -> np.ndarray:
+    """:func:`_slot` of each newest hour (0 for a station with no hour yet)."""
+    return np.where(last_hour == _NO_HOUR, 0, (hours - last_hour % hours) % hours)
+
+
+class _WindowCheckpoint(DeviceStateArrays):
+    """The checkpoint layout of :class:`NowCastStream`: windows newest first."""
+
+    def __init__(self, n_devices: int, hours: int) -> None:
+        self._hours = hours
+        super().__init__(n_devices)
+
+    def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
+        return {
+            "window": np.full((n_devices, self._hours), np.nan),
+            "last_hour": np.full(n_devices, _NO_HOUR, dtype=np.int64),
+        }
 
 
 class NowCastStream(DeviceStateArrays):
     """Streaming NowCast for many stations: one hourly average in, the NowCast out.
 
-    State per station: the last 12 (PM) or 8 (O3) hourly values, newest first, and the
-    index of the newest hour. Each sample ``(station, hour, value)`` is an hourly average
+    State per station: the last 12 (PM) or 8 (O3) hourly values and the index of the
+    newest hour. Checkpoints (:meth:`export_state`) hold them as ``window``, newest
+    first, and ``last_hour``; inside, the hours are a ring stored twice over (see
+    ``_stream_updates``), so that an update writes one value instead of shifting the
+    window. Each sample ``(station, hour, value)`` is an hourly average
     for the integer hour ``hour`` (e.g. ``floor(unix_seconds / 3600)``); hours that
     were skipped count as missing, a repeated hour replaces that hour's value (a
     correction), and an hour older than the station's newest is skipped (NaN output,
@@ -596,18 +664,36 @@ class NowCastStream(DeviceStateArrays):
 
     def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
         return {
-            "window": np.full((n_devices, self._hours), np.nan),
+            "ring": np.full((n_devices, 2 * self._hours), np.nan),
             "last_hour": np.full(n_devices, _NO_HOUR, dtype=np.int64),
         }
+
+    def export_state(self, devices: npt.ArrayLike) -> dict[str, np.ndarray]:
+        """Checkpoint rows of ``devices``: ``window`` (newest hour first, missing hours
+        NaN) and ``last_hour`` (the newest hour's index), as :meth:`import_state` takes."""
+        idx = self._device_indices(devices)
+        last_hour = self._state["last_hour"][idx].copy()
+        cols = _ring_slots(last_hour, self._hours)[:, None] + np.arange(self._hours)
+        window = np.take_along_axis(self._state["ring"][idx], cols, axis=1)
+        return {"window": window, "last_hour": last_hour}
 
     def import_state(self, devices: npt.ArrayLike, state: Mapping[str, np.ndarray]) -> None:
         """Load checkpointed rows (see :class:`DeviceStateArrays`); a missing hour in an
         imported window (±inf or negative, as older versions stored them) becomes NaN,
         the form the kernel reads."""
-        super().import_state(devices, state)
         idx = np.asarray(devices, dtype=np.int64).reshape(-1)
-        rows = self._state["window"][idx]
-        self._state["window"][idx] = np.where((rows >= 0) & (rows < np.inf), rows, np.nan)
+        staged = _WindowCheckpoint(idx.size, self._hours)  # validates before any change
+        staged.import_state(np.arange(idx.size), state)
+        window, last_hour = staged._state["window"], staged._state["last_hour"]
+        window = np.where((window >= 0) & (window < np.inf), window, np.nan)
+        slots = (_ring_slots(last_hour, self._hours)[:, None] + np.arange(self._hours)) % (
+            self._hours
+        )
+        ring = np.empty((idx.size, 2 * self._hours))
+        rows = np.arange(idx.size)[:, None]
+        ring[rows, slots] = window
+        ring[rows, slots + self._hours] = window
+        super().import_state(idx, {"ring": ring, "last_hour": last_hour})
 
     def update(
         self, station: npt.ArrayLike, hour: npt.ArrayLike, value: npt.ArrayLike
@@ -639,7 +725,7 @@ class NowCastStream(DeviceStateArrays):
         out = np.empty(st.size, dtype=np.float64)
         state = self._state
         _nowcast_stream_kernel(
-            st, hr, np.ascontiguousarray(val), state["window"], state["last_hour"],
+            st, hr, np.ascontiguousarray(val), state["ring"], state["last_hour"],
             self._w_floor, out,
         )  # fmt: skip
         return out

@@ -442,3 +442,80 @@ def test_stream_import_stores_missing_hours_as_nan():
     np.testing.assert_array_equal(exported, clean.export_state([0])["window"])
     np.testing.assert_array_equal(raw.update([0], [6], [11.0]), clean.update([0], [6], [11.0]))
     assert not math.isnan(clean.update([0], [7], [13.0])[0])
+
+
+def _reference_window(reference: ref.ReferenceNowCastStream, station: int) -> list[float]:
+    """The reference's window of ``station`` as a checkpoint holds it (missing -> NaN)."""
+    history = reference.seen.get(station, {})
+    if not history:
+        return [math.nan] * reference.hours
+    newest = max(history)
+    window = [history.get(newest - h, math.nan) for h in range(reference.hours)]
+    return [v if math.isfinite(v) and v >= 0 else math.nan for v in window]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    pollutant=st.sampled_from(tuple(aqi.NOWCAST_POLLUTANTS)),
+    rows=stream_rows,
+    start=st.integers(-30, 30),
+    cut=st.integers(0, 60),
+)
+def test_stream_checkpoint_is_the_window_and_resumes(pollutant, rows, start, cut):
+    # The state is a ring inside; a checkpoint is the window newest first (any hour,
+    # negative ones included), and a stream restored from it continues identically.
+    hours, w_floor = aqi.NOWCAST_POLLUTANTS[pollutant]
+    clock = [start] * 4
+    samples = []
+    for s, step, v in rows:
+        clock[s] += step
+        samples.append((s, clock[s], v))
+    cut = min(cut, len(samples))
+    reference = ref.ReferenceNowCastStream(hours, w_floor)
+    for s, h, v in samples[:cut]:
+        reference.step(s, h, v)
+    columns = [np.array(c) for c in zip(*samples, strict=True)] or [np.empty(0)] * 3
+    a = aqi.NowCastStream(4, pollutant)
+    a.update(*(c[:cut] for c in columns))
+    saved = a.export_state([0, 1, 2, 3])
+    expected = [_reference_window(reference, s) for s in range(4)]
+    np.testing.assert_array_equal(saved["window"], np.array(expected).reshape(4, hours))
+    b = aqi.NowCastStream(1, pollutant)
+    b.import_state([3, 2, 1, 0], {k: v[::-1] for k, v in saved.items()})
+    np.testing.assert_array_equal(b.export_state([0, 1, 2, 3])["window"], saved["window"])
+    rest = [c[cut:] for c in columns]
+    np.testing.assert_array_equal(a.update(*rest), b.update(*rest))
+
+
+@pytest.mark.parametrize("pollutant", tuple(aqi.NOWCAST_POLLUTANTS))
+def test_stream_long_interleaved_run_equals_reference(pollutant):
+    # Longer than the kernel's blocks (they are filled and scored in two passes), with
+    # stations repeating inside a block, gaps, corrections, late hours, bad values.
+    rng = np.random.default_rng(7)
+    n = 3000
+    station = rng.integers(0, 7, n)
+    step = rng.choice([0, 1, 1, 1, 1, 2, 5, 13, -1], n)
+    hour = np.empty(n, dtype=np.int64)
+    clock = rng.integers(-40, 40, 7)
+    for i in range(n):
+        clock[station[i]] += step[i]
+        hour[i] = clock[station[i]]
+    value = rng.lognormal(2.0, 1.0, n)
+    value[rng.random(n) < 0.05] = math.nan
+    value[rng.random(n) < 0.02] = -1.0
+    value[rng.random(n) < 0.01] = math.inf
+    value[rng.random(n) < 0.02] = 0.0
+    hours, w_floor = aqi.NOWCAST_POLLUTANTS[pollutant]
+    reference = ref.ReferenceNowCastStream(hours, w_floor)
+    expected = [
+        reference.step(int(s), int(h), float(v))
+        for s, h, v in zip(station, hour, value, strict=True)
+    ]
+    whole = aqi.NowCastStream(7, pollutant).update(station, hour, value)
+    np.testing.assert_allclose(whole, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    chunked = aqi.NowCastStream(7, pollutant)
+    bounds = [0, 1, 127, 128, 129, 1000, 1001, n]
+    parts = [
+        chunked.update(station[a:b], hour[a:b], value[a:b]) for a, b in itertools.pairwise(bounds)
+    ]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
