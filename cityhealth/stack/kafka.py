@@ -289,6 +289,11 @@ class Kafka(Service):
             # Two cores on the target machine.
             "num.network.threads": "2",
             "num.io.threads": "4",
+            # The log cleaner clears its whole dedupe map before every pass (Arrays.fill;
+            # 128 MiB by default): the compacted topics here (consumer offsets, transaction
+            # state, the workers' checkpoints) have a few thousand keys, which 16 MiB
+            # (~600,000 keys per pass) holds with room to spare.
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             "log.retention.hours": "72",
             "log.segment.bytes": str(256 * 1024 * 1024),
         }
@@ -311,8 +316,10 @@ class Kafka(Service):
             java,
             f"-Xmx{heap}m",
             f"-Xms{min(heap, 256)}m",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            # Parallel (throughput) collector: G1's concurrent marking, refinement and
+            # collections took ~2 s of broker CPU in a quarter-district run, the parallel
+            # collector 0.1-0.2 s (docs/INGEST.md); young pauses of this heap are short.
+            "-XX:+UseParallelGC",
             # C1 only: on two shared cores the C2 compiler was about half of the broker's
             # CPU in a benchmark run (the JIT kept compiling new request paths for minutes),
             # while the request threads cost the same with C1 code (docs/INGEST.md).
