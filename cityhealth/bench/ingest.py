@@ -57,6 +57,8 @@ class IngestReport:
     bridge_decoder_cpu_us_per_msg: list[float] = field(default_factory=list)
     bridge_readings_in_kafka: int = 0
     expected_readings: int = 0
+    #: The MQTT sessions the run created, one per drain; each is ended after its drain.
+    mqtt_client_ids: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -237,6 +239,7 @@ def run_benchmark(
     """Alternate baseline and bridge drains; returns an :class:`IngestReport`."""
     from cityhealth.bench.ingest_samples import sample_messages
     from ingest.bridge import subscription_filter
+    from ingest.bridge.retire import end_session
     from ingest.kafka_client import kafka_client_kwargs
     from ingest.kafka_topics import ensure_topics, topics_for
     from ingest.topic_reader import read_to_end
@@ -255,6 +258,7 @@ def run_benchmark(
             if name == "bridge":
                 report.expected_readings += sum(samples.by_stream.values())
             client_id = f"{group}-c"
+            report.mqtt_client_ids.append(client_id)
             run_settings = settings.model_copy(update={"mqtt_share_group": group})
             _create_session(run_settings, client_id, subscription_filter(group, prefix))
             _publish(run_settings, samples.messages)
@@ -269,6 +273,8 @@ def run_benchmark(
             else:
                 seconds, cpu = _drain_bare(run_settings, client_id, messages, receive_maximum)
                 rates, cpus = report.baseline_msgs_per_s, report.baseline_cpu_us_per_msg
+            # The drained session would otherwise queue every later message on the broker.
+            end_session(run_settings, client_id)
             rate = messages / seconds
             rates.append(round(rate, 1))
             cpus.append(round(1e6 * cpu / messages, 2))

@@ -68,7 +68,8 @@ def run_pipeline(
     counts: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
     """One ``cityhealth up`` run; its summary plus sustained rates."""
-    from cityhealth.pipeline.job import UpJob, UpOptions
+    from cityhealth.pipeline.job import UpJob, UpOptions, bridge_client_id
+    from ingest.bridge.retire import end_session
 
     job = UpJob(
         settings,
@@ -82,7 +83,12 @@ def run_pipeline(
             drain_timeout=max(300.0, 10 * duration),
         ),
     )
-    summary = job.run()
+    try:
+        summary = job.run()
+    finally:
+        # This run's share group is never used again: its bridge session, left on the
+        # broker, would queue a copy of every later message (docs/INGEST.md).
+        end_session(settings, bridge_client_id(settings))
     sim = json.loads((run_dir / "simulate.json").read_text())
     wall = float(sim["wall_s"]) or 1.0
     by_channel = summary["published_by_channel"]

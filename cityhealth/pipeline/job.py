@@ -80,6 +80,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def bridge_client_id(settings: Settings) -> str:
+    """MQTT client id of the bridge that ``cityhealth up`` runs: its persistent session
+    is what a restarted run resumes, and what a throw-away run must end
+    (:func:`ingest.bridge.retire.end_session`)."""
+    return f"{settings.topic_prefix}cityhealth-up-bridge"
+
+
 class UpJob:
     """One ``cityhealth up`` run (see the module docstring)."""
 
@@ -169,7 +176,7 @@ class UpJob:
             *CLI,
             "ingest",
             "--client-id",
-            f"{self.settings.topic_prefix}cityhealth-up-bridge",
+            bridge_client_id(self.settings),
             "--stats-json",
             str(self._bridge_stats_path(n)),
             "--stats-interval",
