@@ -172,6 +172,11 @@ class PartitionRunner:
             enable_idempotence=True,
             acks="all",
             max_request_size=8 << 20,
+            # aiokafka's default 16 KiB batch holds one ~13 KB checkpoint block, so each
+            # block went out as a produce request of its own, and the broker's cost is per
+            # request (docs/INGEST.md). 1 MiB stays within the broker's default
+            # message.max.bytes, which the alerts topic keeps.
+            max_batch_size=1 << 20,
             linger_ms=0,
         )
 
