@@ -51,10 +51,14 @@ class DeviceIndex:
         tag of its derived points and alerts).
         """
         index = self._index
-        # one C-level pass; -1 for new devices
-        out = np.fromiter(map(index.get, values, repeat(-1)), np.int64, len(values))
+        try:  # the usual case, every device known: one C-level pass of subscripts
+            out = np.fromiter(map(index.__getitem__, values), np.int64, len(values))
+            known = True
+        except KeyError:  # -1 for new devices, numbered below
+            out = np.fromiter(map(index.get, values, repeat(-1)), np.int64, len(values))
+            known = False
         new: list[str] = []
-        if out.size and out.min() < 0:
+        if not known:
             for i in np.flatnonzero(out < 0).tolist():
                 value = values[i]
                 j = index.get(value)  # a repeated new value got its index already

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from kernels.aqi import CATEGORY_NAMES
 from kernels.aqi import category as aqi_category
@@ -36,16 +37,46 @@ _SCOPE = {"sensitive": "person", "public": "public"}
 
 def _pair_counts(code: np.ndarray, minute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct ``code << 32 | minute`` keys (ascending) and their counts; a batch spans a
-    few districts and minutes, so one ``bincount`` over that box replaces the sort of
+    few districts and minutes, so one compiled count over that box replaces the sort of
     ``np.unique`` (which remains the path for a batch spread over a wide box)."""
-    lo = int(minute.min())
-    span = int(minute.max()) - lo + 1
-    box = (int(code.max()) + 1) * span
-    if box > 4 * code.size + 64:
+    code = np.ascontiguousarray(code, dtype=np.int64)
+    minute = np.ascontiguousarray(minute, dtype=np.int64)
+    keys = np.empty(code.size, np.int64)
+    counts = np.empty(code.size, np.int64)
+    k = _box_counts(code, minute, keys, counts)
+    if k < 0:
         return np.unique(code << 32 | minute, return_counts=True)
-    counts = np.bincount(code * span + (minute - lo), minlength=box)
-    cell = np.flatnonzero(counts)
-    return (cell // span) << 32 | (cell % span + lo), counts[cell]
+    return keys[:k], counts[:k]
+
+
+@njit(cache=True, nogil=True)
+def _box_counts(code: np.ndarray, minute: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> int:
+    """Counts per ``(code, minute)`` cell of the box the values span, written ascending
+    to ``keys``/``counts``; returns how many, or -1 when the box is too wide (more than
+    ``4 n + 64`` cells) to count in."""
+    n = code.size
+    lo = minute[0]
+    hi = minute[0]
+    top = code[0]
+    for i in range(n):
+        lo = min(lo, minute[i])
+        hi = max(hi, minute[i])
+        top = max(top, code[i])
+    # in floats first: a NaN time's minute (int64 min) would overflow the integer box
+    if (float(top) + 1.0) * (float(hi) - float(lo) + 1.0) > 4 * n + 64:
+        return -1
+    span = hi - lo + 1
+    box = (top + 1) * span
+    cells = np.zeros(box, np.int64)
+    for i in range(n):
+        cells[code[i] * span + (minute[i] - lo)] += 1
+    k = 0
+    for cell in range(box):
+        if cells[cell]:
+            keys[k] = (cell // span) << 32 | (cell % span + lo)
+            counts[k] = cells[cell]
+            k += 1
+    return k
 
 
 class DistrictBoard:

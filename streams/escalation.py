@@ -54,58 +54,68 @@ class Escalations:
     inputs: np.ndarray  # float64 [k, 4]: the latest signs used (NaN: missing)
 
 
-@njit(cache=True)
-def _latest(
+@njit(cache=True, nogil=True)
+def _pass(
     dev: np.ndarray,
     t: np.ndarray,
     values: np.ndarray,
     s_value: np.ndarray,
     s_t: np.ndarray,
-    max_age: float,
-    out: np.ndarray,
-) -> None:
-    """``out[s, i]``: sign ``s`` as NEWS2 sees it after reading ``i`` (sign-major, so each
-    sign is one contiguous array for ``news2.score``)."""
-    k = values.shape[1]
-    for i in range(dev.size):
-        for s in range(k):
-            j = dev[i] * k + s
-            v = values[i, s]
-            if np.isfinite(v):
-                s_value[j] = v
-                s_t[j] = t[i]
-            out[s, i] = s_value[j] if t[i] - s_t[j] <= max_age else np.nan
-
-
-@njit(cache=True)
-def _escalate(
-    dev: np.ndarray,
-    t: np.ndarray,
-    band: np.ndarray,
     s_band: np.ndarray,
     s_alerted: np.ndarray,
     s_below: np.ndarray,
-    medium: int,
+    max_age: float,
     clear_s: float,
-    previous: np.ndarray,
-    fire: np.ndarray,
-) -> None:
+    ev_row: np.ndarray,
+    ev_band: np.ndarray,
+    ev_previous: np.ndarray,
+    ev_total: np.ndarray,
+    ev_partial: np.ndarray,
+    ev_inputs: np.ndarray,
+) -> int:
+    """Latest signs, NEWS2 and the episode rules of each reading in one pass (the score
+    is ``kernels.news2``'s own per-set function, so it equals ``news2.score``); returns
+    the number of escalations written to ``ev_*``."""
+    nan = np.nan
+    inputs = np.empty(4)
+    k = 0
     for i in range(dev.size):
         d = dev[i]
-        b = band[i]
-        previous[i] = s_band[d]
-        if b >= medium:
-            s_below[d] = np.nan
+        ti = t[i]
+        for s in range(4):
+            j = d * 4 + s
+            v = values[i, s]
+            if np.isfinite(v):
+                s_value[j] = v
+                s_t[j] = ti
+            inputs[s] = s_value[j] if ti - s_t[j] <= max_age else nan
+        # SIGNS order: heart rate, SpO2, temperature, respiration rate; wearables send
+        # neither oxygen therapy, blood pressure nor consciousness level (NaN: missing)
+        _, miss, total, band64, _ = news2._score_set(
+            inputs[3], inputs[1], nan, inputs[2], nan, inputs[0], nan, 1.0
+        )
+        b = np.int8(band64)
+        prev = s_band[d]
+        if b >= _MEDIUM:
+            s_below[d] = nan
             if b > s_alerted[d]:
-                fire[i] = True
                 s_alerted[d] = b
+                ev_row[k] = i
+                ev_band[k] = b
+                ev_previous[k] = prev
+                ev_total[k] = total
+                ev_partial[k] = miss != 0
+                for s in range(4):
+                    ev_inputs[k, s] = inputs[s]
+                k += 1
         elif s_alerted[d] >= 0:
             if np.isnan(s_below[d]):
-                s_below[d] = t[i]
-            elif t[i] - s_below[d] >= clear_s:  # the episode closes
+                s_below[d] = ti
+            elif ti - s_below[d] >= clear_s:  # the episode closes
                 s_alerted[d] = -1
-                s_below[d] = np.nan
+                s_below[d] = nan
         s_band[d] = b
+    return k
 
 
 def news2_escalations(
@@ -137,31 +147,19 @@ def news2_escalations(
         Age beyond which a sign's latest value counts as missing.
     """
     n = dev.size
-    dev = np.ascontiguousarray(dev, dtype=np.int64)
-    t = np.ascontiguousarray(t, dtype=np.float64)
-    inputs = np.empty((4, n))
-    _latest(
-        dev, t, np.ascontiguousarray(values, dtype=np.float64), latest["value"], latest["t"],
-        max_age_s, inputs,
+    ev_row = np.empty(n, np.int64)
+    ev_band = np.empty(n, np.int8)
+    ev_previous = np.empty(n, np.int8)
+    ev_total = np.empty(n, np.int64)
+    ev_partial = np.empty(n, np.bool_)
+    ev_inputs = np.empty((n, 4))
+    k = _pass(
+        np.ascontiguousarray(dev, dtype=np.int64),
+        np.ascontiguousarray(t, dtype=np.float64),
+        np.ascontiguousarray(values, dtype=np.float64),
+        latest["value"], latest["t"], state["band"], state["alerted"], state["below"],
+        max_age_s, clear_s, ev_row, ev_band, ev_previous, ev_total, ev_partial, ev_inputs,
     )  # fmt: skip
-    hr, spo2, temp, rr = inputs
-    # Full-length inputs: news2.score broadcasts scalars (and copies strided columns)
-    # at several times the cost of the scoring itself.
-    missing = np.full(n, np.nan)  # oxygen, blood pressure, consciousness: not measured
-    res = news2.score(rr, spo2, missing, temp, missing, hr, missing, np.ones(n))
-    band = res.band_code.astype(np.int8)
-    previous = np.empty(n, dtype=np.int8)
-    fire = np.zeros(n, dtype=np.bool_)
-    _escalate(
-        dev, t, band, state["band"], state["alerted"], state["below"], _MEDIUM, clear_s,
-        previous, fire,
-    )  # fmt: skip
-    row = np.flatnonzero(fire)
     return Escalations(
-        row,
-        band[row],
-        previous[row],
-        np.asarray(res.total, dtype=np.int64)[row],
-        np.asarray(res.partial, dtype=bool)[row],
-        inputs[:, row].T,
+        ev_row[:k], ev_band[:k], ev_previous[:k], ev_total[:k], ev_partial[:k], ev_inputs[:k]
     )

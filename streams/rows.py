@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+#: Minute of a row whose time is NaN or infinite (NumPy's float -> int64 cast on x86).
+_NO_MINUTE = np.iinfo(np.int64).min
+
 
 @njit(cache=True, nogil=True)
 def first_rows(codes: np.ndarray, m: int) -> np.ndarray:
@@ -32,6 +35,7 @@ def advance(
     counted: np.ndarray,
     fresh: np.ndarray,
     new_minute: np.ndarray,
+    minutes: np.ndarray,
 ) -> None:
     """Freshness and watermarks of one batch, in place.
 
@@ -40,13 +44,17 @@ def advance(
     ts[fresh])``) and each device's last-seen time to its newest row
     (``np.maximum.at(last_ts, dev, ts)``: NaN propagates). ``new_minute[i]``: the
     row's minute ``ts // 60`` is after the device's counted minute as the batch found
-    it; counted minutes then move to the newest of those.
+    it; counted minutes then move to the newest of those. ``minutes[i]``: the row's
+    minute, ``(ts // 60).astype(np.int64)`` (``_NO_MINUTE`` where ``ts`` is not finite:
+    what that cast gives on x86), so callers need no float division of their own.
     """
     n = ts.size
     for i in range(n):
         t = ts[i]
         fresh[i] = t > mark[series[i]]
-        new_minute[i] = np.isfinite(t) and np.int64(t // 60.0) > counted[dev[i]]
+        finite = np.isfinite(t)
+        minutes[i] = np.int64(t // 60.0) if finite else _NO_MINUTE
+        new_minute[i] = finite and minutes[i] > counted[dev[i]]
     for i in range(n):
         t = ts[i]
         if fresh[i] and t > mark[series[i]]:
@@ -55,7 +63,5 @@ def advance(
         v = last_ts[d]
         if v == v and (t != t or t > v):
             last_ts[d] = t
-        if new_minute[i]:
-            minute = np.int64(t // 60.0)
-            if minute > counted[d]:
-                counted[d] = minute
+        if new_minute[i] and minutes[i] > counted[d]:
+            counted[d] = minutes[i]

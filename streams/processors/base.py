@@ -45,6 +45,7 @@ class Rows:
     dev: np.ndarray  # int64 local device index per row
     fresh: np.ndarray  # bool: after the device's watermark (goes to kernels)
     ts: np.ndarray  # float64 sensor time per row
+    minute: np.ndarray  # int64 ``ts // 60`` per row (streams.rows.advance)
 
 
 class Processor:
@@ -116,10 +117,14 @@ class Processor:
             series = dev * len(self.channels) + code[channel.codes]
         fresh = np.empty(ts.size, dtype=np.bool_)
         new_minute = np.empty(ts.size, dtype=np.bool_)
+        minutes = np.empty(ts.size, dtype=np.int64)
         counted = self.seen["counted_minute"]
         if not self.counts_online:
             counted = counted.copy()  # stations do not count as devices online
-        advance(series, dev, ts, self.marks["ts"], self.seen["last_ts"], counted, fresh, new_minute)
+        advance(
+            series, dev, ts, self.marks["ts"], self.seen["last_ts"], counted, fresh, new_minute,
+            minutes,
+        )  # fmt: skip
         touched = local[used]
         self.seen["offline"][touched] = 0
         self.state.touch(touched)
@@ -128,9 +133,10 @@ class Processor:
             if self.counts_online and new_minute.any():
                 # each (device, minute) once: rows of a minute already counted for their
                 # device are dropped by the pass above, before any Python
-                minute = (ts[new_minute] // 60).astype(np.int64)
-                self.services.board.devices_seen(self.state.index, dev[new_minute], minute)
-        return Rows(dev, fresh, ts)
+                self.services.board.devices_seen(
+                    self.state.index, dev[new_minute], minutes[new_minute]
+                )
+        return Rows(dev, fresh, ts, minutes)
 
     def count_readings(self, channel: str, rows: Rows, sel: np.ndarray | None = None) -> None:
         """Tell the district board how many readings of ``channel`` (the raw measurement
@@ -143,7 +149,7 @@ class Processor:
             channel,
             index.districts,
             index.district_code[rows.dev[pick]],
-            (rows.ts[pick] // 60).astype(np.int64),
+            rows.minute[pick],
         )
 
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:

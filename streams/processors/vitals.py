@@ -170,10 +170,10 @@ class VitalsProcessor(Processor):
         series, t, x = p.series, p.t, p.x
         score = self.scorer.update(series, t, x)
         self._anomaly_alerts(series, t, x, score, active[p.row], out)
+        minute = rows.minute[p.row]
         ok = np.isfinite(score)
         if not ok.all():  # usually every sample scored: no gathers
-            series, t, x, score = series[ok], t[ok], x[ok], score[ok]
-        minute = (t // 60).astype(np.int64)
+            series, t, x, score, minute = series[ok], t[ok], x[ok], score[ok], minute[ok]
         self._minutes(self.minutes.update(series, minute, t, score, x), out)
 
     def _state_views(self) -> None:

@@ -52,22 +52,31 @@ def test_advance_equals_the_numpy_scatters(rows, marks, last, counted) -> None:
 
     fresh = np.empty(ts.size, dtype=np.bool_)
     new = np.empty(ts.size, dtype=np.bool_)
+    row_minute = np.empty(ts.size, dtype=np.int64)
     with np.errstate(invalid="ignore"):
-        advance(series, dev, ts, mark, last_ts, minutes, fresh, new)
+        advance(series, dev, ts, mark, last_ts, minutes, fresh, new, row_minute)
     assert np.array_equal(fresh, want_fresh)
     assert np.array_equal(mark, want_mark, equal_nan=True)
     assert np.array_equal(last_ts, want_last, equal_nan=True)
     assert np.array_equal(new, want_new)
     assert np.array_equal(minutes, want_counted)
+    finite = np.isfinite(ts)
+    assert np.array_equal(row_minute[finite], minute[finite])
+    assert (row_minute[~finite] == np.iinfo(np.int64).min).all()
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3000)), min_size=1, max_size=40),
+    st.sampled_from([29_000_000, -5, np.iinfo(np.int64).min + 4000]),
+    st.booleans(),
 )
-def test_pair_counts_equal_np_unique(pairs) -> None:
+def test_pair_counts_equal_np_unique(pairs, base, nan_row) -> None:
     code = np.array([p[0] for p in pairs], dtype=np.int64)
-    minute = np.array([p[1] for p in pairs], dtype=np.int64) + 29_000_000
+    minute = np.array([p[1] for p in pairs], dtype=np.int64) + base
+    if nan_row:  # a row without a finite time has minute int64 min (streams.rows)
+        code = np.append(code, 1)
+        minute = np.append(minute, np.iinfo(np.int64).min)
     keys, counts = _pair_counts(code, minute)
     want_keys, want_counts = np.unique(code << 32 | minute, return_counts=True)
     assert np.array_equal(keys, want_keys)
