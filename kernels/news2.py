@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["BANDS", "SUBSCORE_COLUMNS", "News2Result", "score"]
+__all__ = ["BANDS", "SUBSCORE_COLUMNS", "News2Result", "score", "score_set"]
 
 SUBSCORE_COLUMNS: tuple[str, ...] = (
     "resp_rate",
@@ -153,7 +153,7 @@ def _chart_points(x: float, table: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _score_set(
+def score_set(
     rr: float,
     spo2: float,
     o2: float,
@@ -163,7 +163,8 @@ def _score_set(
     alert: float,
     scale: float,
 ) -> tuple[int, int, int, int, bool]:
-    """One observation set, branch-free.
+    """One observation set, branch-free: the scalar core of :func:`score`, public so that
+    compiled loops elsewhere (``streams.escalation``) score a set without an array call.
 
     Returns the subscores and the missing flags packed one byte per parameter
     (:data:`SUBSCORE_COLUMNS` order, column 0 in the low byte), the total, the band
@@ -220,7 +221,7 @@ def _score_block(
     rr, spo2, oxygen, temp, sbp, hr, alert, scale = vitals
     bad = 0
     for i in range(rr.size):
-        s, m, t, b, ok = _score_set(
+        s, m, t, b, ok = score_set(
             rr[i], spo2[i], oxygen[i], temp[i], sbp[i], hr[i], alert[i], scale[i]
         )
         sub[i] = s

@@ -91,7 +91,7 @@ def _pass(
             inputs[s] = s_value[j] if ti - s_t[j] <= max_age else nan
         # SIGNS order: heart rate, SpO2, temperature, respiration rate; wearables send
         # neither oxygen therapy, blood pressure nor consciousness level (NaN: missing)
-        _, miss, total, band64, _ = news2._score_set(
+        _, miss, total, band64, _ = news2.score_set(
             inputs[3], inputs[1], nan, inputs[2], nan, inputs[0], nan, 1.0
         )
         b = np.int8(band64)
