@@ -26,13 +26,16 @@ report uses seed 1000 by default, so the figures are not measured on the tuning 
   and every activity (the issue's wording), and ``below_goal`` lists the types that miss.
 
 ``--recordings DIR`` also evaluates every ``*.csv`` in ``DIR`` (your own recordings; see
-:func:`load_recording` for the layout).
+:func:`load_recording` for the layout) and every SisFall trial file under ``DIR``
+(``<CODE>_<SUBJECT>_R<NN>.txt``, e.g. the dataset's own ``SA01/F01_SA01_R01.txt``; see
+:func:`load_sisfall`), with sensitivity per fall code and specificity per activity code.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +62,7 @@ class QualityOptions:
     tolerance_s: float = 1.0
     recordings: Path | None = None
     units: str = "m/s2"
+    sisfall_rate_hz: float = 200.0
     fall_preset: str = "balanced"
     anomaly_simulated_hours: float = 1.0
     console: Console = field(default_factory=lambda: Console(width=max(Console().width, 110)))
@@ -255,6 +259,8 @@ class Recording:
     az: np.ndarray
     falls: np.ndarray
     fall_segments: list[tuple[float, float]]
+    activity: str = ""
+    """Activity or fall code of the whole trial (SisFall ``D01``..``F15``), else empty."""
 
 
 def _is_fall_label(label: str) -> bool:
@@ -295,17 +301,90 @@ def load_recording(path: Path, *, units: str = "m/s2") -> Recording:
     return Recording(path.name, t, ax, ay, az, np.array(falls, dtype=np.float64), segments)
 
 
+SISFALL_NAME = re.compile(r"^([DF]\d\d)_(S[AE]\d\d)_R\d\d\.txt$")
+"""SisFall file names: activity (``Dnn``) or fall (``Fnn``) code, subject, trial."""
+
+SISFALL_G_PER_COUNT = 2 * 16 / 2**13
+"""ADXL345 (columns 1-3): 13 bits over +-16 g (SisFall Readme.txt: ``(2*Range)/2^Resolution``)."""
+
+
+def load_sisfall(path: Path, *, rate_hz: float = 200.0) -> Recording:
+    """Read one SisFall trial (Sucerquia et al., Sensors 17(1):198, 2017).
+
+    Each line holds nine comma-separated integer counts ending in ``;``; the first three
+    are the ADXL345 accelerometer (x, y, z), converted with :data:`SISFALL_G_PER_COUNT`.
+    Samples are regular at ``rate_hz`` (200 Hz in the dataset). SisFall labels whole
+    trials, not the instant of the fall, so a fall trial (``Fnn``) is one fall whose
+    segment is the whole trial (any event in it detects the fall; its impact time is the
+    largest ``|a|``) and an activity trial (``Dnn``) has no fall.
+    """
+    m = SISFALL_NAME.match(path.name)
+    if m is None:
+        raise ValueError(f"{path}: not a SisFall trial name like F01_SA01_R01.txt")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        cells = line.strip().rstrip(";").split(",")
+        if cells == [""]:
+            continue
+        if len(cells) < 3:
+            raise ValueError(f"{path}:{n}: expected at least 3 columns, got {len(cells)}")
+        try:
+            rows.append([int(c) for c in cells[:3]])
+        except ValueError as exc:
+            raise ValueError(f"{path}:{n}: {exc}") from exc
+    counts = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    a = counts * (SISFALL_G_PER_COUNT * 9.80665)
+    t = np.arange(counts.shape[0]) / rate_hz
+    code = m.group(1)
+    falls = np.empty(0)
+    segments: list[tuple[float, float]] = []
+    if code.startswith("F") and t.size:
+        falls = t[[int(np.argmax(np.einsum("ij,ij->i", a, a)))]]
+        segments = [(float(t[0]), float(t[-1]))]
+    return Recording(path.name, t, a[:, 0], a[:, 1], a[:, 2], falls, segments, code)
+
+
+def _recording_files(directory: Path) -> list[Path]:
+    """``*.csv`` directly in ``directory`` and SisFall trials anywhere below it."""
+    sisfall = [p for p in directory.rglob("*.txt") if SISFALL_NAME.match(p.name)]
+    return sorted(directory.glob("*.csv")) + sorted(sisfall, key=lambda p: p.name)
+
+
+def _per_code(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sensitivity per fall code, specificity per activity code (whole-trial labels)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rec in files.values():
+        code = rec["activity"]
+        if not code:
+            continue
+        row = out.setdefault(code, {"n": 0, "ok": 0})
+        row["n"] += 1
+        is_fall = code.startswith("F")
+        row["ok"] += int(rec["detected"] == rec["falls"] if is_fall else not rec["events_s"])
+        row["metric"] = "sensitivity" if is_fall else "specificity"
+    for row in out.values():
+        row["value"] = row["ok"] / row["n"]
+    return dict(sorted(out.items()))
+
+
 def recordings_section(opts: QualityOptions) -> dict[str, Any]:
-    """Falls detected and false alarms on every ``*.csv`` in ``opts.recordings``."""
+    """Falls detected and false alarms on every recording in ``opts.recordings``.
+
+    ``*.csv`` files follow :func:`load_recording`, SisFall trials :func:`load_sisfall`.
+    """
     assert opts.recordings is not None
-    files = sorted(opts.recordings.glob("*.csv"))
+    files = _recording_files(opts.recordings)
     out: dict[str, Any] = {"directory": str(opts.recordings), "files": {}}
     table = Table(title=f"Recordings in {opts.recordings}")
     for col in ("file", "samples", "falls", "detected", "false alarms"):
         table.add_column(col, justify="left" if col == "file" else "right")
     tot_falls = tot_hit = tot_false = 0
     for f in files:
-        rec = load_recording(f, units=opts.units)
+        rec = (
+            load_recording(f, units=opts.units)
+            if f.suffix == ".csv"
+            else load_sisfall(f, rate_hz=opts.sisfall_rate_hz)
+        )
         events = _detect(rec.t, rec.ax, rec.ay, rec.az, opts.fall_preset)
         hit, extra = score_segments(events, rec.fall_segments, opts.tolerance_s)
         out["files"][rec.name] = {
@@ -314,11 +393,20 @@ def recordings_section(opts: QualityOptions) -> dict[str, Any]:
             "detected": hit,
             "false_alarms": extra,
             "events_s": events.tolist(),
+            "activity": rec.activity,
         }
         tot_falls, tot_hit, tot_false = tot_falls + rec.falls.size, tot_hit + hit, tot_false + extra
         table.add_row(rec.name, str(rec.t.size), str(rec.falls.size), str(hit), str(extra))
     out["falls"], out["detected"], out["false_alarms"] = tot_falls, tot_hit, tot_false
     opts.console.print(table)
+    out["per_type"] = _per_code(out["files"])
+    if out["per_type"]:
+        by_type = Table(title="Recordings per activity / fall code (whole-trial labels)")
+        for col in ("code", "metric", "n", "value"):
+            by_type.add_column(col, justify="left" if col in ("code", "metric") else "right")
+        for code, row in out["per_type"].items():
+            by_type.add_row(code, row["metric"], str(row["n"]), f"{row['value']:.0%}")
+        opts.console.print(by_type)
     return out
 
 
@@ -371,8 +459,14 @@ def register(bench_app: typer.Typer) -> None:
         ] = 1.0,
         recordings: Annotated[
             Path | None,
-            typer.Option(help="Directory of CSV recordings (time,ax,ay,az,label) to add."),
+            typer.Option(
+                help="Directory of CSV recordings (time,ax,ay,az,label) and/or SisFall "
+                "trial files (F01_SA01_R01.txt ...) to add."
+            ),
         ] = None,
+        sisfall_rate: Annotated[
+            float, typer.Option(min=1.0, help="Sampling rate of SisFall files (Hz).")
+        ] = 200.0,
         units: Annotated[
             str, typer.Option(help="Units of the CSV recordings: m/s2 or g.")
         ] = "m/s2",
@@ -403,6 +497,7 @@ def register(bench_app: typer.Typer) -> None:
             tolerance_s=tolerance,
             recordings=recordings,
             units=units,
+            sisfall_rate_hz=sisfall_rate,
             fall_preset=preset,
         )
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cityhealth.bench.quality import (
+    SISFALL_G_PER_COUNT,
     QualityOptions,
     fall_section,
     load_recording,
+    load_sisfall,
     run_quality,
     score_segments,
     score_trace,
@@ -156,6 +159,14 @@ def _write_csv(path: Path, t: np.ndarray, a: np.ndarray, labels: list[str]) -> N
     path.write_text("\n".join(lines) + "\n")
 
 
+def _assert_rejects(loader: Callable[[Path], object], path: Path, text: str, match: str) -> None:
+    """``loader`` raises ``ValueError`` on a file holding ``text``; the file is removed after."""
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        loader(path)
+    path.unlink()
+
+
 def test_recordings_loader_and_cli(tmp_path: Path) -> None:
     tr = scenario(["walking", "fall_backward", "lying"], rate_hz=50, placement="pocket",
                   rng=np.random.default_rng(81))  # fmt: skip
@@ -165,10 +176,7 @@ def test_recordings_loader_and_cli(tmp_path: Path) -> None:
     rec = load_recording(tmp_path / "rec.csv", units="g")
     np.testing.assert_allclose(rec.ax, tr.ax, rtol=1e-12)
     assert rec.falls.size == 1 and abs(rec.falls[0] - tr.falls[0]) < 0.5
-    (tmp_path / "bad.csv").write_text("t,x\n1,2\n")
-    with pytest.raises(ValueError, match="expected columns"):
-        load_recording(tmp_path / "bad.csv")
-    (tmp_path / "bad.csv").unlink()
+    _assert_rejects(load_recording, tmp_path / "bad.csv", "t,x\n1,2\n", "expected columns")
 
     out = tmp_path / "q.json"
     res = CliRunner().invoke(app, [
@@ -258,3 +266,47 @@ def test_a_fall_soon_after_strides_is_still_a_fall() -> None:
     n, missed = _falls_after_strides()
     assert n == 144
     assert len(missed) <= 3, missed
+
+
+def _write_sisfall(path: Path, a_ms2: np.ndarray) -> None:
+    """A synthetic trial in SisFall's layout: 9 integer columns, ``;`` ends each line."""
+    counts = np.rint(a_ms2 / 9.80665 / SISFALL_G_PER_COUNT).astype(int)
+    gyro_mma = np.zeros((counts.shape[0], 6), dtype=int)
+    rows = np.concatenate([counts, gyro_mma], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(",".join(f"{v:4d}" for v in r) + ";\n" for r in rows.tolist()))
+
+
+def test_sisfall_loader_and_per_code_report(tmp_path: Path) -> None:
+    """Synthetic (simulated) trials written in SisFall's format, not real data."""
+    fall = synthesize("fall_forward", rate_hz=200, duration_s=12, placement="waist",
+                      rng=np.random.default_rng(91), jitter=0.0)  # fmt: skip
+    walk = synthesize("walking", rate_hz=200, duration_s=12, placement="waist",
+                      rng=np.random.default_rng(92), jitter=0.0)  # fmt: skip
+    for name, tr in (("SA01/F01_SA01_R01.txt", fall), ("SE02/D01_SE02_R01.txt", walk)):
+        _write_sisfall(tmp_path / name, np.stack([tr.ax, tr.ay, tr.az], axis=1))
+    (tmp_path / "notes.txt").write_text("not a trial\n")  # ignored: not a SisFall name
+
+    rec = load_sisfall(tmp_path / "SA01/F01_SA01_R01.txt")
+    assert rec.activity == "F01" and rec.t.size == fall.t.size
+    np.testing.assert_allclose(np.diff(rec.t), 1 / 200)
+    # one count is 1/256 g: the round trip is exact to half a count
+    np.testing.assert_allclose(rec.az, fall.az, atol=0.5 * SISFALL_G_PER_COUNT * 9.80665)
+    assert rec.fall_segments == [(0.0, rec.t[-1])]
+    assert abs(rec.falls[0] - fall.falls[0]) < 0.5
+    half = load_sisfall(tmp_path / "SA01/F01_SA01_R01.txt", rate_hz=100)
+    assert half.t[-1] == pytest.approx(2 * rec.t[-1])
+    with pytest.raises(ValueError, match="SisFall trial name"):
+        load_sisfall(tmp_path / "notes.txt")
+    _assert_rejects(load_sisfall, tmp_path / "F02_SA01_R01.txt", "1,2;\n", "at least 3 columns")
+
+    out = tmp_path / "q.json"
+    res = CliRunner().invoke(app, [
+        "bench", "quality", "--seeds", "1", "--rates", "50", "--only", "fall",
+        "--recordings", str(tmp_path), "--json", str(out),
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    recs = json.loads(out.read_text())["fall"]["recordings"]
+    assert set(recs["files"]) == {"F01_SA01_R01.txt", "D01_SE02_R01.txt"}
+    assert recs["per_type"]["F01"] == {"n": 1, "ok": 1, "metric": "sensitivity", "value": 1.0}
+    assert recs["per_type"]["D01"] == {"n": 1, "ok": 1, "metric": "specificity", "value": 1.0}
