@@ -45,8 +45,10 @@ Fixtures
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -134,6 +136,19 @@ class RunningStack:
 
     def env(self) -> dict[str, str]:
         return settings_env(self.settings)
+
+    def bench_report(self, cli: Path, out: Path, *args: str) -> dict[str, Any]:
+        """Run ``cityhealth bench ARGS --json OUT`` against this stack; its JSON report."""
+        res = subprocess.run(
+            [str(cli), "bench", *args, "--json", str(out)],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode == 0, res.stderr
+        report: dict[str, Any] = json.loads(out.read_text())
+        return report
 
     def create_topics(self, names: Iterable[str], partitions: int = 1) -> None:
         create_kafka_topics(self.kafka, names, partitions=partitions)

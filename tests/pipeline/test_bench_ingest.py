@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,16 +16,9 @@ pytestmark = pytest.mark.stack
 def test_bench_ingest_reports_and_ends_its_sessions(
     cli: Path, stack: RunningStack, settings: Settings, tmp_path: Path
 ) -> None:
-    out = tmp_path / "ingest.json"
-    res = subprocess.run(
-        [str(cli), "bench", "ingest", "--messages", "300", "--repeat", "1", "--json", str(out)],
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    report = stack.bench_report(
+        cli, tmp_path / "ingest.json", "ingest", "--messages", "300", "--repeat", "1"
     )
-    assert res.returncode == 0, res.stderr
-    report = json.loads(out.read_text())
     assert len(report["bridge_msgs_per_s"]) == 1 and report["bridge_msgs_per_s"][0] > 0
     assert len(report["baseline_msgs_per_s"]) == 1 and report["baseline_msgs_per_s"][0] > 0
     # Every reading the bridge drained is in Kafka, none twice.

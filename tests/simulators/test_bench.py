@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -14,28 +13,11 @@ pytestmark = pytest.mark.stack
 
 
 def test_bench_simulate_reports(cli: Path, stack: RunningStack, tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    res = subprocess.run(
-        [
-            str(cli),
-            "bench",
-            "simulate",
-            "--scenario",
-            "smoke",
-            "--duration",
-            "2",
-            "--repeat",
-            "1",
-            "--json",
-            str(out),
-        ],
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    report = stack.bench_report(
+        cli,
+        tmp_path / "bench.json",
+        *("simulate", "--scenario", "smoke", "--duration", "2", "--repeat", "1"),
     )
-    assert res.returncode == 0, res.stderr
-    report = json.loads(out.read_text())
     assert report["messages"] > 300
     for key in (
         "baseline_msgs_per_s",
