@@ -14,6 +14,7 @@ processes each one writes the district rows of what *it* saw; see docs/STREAMS.m
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -29,7 +30,13 @@ if TYPE_CHECKING:
     from streams.devices import DeviceIndex
     from streams.output import Output
 
-_KEEP_MINUTES = 10
+# A minute's counts stay in memory while it is still being touched: its rows are upserts
+# of whole-minute totals, so a minute forgotten and touched again would overwrite the
+# stored totals with a partial count. Minutes go when idle this long (wall clock; late
+# data of a lagging partition or a replayed backlog arrives well within it), or, past
+# _MAX_BUCKETS, least recently touched first (bounded memory during a fast replay).
+_KEEP_IDLE_S = 300.0
+_MAX_BUCKETS = 50_000
 _CATEGORY_SEVERITY = ("info", "info", "warning", "warning", "critical", "critical")
 #: ``scope`` tag of ``district_alert``: person alerts (sensitive mirror) or public ones.
 _SCOPE = {"sensitive": "person", "public": "public"}
@@ -90,17 +97,22 @@ class DistrictBoard:
         self._readings: dict[tuple[str, int], Counter[tuple[str, str]]] = defaultdict(Counter)
         self._alert_types: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
         self._dirty: set[tuple[str, int]] = set()
+        self._touched: dict[tuple[str, int], float] = {}  # bucket -> last touch (monotonic)
+        #: Minutes touched again after being forgotten (their rows were rewritten partial).
+        self.late_rewrites = 0
+        self._forgotten: set[tuple[str, int]] = set()
         self._category: dict[str, int] = {}
 
     def devices_seen(self, index: DeviceIndex, dev: np.ndarray, minute: np.ndarray) -> None:
         """Count devices online per district minute (per unique pair, not per reading)."""
         key = np.unique(dev.astype(np.int64) << 32 | minute)
+        now = time.monotonic()
         with self._lock:
             for k in key.tolist():
                 d, minute = k >> 32, k & 0xFFFFFFFF
                 bucket = (index.districts[int(index.district_code[d])], int(minute))
                 self._devices[bucket].add(index.ids[d])
-                self._dirty.add(bucket)
+                self._touch(bucket, now)
 
     def station_seen(
         self, district: str, minute: int, station: str, aqi: float, heat_index: float
@@ -113,7 +125,7 @@ class DistrictBoard:
                 aqi if np.isfinite(aqi) else old[0],
                 heat_index if np.isfinite(heat_index) else old[1],
             )
-            self._dirty.add(bucket)
+            self._touch(bucket, time.monotonic())
 
     def readings_seen(
         self,
@@ -128,18 +140,27 @@ class DistrictBoard:
         if code.size == 0:
             return
         uniq, counts = _pair_counts(code.astype(np.int64), minute.astype(np.int64))
+        now = time.monotonic()
         with self._lock:
             for k, n in zip(uniq.tolist(), counts.tolist(), strict=True):
                 bucket = (districts[k >> 32], k & 0xFFFFFFFF)
                 self._readings[bucket][(stream, channel)] += n
-                self._dirty.add(bucket)
+                self._touch(bucket, now)
 
     def alert_raised(self, alert: Alert) -> None:
         with self._lock:
             bucket = (alert.district, alert.minute)
             self._alerts[bucket] += 1
             self._alert_types[bucket][alert.type] += 1
-            self._dirty.add(bucket)
+            self._touch(bucket, time.monotonic())
+
+    def _touch(self, bucket: tuple[str, int], now: float) -> None:
+        """Mark ``bucket`` for the next flush (caller holds the lock)."""
+        if bucket not in self._touched and bucket in self._forgotten:
+            self._forgotten.discard(bucket)
+            self.late_rewrites += 1
+        self._dirty.add(bucket)
+        self._touched[bucket] = now
 
     def flush(self, out: Output) -> int:
         """Write the touched minutes; raise AQI-category changes; returns rows written."""
@@ -154,19 +175,33 @@ class DistrictBoard:
             self.alert_raised(alert)  # its minute is rewritten at the next flush too
         with self._lock:  # after the category alerts: they count in this flush already
             types = [(b, t, n) for b in buckets for t, n in self._alert_types[b].items()]
-            if buckets:
-                self._forget(max(m for _, m in buckets) - _KEEP_MINUTES)
+            self._forget_idle(time.monotonic() - _KEEP_IDLE_S)
         if rows:
             self._write(out, buckets, rows)
         self._write_counts(out, readings, types)
         return len(rows)
 
-    def _forget(self, before: int) -> None:
-        """Drop minutes before ``before`` (caller holds the lock)."""
+    def _forget_idle(self, before: float) -> None:
+        """Drop minutes last touched before ``before`` (monotonic seconds) and, past
+        ``_MAX_BUCKETS``, the least recently touched; never one awaiting its write
+        (caller holds the lock)."""
+        idle = [b for b, t in self._touched.items() if t < before and b not in self._dirty]
+        excess = len(self._touched) - len(idle) - _MAX_BUCKETS
+        if excess > 0:
+            keep = sorted(
+                (t, b) for b, t in self._touched.items() if t >= before and b not in self._dirty
+            )
+            idle += [b for _, b in keep[:excess]]
+        if not idle:
+            return
         tables = (self._devices, self._stations, self._alerts, self._readings, self._alert_types)
-        for table in tables:
-            for b in [b for b in table if b[1] < before]:
-                del table[b]
+        for b in idle:
+            del self._touched[b]
+            for table in tables:
+                table.pop(b, None)
+        self._forgotten.update(idle)
+        if len(self._forgotten) > 4 * _MAX_BUCKETS:  # only a diagnostic: keep it bounded
+            self._forgotten.clear()
 
     def _row(self, bucket: tuple[str, int]) -> tuple[float, float, int, int, int, float]:
         stations = self._stations.get(bucket, {})

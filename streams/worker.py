@@ -166,7 +166,12 @@ class StreamWorker:
 
     def _write_stats(self, path: Path) -> None:
         """Atomically replace ``path`` with the counters (a reader never sees half a file)."""
-        data = {"time": time.time(), "partitions": len(self.runners), **self.stats.as_dict()}
+        data = {
+            "time": time.time(),
+            "partitions": len(self.runners),
+            **self.stats.as_dict(),
+            "district_late_rewrites": self.services.board.late_rewrites,
+        }
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
