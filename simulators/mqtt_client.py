@@ -317,8 +317,11 @@ class LeanPublisher:
                     self._service(block=True)
                     continue
                 chunk = msgs[i : i + room]
-                self._send_new(chunk)
+                # counted before the send: _send_new registers the chunk as in flight
+                # first, so a send the broken socket cuts short is resent after the
+                # reconnect, never published (and counted) a second time
                 i += len(chunk)
+                self._send_new(chunk)
             except _ConnectionLostError as exc:
                 self._reconnect(str(exc))
 

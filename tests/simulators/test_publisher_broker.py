@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 
 from cityhealth.stack.mosquitto import MosquittoSecurity, mqtt_probe, render_config
 from ingest.mqtt_auth import mqtt_credentials
+from simulators.mqtt_client import _ConnectionLostError
 from simulators.plugins import build
 from simulators.publisher import MqttPublisher, PublishError
 from simulators.runner import Runner
@@ -235,6 +236,7 @@ def test_broker_restart_mid_stream_loses_nothing(broker: Broker) -> None:
     )
     restarted = threading.Event()
     errors: list[BaseException] = []
+    generated = [0]  # messages handed to publish_many
 
     def stream() -> None:
         seq, after = 0, 0
@@ -246,6 +248,7 @@ def test_broker_restart_mid_stream_loses_nothing(broker: Broker) -> None:
                 ]
                 pub.publish_many(batch)
                 seq += 500
+                generated[0] = seq
                 after += restarted.is_set()
             assert pub.flush(120)
         except BaseException as exc:  # surfaced by the main thread
@@ -265,7 +268,9 @@ def test_broker_restart_mid_stream_loses_nothing(broker: Broker) -> None:
         assert not worker.is_alive() and not errors, errors
         assert pub.reconnects >= 1
         assert pub.connack is not None and pub.connack.session_present  # session kept
-        assert pub.acked == pub.sent and pub.outstanding == 0
+        # each message counted once, however often a broken send made it go out again
+        assert pub.sent == generated[0]
+        assert pub.acked == pub.sent and pub.outstanding == 0 and pub.failed == 0
         got = sub.wait_unique(pub.sent)
     finally:
         pub.close()
@@ -274,6 +279,37 @@ def test_broker_restart_mid_stream_loses_nothing(broker: Broker) -> None:
     print(f"sent {pub.sent}, resent {pub.resent}, received {len(sub.payloads)} (with dups)")
     expected = {b'{"seq":%d}' % i for i in range(pub.sent)}
     assert got == expected  # at least once: every message, duplicates allowed
+
+
+def test_send_cut_short_is_resent_not_published_twice(broker: Broker) -> None:
+    """The socket breaks halfway through writing a chunk of new PUBLISHes: the chunk is
+    already in flight, so it is resent (DUP) after the reconnect and counted once."""
+    topic = f"city/c{uuid.uuid4().hex[:8]}"
+    sub = SessionSubscriber(broker.port, f"{topic}/#")
+    pub = MqttPublisher("127.0.0.1", broker.port, window=300, username="sim", password="s3cret")
+    send, calls = pub._send, [0]
+
+    def breaking_send(data: bytes | bytearray) -> None:
+        calls[0] += 1
+        if calls[0] == 3:  # the third write: half of it goes out, then the socket breaks
+            send(bytes(data[: len(data) // 2]))
+            assert pub._sock is not None
+            pub._sock.close()
+            raise _ConnectionLostError("send failed: injected")
+        send(data)
+
+    pub._send = breaking_send  # type: ignore[method-assign]
+    msgs = [(f"{topic}/wearable/w{i % 7}/vitals", b'{"seq":%d}' % i) for i in range(2000)]
+    try:
+        assert pub.publish_many(msgs) == 2000
+        assert pub.flush(60)
+    finally:
+        pub.close()
+    got = sub.wait_unique(2000)
+    sub.close()
+    assert pub.reconnects == 1 and pub.resent > 0
+    assert pub.sent == pub.acked == 2000 and pub.outstanding == 0
+    assert got == {p for _, p in msgs}
 
 
 @pytest.fixture
