@@ -102,6 +102,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from kernels._prefetch import prefetch_row
 from kernels._state import DeviceStateArrays
 
 G0 = 9.80665
@@ -220,12 +221,15 @@ def resolve_params(preset: str, params: dict[str, float]) -> dict[str, float]:
 
 
 @njit(cache=True)
-def _all_finite(t: np.ndarray, ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -> bool:
-    """True when no value is NaN or infinite (0 * inf and 0 * NaN are NaN)."""
-    s = 0.0
-    for i in range(t.size):
-        s += t[i] * 0.0 + ax[i] * 0.0 + ay[i] * 0.0 + az[i] * 0.0
-    return s == 0.0
+def _index_range(device: np.ndarray) -> tuple[int, int]:
+    """Smallest and largest device index in one pass (NumPy's min and max take two)."""
+    lo = device[0]
+    hi = device[0]
+    for i in range(device.size):
+        v = device[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
 
 
 @njit(cache=True)
@@ -325,7 +329,93 @@ def _decide(cand: np.ndarray, acc: np.ndarray, prm: np.ndarray) -> bool:
     return lead >= prm[14]
 
 
+@njit(cache=True, error_model="numpy")  # tau + dt > 0: no zero-divisor branch needed
+def _lowpass(
+    gx: float, gy: float, gz: float, x: float, y: float, z: float, dt: float, tau: float
+) -> tuple[float, float, float]:
+    """One step of the first-order gravity low-pass, ``alpha = dt / (tau + dt)``."""
+    alpha = dt / (tau + dt)
+    return gx + alpha * (x - gx), gy + alpha * (y - gy), gz + alpha * (z - gz)
+
+
+# Samples ahead whose devices' state _update prefetches when a run of samples starts: one
+# and two 50-sample messages (the ingest bridge's layout). Rows of random devices among
+# 10^4 are usually out of cache by the time the device sends again, and a run cannot start
+# its low-pass before its row has arrived.
+_AHEAD_NEAR, _AHEAD_FAR = 50, 100
+
+
 @njit(cache=True)
+def _prefetch_ahead(
+    device: np.ndarray, i: int, n: int, track: np.ndarray, ring: np.ndarray, cand: np.ndarray,
+    acc: np.ndarray,
+) -> None:  # fmt: skip
+    """Prefetch the state of the devices of samples ``i + 100`` (their ``track`` row) and
+    ``i + 50`` (``track``, ``acc``, ``cand`` and the ring slots of their next snapshots,
+    found from the ``track`` row prefetched a run earlier). ``ring`` is viewed 2-D."""
+    if i + _AHEAD_FAR < n:
+        far = device[i + _AHEAD_FAR]
+        prefetch_row(track, far, 0)
+        prefetch_row(track, far, _N_TRACK - 1)
+    if i + _AHEAD_NEAR < n:
+        near = device[i + _AHEAD_NEAR]
+        prefetch_row(track, near, 0)
+        prefetch_row(track, near, _N_TRACK - 1)
+        prefetch_row(acc, near, 0)
+        prefetch_row(acc, near, _A_N)
+        prefetch_row(cand, near, 0)
+        prefetch_row(cand, near, _N_CAND - 1)
+        s = int(track[near, _N_SNAP]) % RING  # a 50-sample message takes about 4 snapshots
+        prefetch_row(ring, near, s * _N_RING_COLS)
+        prefetch_row(ring, near, ((s + 1) % RING) * _N_RING_COLS + _R_PEAK)
+        prefetch_row(ring, near, ((s + 3) % RING) * _N_RING_COLS + _R_PEAK)
+
+
+@njit(cache=True)
+def _start_candidate(
+    cand: np.ndarray, ring: np.ndarray, drop: np.ndarray, acc: np.ndarray, d: int, ti: float,
+    m2: float, llow: float, n_snap: float, prm: np.ndarray,
+) -> None:  # fmt: skip
+    """A crossing that starts (or replaces) device ``d``'s candidate: its orientation
+    before and ``lead_s`` before, the loudness of the activity before, the free-fall cue
+    and the orientation when that free fall began; the stillness sums restart."""
+    imp_win, ff_win, pre_s, lead_s, prior_s, near_s = (
+        prm[2], prm[4], prm[7], prm[13], prm[17], prm[18]
+    )  # fmt: skip
+    rd = ring[d]
+    t_pre = ti - pre_s
+    j, jl, prior, far = _snapshot_slots(
+        rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s, ti - near_s, ti,
+    )  # fmt: skip
+    c = cand[d]
+    c[_C_TWIN] = ti + imp_win
+    c[_C_TIMP] = ti
+    c[_C_PEAK2] = m2
+    c[_C_PREX] = rd[j, 0]
+    c[_C_PREY] = rd[j, 1]
+    c[_C_PREZ] = rd[j, 2]
+    c[_C_LEADX] = rd[jl, 0]
+    c[_C_LEADY] = rd[jl, 1]
+    c[_C_LEADZ] = rd[jl, 2]
+    c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
+    c[_C_PRIOR] = prior
+    c[_C_FAR] = far
+    # orientation when the free fall began; the orientation before if there was none or
+    # it began before that was taken (no turn first)
+    if c[_C_LOWOK] > 0 and drop[d, _D_T] >= rd[j, _R_T]:
+        c[_C_DROPX] = drop[d, _D_X]
+        c[_C_DROPY] = drop[d, _D_Y]
+        c[_C_DROPZ] = drop[d, _D_Z]
+    else:
+        c[_C_DROPX] = c[_C_PREX]
+        c[_C_DROPY] = c[_C_PREY]
+        c[_C_DROPZ] = c[_C_PREZ]
+    acc[d, :] = 0.0
+
+
+# error_model="numpy": no zero-divisor branch per sample; the only division in the loop is
+# dt / (tau + dt) with dt > 0 (times strictly increase per device), never by zero.
+@njit(cache=True, error_model="numpy")
 def _update(
     device: np.ndarray,
     t: np.ndarray,
@@ -347,23 +437,70 @@ def _update(
 
     Returns ``(events written, next sample index)``. Stopping when the buffers are full
     (rather than growing them here) keeps array reallocation out of the hot loop.
+
+    Two loops, one result. Most samples are *quiet*: in time order, before the device's
+    next snapshot, settle and decision times, neither an impact (``|a|`` below the
+    candidate threshold) nor a free fall. For them the full step reduces to the gravity
+    low-pass, the running peak and, inside a stillness window, its sums: the inner loop
+    does just that, with every value it touches in registers. The first other sample
+    leaves it for the full step below, written as before; a NaN or inf anywhere fails
+    the quiet test too (comparisons with NaN are false), so non-finite samples are
+    skipped there, without a pass over the batch beforehand.
     """
     imp2, imp_win, ff2, ff_win, tau = prm[0], prm[2], prm[3], prm[4], prm[5]
-    snap_s, pre_s, settle, decide, lead_s = prm[6], prm[7], prm[8], prm[9], prm[13]
-    prior_s, near_s = prm[17], prm[18]
+    snap_s, settle, decide = prm[6], prm[8], prm[9]
     n = t.size
     cap = ev_pos.size
+    ring_rows = ring.reshape(ring.shape[0], RING * _N_RING_COLS)  # a view, for prefetching
     k = 0
     i = start
     while i < n and k < cap:
         d = device[i]
+        _prefetch_ahead(device, i, n, track, ring_rows, cand, acc)
         # a run of consecutive samples of one device: its state lives in locals meanwhile
         row = track[d]
         lt, gx, gy, gz = row[_LAST_T], row[_GX], row[_GY], row[_GZ]
         nsnap, llow, t_set, t_dec = row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE]
         n_snap, run_peak = row[_N_SNAP], row[_RUN_PEAK]
         while i < n and device[i] == d and k < cap:
+            # quiet samples: all of them before t_next (the first sample of a device is
+            # never quiet: it starts the low-pass); in a stillness window (t_set <= lt)
+            # they are added to its sums
+            still = t_set <= lt
+            t_next = min(t_dec, nsnap) if still else min(t_dec, nsnap, t_set)
+            if lt == -np.inf:
+                t_next = -np.inf
+            sx, sy, sz = acc[d, _A_SX], acc[d, _A_SY], acc[d, _A_SZ]
+            qx, qy, qz, ns = acc[d, _A_QX], acc[d, _A_QY], acc[d, _A_QZ], acc[d, _A_N]
+            while i < n and device[i] == d:
+                ti, x, y, z = t[i], ax[i], ay[i], az[i]
+                m2 = x * x + y * y + z * z
+                if not (lt < ti < t_next and ff2 <= m2 < imp2):
+                    break
+                gx, gy, gz = _lowpass(gx, gy, gz, x, y, z, ti - lt, tau)
+                if m2 > run_peak:
+                    run_peak = m2
+                if still:
+                    sx += x
+                    sy += y
+                    sz += z
+                    qx += x * x
+                    qy += y * y
+                    qz += z * z
+                    ns += 1.0
+                lt = ti
+                i += 1
+            if still:
+                acc[d, _A_SX], acc[d, _A_SY], acc[d, _A_SZ] = sx, sy, sz
+                acc[d, _A_QX], acc[d, _A_QY], acc[d, _A_QZ], acc[d, _A_N] = qx, qy, qz, ns
+            if i >= n or device[i] != d:
+                break
+            # the full step for one sample
             ti, x, y, z = t[i], ax[i], ay[i], az[i]
+            if ti * 0.0 + x * 0.0 + y * 0.0 + z * 0.0 != 0.0:  # NaN or inf (0 * inf is NaN)
+                counts[d, 0] += 1
+                i += 1
+                continue
             if ti <= lt:
                 counts[d, 1] += 1
                 i += 1
@@ -382,11 +519,7 @@ def _update(
             if lt == -np.inf:
                 gx, gy, gz = x, y, z
             else:
-                dt = ti - lt
-                alpha = dt / (tau + dt)
-                gx += alpha * (x - gx)
-                gy += alpha * (y - gy)
-                gz += alpha * (z - gz)
+                gx, gy, gz = _lowpass(gx, gy, gz, x, y, z, ti - lt, tau)
             if m2 > run_peak:
                 run_peak = m2
             if ti >= nsnap:
@@ -399,62 +532,33 @@ def _update(
                 run_peak = 0.0
                 n_snap += 1.0
                 nsnap = ti + snap_s
-            # 3. impacts: start, refine or replace a candidate
+            # 3. impacts: start, refine or replace a candidate (direct element access:
+            # an array view here costs reference counting on every impact sample)
             if m2 >= imp2:
-                c = cand[d]
-                if t_dec < np.inf and ti <= c[_C_TWIN]:
-                    if m2 > c[_C_PEAK2]:
-                        c[_C_PEAK2] = m2
-                        c[_C_TIMP] = ti
-                        c[_C_TWIN] = ti + imp_win
+                if t_dec < np.inf and ti <= cand[d, _C_TWIN]:
+                    if m2 > cand[d, _C_PEAK2]:
+                        cand[d, _C_PEAK2] = m2
+                        cand[d, _C_TIMP] = ti
+                        cand[d, _C_TWIN] = ti + imp_win
                         t_set = ti + settle
                         t_dec = ti + decide
                 else:
-                    rd = ring[d]
-                    t_pre = ti - pre_s
-                    j, jl, prior, far = _snapshot_slots(
-                        rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s,
-                        ti - near_s, ti,
-                    )  # fmt: skip
-                    c[_C_TWIN] = ti + imp_win
-                    c[_C_TIMP] = ti
-                    c[_C_PEAK2] = m2
-                    c[_C_PREX] = rd[j, 0]
-                    c[_C_PREY] = rd[j, 1]
-                    c[_C_PREZ] = rd[j, 2]
-                    c[_C_LEADX] = rd[jl, 0]
-                    c[_C_LEADY] = rd[jl, 1]
-                    c[_C_LEADZ] = rd[jl, 2]
-                    c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
-                    c[_C_PRIOR] = prior
-                    c[_C_FAR] = far
-                    # orientation when the free fall began; the orientation before if
-                    # there was none or it began before that was taken (no turn first)
-                    if c[_C_LOWOK] > 0 and drop[d, _D_T] >= rd[j, _R_T]:
-                        c[_C_DROPX] = drop[d, _D_X]
-                        c[_C_DROPY] = drop[d, _D_Y]
-                        c[_C_DROPZ] = drop[d, _D_Z]
-                    else:
-                        c[_C_DROPX] = c[_C_PREX]
-                        c[_C_DROPY] = c[_C_PREY]
-                        c[_C_DROPZ] = c[_C_PREZ]
-                    acc[d, :] = 0.0
+                    _start_candidate(cand, ring, drop, acc, d, ti, m2, llow, n_snap, prm)
                     t_set = ti + settle
                     t_dec = ti + decide
             elif ti >= t_set:
                 # 4. stillness-window statistics
-                a = acc[d]
-                a[_A_SX] += x
-                a[_A_SY] += y
-                a[_A_SZ] += z
-                a[_A_QX] += x * x
-                a[_A_QY] += y * y
-                a[_A_QZ] += z * z
-                a[_A_N] += 1.0
+                acc[d, _A_SX] += x
+                acc[d, _A_SY] += y
+                acc[d, _A_SZ] += z
+                acc[d, _A_QX] += x * x
+                acc[d, _A_QY] += y * y
+                acc[d, _A_QZ] += z * z
+                acc[d, _A_N] += 1.0
             if m2 < ff2:
                 if ti - llow > ff_win:
                     # a free fall starts (none in the window before it): where the
-                    # segment pointed then (direct stores: no array view in the hot loop)
+                    # segment pointed then
                     drop[d, _D_T] = ti
                     drop[d, _D_X] = gx
                     drop[d, _D_Y] = gy
@@ -572,15 +676,12 @@ class FallDetector(DeviceStateArrays):
             )
         if dev.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
-        self._device_indices(dev)  # range check, raises before any state change
+        lo, hi = _index_range(dev)
+        if lo < 0 or hi >= self.n_devices:
+            self._device_indices(dev)  # raises (its message), before any state change
         s = self._state
         t_, ax_, ay_, az_ = arrays
-        if not _all_finite(t_, ax_, ay_, az_):
-            # rare path: drop non-finite samples up front (they never touch the state), so
-            # the compiled loop needs no per-sample finiteness branch
-            ok = np.isfinite(t_) & np.isfinite(ax_) & np.isfinite(ay_) & np.isfinite(az_)
-            np.add.at(s["counts"][:, 0], dev[~ok], 1)
-            dev, t_, ax_, ay_, az_ = dev[ok], t_[ok], ax_[ok], ay_[ok], az_[ok]
+        # NaN and inf are skipped (and counted) by the compiled loop itself
         pos_parts, t_parts = [], []
         i, cap = 0, self.event_buffer
         while True:
