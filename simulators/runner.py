@@ -29,6 +29,7 @@ import orjson
 from ingest.contract import DEFAULT_MAX_AGE_S
 from simulators.base import Message, SimulatorLike
 from simulators.malformed import KINDS, Malformer
+from simulators.timing import TickTimes
 
 
 class Publisher(Protocol):
@@ -130,6 +131,8 @@ class Runner:
         self.wall_s = 0.0
         self.cpu_s = 0.0
         self.ticks_done = 0
+        #: Per-tick wall-clock figures: lateness, generation, publication (simulators.timing).
+        self.times = TickTimes()
         #: Set (e.g. from a SIGINT handler) to end the run after the current tick.
         self.stop_requested = False
 
@@ -138,29 +141,45 @@ class Runner:
         return round(self.duration / self.tick_s)
 
     def run(self) -> Stats:
-        """Run every tick, then wait for the broker's acknowledgements."""
+        """Run every tick, then wait for the broker's acknowledgements.
+
+        In real time (``speed`` set) each tick is generated *before* its target wall time
+        and published at it: a tick's sensor timestamps are its target time, so the
+        generation cost would otherwise make every message late by it (the ``generate``
+        figures of :attr:`times`), which a real device, sampling and sending, never is.
+        """
         st = self.stats
         pub = self.publisher
-        self.wall_start = w0 = time.perf_counter()
+        times = self.times
+        clock = time.perf_counter
+        self.wall_start = w0 = clock()
         cpu0 = time.process_time()
         next_progress = w0
         for k in range(self.n_ticks):
             if self.stop_requested:
                 break
             now = self.now = self.start + k * self.tick_s
+            g0 = clock()
+            batch: list[Message] = []
+            for sim in self.simulators:
+                batch.extend(sim.tick(now))
+            times.generate.add(clock() - g0)
+            target = 0.0
             if self.speed is not None:
                 target = w0 + k * self.tick_s / self.speed
-                lag = time.perf_counter() - target
+                lag = clock() - target
                 if lag < 0:
                     time.sleep(-lag)
                 else:
                     st.max_lag_s = max(st.max_lag_s, lag)
-            batch: list[Message] = []
-            for sim in self.simulators:
-                batch.extend(sim.tick(now))
+            p0 = clock()
+            pub.publish_many(batch)
+            p1 = clock()
+            times.publish.add(p1 - p0)
+            if self.speed is not None:
+                times.late.add(p1 - target)
             st.by_channel.update([channel_key(t) for t, _ in batch])
             st.senml += sum(1 for _, p in batch if p[:1] == b"[")
-            pub.publish_many(batch)
             st.published += len(batch)
             if self.malformer is not None:
                 bad = self.malformer.draw(batch)
@@ -168,12 +187,12 @@ class Runner:
                     pub.publish_many([(t, p) for t, p, _ in bad])
                     st.malformed += len(bad)
                     st.malformed_by_kind.update(kind for _, _, kind in bad)
-            if self.on_progress is not None and time.perf_counter() >= next_progress:
+            if self.on_progress is not None and clock() >= next_progress:
                 self.on_progress(self)
-                next_progress = time.perf_counter() + 0.5
+                next_progress = clock() + 0.5
             self.ticks_done = k + 1
         self.now = self.start + self.ticks_done * self.tick_s
-        self.wall_s = time.perf_counter() - w0
+        self.wall_s = clock() - w0
         self.cpu_s = time.process_time() - cpu0
         return st
 
@@ -219,6 +238,9 @@ class Runner:
             "wall_s": round(self.wall_s, 3),
             "rate_msgs_per_s": round(st.published / self.wall_s, 1) if self.wall_s else None,
             "max_lag_s": round(st.max_lag_s, 3),
+            # real time: p50/p99/max of how late each tick's publication ended, and of the
+            # wall time its generation and its publication took (simulators.timing)
+            "tick_wall_s": self.times.summary(),
             # CPU of this process during the ticks (all threads): generation + publishing
             "cpu_s": round(self.cpu_s, 3),
             "cpu_us_per_msg": (round(1e6 * self.cpu_s / st.published, 2) if st.published else None),
