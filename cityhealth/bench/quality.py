@@ -28,7 +28,9 @@ report uses seed 1000 by default, so the figures are not measured on the tuning 
 ``--recordings DIR`` also evaluates every ``*.csv`` in ``DIR`` (your own recordings; see
 :func:`load_recording` for the layout) and every SisFall trial file under ``DIR``
 (``<CODE>_<SUBJECT>_R<NN>.txt``, e.g. the dataset's own ``SA01/F01_SA01_R01.txt``; see
-:func:`load_sisfall`), with sensitivity per fall code and specificity per activity code.
+:func:`load_sisfall`) and WEDA-FALL accelerometer file (``<CODE>/U<NN>_R<NN>_accel.csv``,
+the dataset's own layout below ``dataset/50Hz``; see :func:`load_weda`), with sensitivity
+per fall code and specificity per activity code, each with a Wilson 95 % interval.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,6 +263,8 @@ class Recording:
     fall_segments: list[tuple[float, float]]
     activity: str = ""
     """Activity or fall code of the whole trial (SisFall ``D01``..``F15``), else empty."""
+    dataset: str = ""
+    """Dataset whose codes ``activity`` uses, where they differ from SisFall's (``WEDA-FALL``)."""
 
 
 def _is_fall_label(label: str) -> bool:
@@ -301,6 +305,23 @@ def load_recording(path: Path, *, units: str = "m/s2") -> Recording:
     return Recording(path.name, t, ax, ay, az, np.array(falls, dtype=np.float64), segments)
 
 
+def _numeric_rows(
+    path: Path, lines: Iterable[tuple[int, list[str]]], ncols: int, convert: Callable[[str], float]
+) -> np.ndarray:
+    """The first ``ncols`` cells of every non-empty numbered line, as a float array."""
+    rows = []
+    for n, cells in lines:
+        if not cells or cells == [""]:
+            continue
+        if len(cells) < ncols:
+            raise ValueError(f"{path}:{n}: expected at least {ncols} columns, got {len(cells)}")
+        try:
+            rows.append([convert(c) for c in cells[:ncols]])
+        except ValueError as exc:
+            raise ValueError(f"{path}:{n}: {exc}") from exc
+    return np.array(rows, dtype=np.float64).reshape(-1, ncols)
+
+
 SISFALL_NAME = re.compile(r"^([DF]\d\d)_(S[AE]\d\d)_R\d\d\.txt$")
 """SisFall file names: activity (``Dnn``) or fall (``Fnn``) code, subject, trial."""
 
@@ -321,18 +342,10 @@ def load_sisfall(path: Path, *, rate_hz: float = 200.0) -> Recording:
     m = SISFALL_NAME.match(path.name)
     if m is None:
         raise ValueError(f"{path}: not a SisFall trial name like F01_SA01_R01.txt")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        cells = line.strip().rstrip(";").split(",")
-        if cells == [""]:
-            continue
-        if len(cells) < 3:
-            raise ValueError(f"{path}:{n}: expected at least 3 columns, got {len(cells)}")
-        try:
-            rows.append([int(c) for c in cells[:3]])
-        except ValueError as exc:
-            raise ValueError(f"{path}:{n}: {exc}") from exc
-    counts = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    lines = enumerate(path.read_text().splitlines(), 1)
+    counts = _numeric_rows(
+        path, ((n, ln.strip().rstrip(";").split(",")) for n, ln in lines), 3, int
+    )
     a = counts * (SISFALL_G_PER_COUNT * 9.80665)
     t = np.arange(counts.shape[0]) / rate_hz
     code = m.group(1)
@@ -344,10 +357,91 @@ def load_sisfall(path: Path, *, rate_hz: float = 200.0) -> Recording:
     return Recording(path.name, t, a[:, 0], a[:, 1], a[:, 2], falls, segments, code)
 
 
+WEDA_NAME = re.compile(r"^(U\d\d)_R(\d\d)_accel\.csv$")
+"""WEDA-FALL accelerometer files: user and trial; the directory above names the code."""
+
+WEDA_CODE = re.compile(r"^[DF]\d\d$")
+
+WEDA_COLUMNS = ("accel_time_list", "accel_x_list", "accel_y_list", "accel_z_list")
+
+
+def _is_weda(path: Path) -> bool:
+    return WEDA_NAME.match(path.name) is not None and WEDA_CODE.match(path.parent.name) is not None
+
+
+def load_weda(path: Path) -> Recording:
+    """Read one WEDA-FALL accelerometer trial (github.com/joaojtmarques/WEDA-FALL).
+
+    A wrist-worn Fitbit Sense (source and terms: ``docs/kernels/fall.md``); the file
+    ``<CODE>/U<NN>_R<NN>_accel.csv`` holds a header
+    ``accel_time_list,accel_x_list,accel_y_list,accel_z_list`` and one row per sample in
+    m/s^2 (gravity included; the sensor clips at about +-39.2 m/s^2, 4 g). The watch
+    delivers its samples in bursts: about four rows stamped within a few milliseconds
+    every ~0.1 s, so the stamps are not the sampling instants. The samples are taken as
+    evenly spaced over the recorded span (first to last stamp), ~40 Hz in the files seen.
+    Like SisFall, WEDA-FALL labels whole trials: a fall trial (``Fnn``) is one fall whose
+    segment is the whole trial, an activity trial (``Dnn``) has none.
+    """
+    if not _is_weda(path):
+        raise ValueError(f"{path}: not a WEDA-FALL trial like F01/U01_R01_accel.csv")
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header[:4]) != WEDA_COLUMNS:
+            raise ValueError(f"{path}: expected header {','.join(WEDA_COLUMNS)}, got {header}")
+        data = _numeric_rows(path, enumerate(reader, 2), 4, float)
+    if data.shape[0] < 2 or not data[-1, 0] > data[0, 0]:
+        raise ValueError(f"{path}: needs at least 2 samples spanning a positive time")
+    n = data.shape[0]
+    t = data[0, 0] + np.arange(n) * ((data[-1, 0] - data[0, 0]) / (n - 1))
+    a = data[:, 1:]
+    code = path.parent.name
+    falls = np.empty(0)
+    segments: list[tuple[float, float]] = []
+    if code.startswith("F"):
+        falls = t[[int(np.argmax(np.einsum("ij,ij->i", a, a)))]]
+        segments = [(float(t[0]), float(t[-1]))]
+    m = WEDA_NAME.match(path.name)
+    assert m is not None
+    name = f"{code}_{m.group(1)}_R{m.group(2)}"
+    return Recording(name, t, a[:, 0], a[:, 1], a[:, 2], falls, segments, code, "WEDA-FALL")
+
+
+PEAK_WINDOW_S = 2.0
+"""A fall trial also counts as detected *near the peak* when an event lies within this many
+seconds of its largest ``|a|`` (whole-trial labels accept any event in the trial, e.g. one
+caused by lowering the arm before the fall; a fall's hits spread over ~1-2 s)."""
+
+
 def _recording_files(directory: Path) -> list[Path]:
-    """``*.csv`` directly in ``directory`` and SisFall trials anywhere below it."""
+    """``*.csv`` directly in ``directory``, SisFall and WEDA-FALL trials anywhere below it."""
+    own = [p for p in sorted(directory.glob("*.csv")) if not _is_weda(p)]
     sisfall = [p for p in directory.rglob("*.txt") if SISFALL_NAME.match(p.name)]
-    return sorted(directory.glob("*.csv")) + sorted(sisfall, key=lambda p: p.name)
+    weda = [p for p in directory.rglob("*_accel.csv") if _is_weda(p)]
+    return (
+        own
+        + sorted(sisfall, key=lambda p: p.name)
+        + sorted(weda, key=lambda p: (p.parent.name, p.name))
+    )
+
+
+def _load_any(path: Path, opts: QualityOptions) -> Recording:
+    if _is_weda(path):
+        return load_weda(path)
+    if path.suffix == ".csv":
+        return load_recording(path, units=opts.units)
+    return load_sisfall(path, rate_hz=opts.sisfall_rate_hz)
+
+
+def wilson_interval(ok: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of the proportion ``ok / n`` (95 % for the default ``z``)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = ok / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
 
 
 def _per_code(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -357,13 +451,36 @@ def _per_code(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         code = rec["activity"]
         if not code:
             continue
-        row = out.setdefault(code, {"n": 0, "ok": 0})
+        key = f"{rec['dataset']} {code}" if rec.get("dataset") else code
+        row = out.setdefault(key, {"n": 0, "ok": 0})
         row["n"] += 1
         is_fall = code.startswith("F")
         row["ok"] += int(rec["detected"] == rec["falls"] if is_fall else not rec["events_s"])
         row["metric"] = "sensitivity" if is_fall else "specificity"
+        if is_fall:
+            near = rec.get("detected_near_peak", rec["detected"])
+            row["ok_near_peak"] = row.get("ok_near_peak", 0) + int(near == rec["falls"])
     for row in out.values():
         row["value"] = row["ok"] / row["n"]
+        row["ci95"] = list(wilson_interval(row["ok"], row["n"]))
+    return dict(sorted(out.items()))
+
+
+def _pooled_codes(per_type: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sensitivity over all fall trials and specificity over all activity trials, per dataset."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, row in per_type.items():
+        dataset = key.rsplit(" ", 1)[0] if " " in key else "SisFall"
+        pooled = out.setdefault(
+            f"{dataset} {row['metric']}", {"n": 0, "ok": 0, "metric": row["metric"]}
+        )
+        pooled["n"] += row["n"]
+        pooled["ok"] += row["ok"]
+        if "ok_near_peak" in row:
+            pooled["ok_near_peak"] = pooled.get("ok_near_peak", 0) + row["ok_near_peak"]
+    for row in out.values():
+        row["value"] = row["ok"] / row["n"]
+        row["ci95"] = list(wilson_interval(row["ok"], row["n"]))
     return dict(sorted(out.items()))
 
 
@@ -380,20 +497,24 @@ def recordings_section(opts: QualityOptions) -> dict[str, Any]:
         table.add_column(col, justify="left" if col == "file" else "right")
     tot_falls = tot_hit = tot_false = 0
     for f in files:
-        rec = (
-            load_recording(f, units=opts.units)
-            if f.suffix == ".csv"
-            else load_sisfall(f, rate_hz=opts.sisfall_rate_hz)
-        )
+        rec = _load_any(f, opts)
+        if rec.name in out["files"]:
+            raise ValueError(
+                f"{f}: a second trial named {rec.name} (point --recordings at one copy, e.g. "
+                "WEDA-FALL's dataset/50Hz rather than dataset/, whose rate folders repeat names)"
+            )
         events = _detect(rec.t, rec.ax, rec.ay, rec.az, opts.fall_preset)
         hit, extra = score_segments(events, rec.fall_segments, opts.tolerance_s)
+        near, _ = score_trace(events, rec.falls, PEAK_WINDOW_S)
         out["files"][rec.name] = {
             "samples": int(rec.t.size),
             "falls": int(rec.falls.size),
             "detected": hit,
+            "detected_near_peak": near,
             "false_alarms": extra,
             "events_s": events.tolist(),
             "activity": rec.activity,
+            "dataset": rec.dataset,
         }
         tot_falls, tot_hit, tot_false = tot_falls + rec.falls.size, tot_hit + hit, tot_false + extra
         table.add_row(rec.name, str(rec.t.size), str(rec.falls.size), str(hit), str(extra))
@@ -402,10 +523,20 @@ def recordings_section(opts: QualityOptions) -> dict[str, Any]:
     out["per_type"] = _per_code(out["files"])
     if out["per_type"]:
         by_type = Table(title="Recordings per activity / fall code (whole-trial labels)")
-        for col in ("code", "metric", "n", "value"):
+        for col in ("code", "metric", "n", "value", "Wilson 95 %", "near peak"):
             by_type.add_column(col, justify="left" if col in ("code", "metric") else "right")
-        for code, row in out["per_type"].items():
-            by_type.add_row(code, row["metric"], str(row["n"]), f"{row['value']:.0%}")
+        out["pooled"] = _pooled_codes(out["per_type"])
+        for code, row in [*out["per_type"].items(), *out["pooled"].items()]:
+            lo, hi = row["ci95"]
+            near_txt = f"{row['ok_near_peak']}/{row['n']}" if "ok_near_peak" in row else ""
+            by_type.add_row(
+                code,
+                row["metric"],
+                str(row["n"]),
+                f"{row['value']:.0%}",
+                f"{lo:.0%}-{hi:.0%}",
+                near_txt,
+            )
         opts.console.print(by_type)
     return out
 
@@ -460,8 +591,9 @@ def register(bench_app: typer.Typer) -> None:
         recordings: Annotated[
             Path | None,
             typer.Option(
-                help="Directory of CSV recordings (time,ax,ay,az,label) and/or SisFall "
-                "trial files (F01_SA01_R01.txt ...) to add."
+                help="Directory of CSV recordings (time,ax,ay,az,label), SisFall trial "
+                "files (F01_SA01_R01.txt ...) and/or WEDA-FALL files (F01/U01_R01_accel.csv "
+                "...) to add."
             ),
         ] = None,
         sisfall_rate: Annotated[

@@ -6,6 +6,7 @@ import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,9 +18,11 @@ from cityhealth.bench.quality import (
     fall_section,
     load_recording,
     load_sisfall,
+    load_weda,
     run_quality,
     score_segments,
     score_trace,
+    wilson_interval,
 )
 from cityhealth.cli import app
 from kernels.fall import FallDetector, detect
@@ -277,6 +280,19 @@ def _write_sisfall(path: Path, a_ms2: np.ndarray) -> None:
     path.write_text("".join(",".join(f"{v:4d}" for v in r) + ";\n" for r in rows.tolist()))
 
 
+def _quality_recordings(directory: Path) -> dict[str, Any]:
+    """``fall.recordings`` of ``cityhealth bench quality --recordings directory`` (small corpus)."""
+    out = directory / "q.json"
+    res = CliRunner().invoke(app, [
+        "bench", "quality", "--seeds", "1", "--rates", "50", "--only", "fall",
+        "--recordings", str(directory), "--json", str(out),
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    recs: dict[str, Any] = json.loads(out.read_text())["fall"]["recordings"]
+    out.unlink()
+    return recs
+
+
 def test_sisfall_loader_and_per_code_report(tmp_path: Path) -> None:
     """Synthetic (simulated) trials written in SisFall's format, not real data."""
     fall = synthesize("fall_forward", rate_hz=200, duration_s=12, placement="waist",
@@ -300,13 +316,78 @@ def test_sisfall_loader_and_per_code_report(tmp_path: Path) -> None:
         load_sisfall(tmp_path / "notes.txt")
     _assert_rejects(load_sisfall, tmp_path / "F02_SA01_R01.txt", "1,2;\n", "at least 3 columns")
 
-    out = tmp_path / "q.json"
+    recs = _quality_recordings(tmp_path)
+    assert set(recs["files"]) == {"F01_SA01_R01.txt", "D01_SE02_R01.txt"}
+    lo, hi = wilson_interval(1, 1)
+    assert recs["per_type"]["F01"] == {"n": 1, "ok": 1, "metric": "sensitivity", "value": 1.0,
+                                       "ok_near_peak": 1, "ci95": [lo, hi]}  # fmt: skip
+    assert recs["per_type"]["D01"] == {"n": 1, "ok": 1, "metric": "specificity", "value": 1.0,
+                                       "ci95": [lo, hi]}  # fmt: skip
+    assert recs["pooled"]["SisFall sensitivity"]["n"] == 1
+
+
+def test_wilson_interval() -> None:
+    """Reference values of the Wilson score interval (z = 1.96)."""
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def _write_weda(path: Path, a_ms2: np.ndarray, rate_hz: float) -> None:
+    """A synthetic trial in WEDA-FALL's layout: bursts of 4 rows stamped 2 ms apart."""
+    n = a_ms2.shape[0]
+    burst = np.arange(n) // 4
+    stamps = burst * (4 / rate_hz) + (np.arange(n) % 4) * 0.002
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [f"{t:.3f},{x:.1f},{y:.1f},{z:.1f}" for t, (x, y, z) in zip(stamps, a_ms2, strict=True)]
+    path.write_text("accel_time_list,accel_x_list,accel_y_list,accel_z_list\n" + "\n".join(rows))
+
+
+def test_weda_loader_and_per_code_report(tmp_path: Path) -> None:
+    """Synthetic (simulated) trials written in WEDA-FALL's format, not real data."""
+    fall = synthesize("fall_forward", rate_hz=40, duration_s=12, placement="wrist",
+                      rng=np.random.default_rng(93), jitter=0.0)  # fmt: skip
+    walk = synthesize("walking", rate_hz=40, duration_s=12, placement="wrist",
+                      rng=np.random.default_rng(94), jitter=0.0)  # fmt: skip
+    root = tmp_path / "dataset" / "50Hz"
+    for name, tr in (("F01/U01_R01_accel.csv", fall), ("D01/U02_R03_accel.csv", walk)):
+        _write_weda(root / name, np.stack([tr.ax, tr.ay, tr.az], axis=1), 40.0)
+    (root / "F01" / "U01_R01_gyro.csv").write_text("not an accelerometer file\n")  # ignored
+
+    rec = load_weda(root / "F01/U01_R01_accel.csv")
+    assert (rec.name, rec.activity, rec.dataset) == ("F01_U01_R01", "F01", "WEDA-FALL")
+    assert rec.t.size == fall.t.size
+    # the bursts' stamps are replaced by even spacing over the recorded span
+    np.testing.assert_allclose(np.diff(rec.t), rec.t[-1] / (rec.t.size - 1))
+    assert abs(rec.t[-1] - fall.t[-1]) < 0.1
+    np.testing.assert_allclose(rec.az, fall.az, atol=0.05 + 1e-9)
+    assert rec.fall_segments == [(0.0, rec.t[-1])] and rec.falls.size == 1
+    assert load_weda(root / "D01/U02_R03_accel.csv").falls.size == 0
+    with pytest.raises(ValueError, match="not a WEDA-FALL trial"):
+        load_weda(root / "F01" / "U01_R01_gyro.csv")
+    (root / "F02").mkdir()
+    _assert_rejects(load_weda, root / "F02" / "U01_R01_accel.csv", "t,x,y,z\n0,1,2,3\n",
+                    "expected header")  # fmt: skip
+    _assert_rejects(load_weda, root / "F02" / "U01_R01_accel.csv",
+                    "accel_time_list,accel_x_list,accel_y_list,accel_z_list\n0,1,2,3\n",
+                    "at least 2 samples")  # fmt: skip
+    (root / "F02").rmdir()
+
+    recs = _quality_recordings(tmp_path)
+    assert set(recs["files"]) == {"F01_U01_R01", "D01_U02_R03"}
+    assert set(recs["per_type"]) == {"WEDA-FALL F01", "WEDA-FALL D01"}
+    row = recs["per_type"]["WEDA-FALL F01"]
+    assert row["metric"] == "sensitivity" and row["n"] == 1
+    assert row["ci95"] == list(wilson_interval(row["ok"], 1))
+    assert set(recs["pooled"]) == {"WEDA-FALL sensitivity", "WEDA-FALL specificity"}
+
+    # the dataset's other rate folders repeat the names: refused, not counted twice
+    copy = tmp_path / "dataset" / "25Hz" / "D01" / "U02_R03_accel.csv"
+    copy.parent.mkdir(parents=True)
+    copy.write_text((root / "D01/U02_R03_accel.csv").read_text())
     res = CliRunner().invoke(app, [
         "bench", "quality", "--seeds", "1", "--rates", "50", "--only", "fall",
-        "--recordings", str(tmp_path), "--json", str(out),
+        "--recordings", str(tmp_path),
     ])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    recs = json.loads(out.read_text())["fall"]["recordings"]
-    assert set(recs["files"]) == {"F01_SA01_R01.txt", "D01_SE02_R01.txt"}
-    assert recs["per_type"]["F01"] == {"n": 1, "ok": 1, "metric": "sensitivity", "value": 1.0}
-    assert recs["per_type"]["D01"] == {"n": 1, "ok": 1, "metric": "specificity", "value": 1.0}
+    assert res.exit_code != 0 and "second trial named D01_U02_R03" in res.output
