@@ -456,9 +456,10 @@ def _update(
     i = start
     while i < n and k < cap:
         d = device[i]
+        du = np.uint64(d)  # >= 0 (range checked): no wraparound code
         _prefetch_ahead(device, i, n, track, ring_rows, cand, acc)
         # a run of consecutive samples of one device: its state lives in locals meanwhile
-        row = track[d]
+        row = track[du]
         lt, gx, gy, gz = row[_LAST_T], row[_GX], row[_GY], row[_GZ]
         nsnap, llow, t_set, t_dec = row[_NEXT_SNAP], row[_LAST_LOW], row[_T_SETTLE], row[_T_DECIDE]
         n_snap, run_peak = row[_N_SNAP], row[_RUN_PEAK]
@@ -470,10 +471,13 @@ def _update(
             t_next = min(t_dec, nsnap) if still else min(t_dec, nsnap, t_set)
             if lt == -np.inf:
                 t_next = -np.inf
-            sx, sy, sz = acc[d, _A_SX], acc[d, _A_SY], acc[d, _A_SZ]
-            qx, qy, qz, ns = acc[d, _A_QX], acc[d, _A_QY], acc[d, _A_QZ], acc[d, _A_N]
-            while i < n and device[i] == d:
-                ti, x, y, z = t[i], ax[i], ay[i], az[i]
+            sx, sy, sz = acc[du, _A_SX], acc[du, _A_SY], acc[du, _A_SZ]
+            qx, qy, qz, ns = acc[du, _A_QX], acc[du, _A_QY], acc[du, _A_QZ], acc[du, _A_N]
+            while i < n:
+                iu = np.uint64(i)  # unsigned indices: no negative-index wraparound code
+                if device[iu] != d:
+                    break
+                ti, x, y, z = t[iu], ax[iu], ay[iu], az[iu]
                 m2 = x * x + y * y + z * z
                 if not (lt < ti < t_next and ff2 <= m2 < imp2):
                     break
@@ -491,28 +495,29 @@ def _update(
                 lt = ti
                 i += 1
             if still:
-                acc[d, _A_SX], acc[d, _A_SY], acc[d, _A_SZ] = sx, sy, sz
-                acc[d, _A_QX], acc[d, _A_QY], acc[d, _A_QZ], acc[d, _A_N] = qx, qy, qz, ns
+                acc[du, _A_SX], acc[du, _A_SY], acc[du, _A_SZ] = sx, sy, sz
+                acc[du, _A_QX], acc[du, _A_QY], acc[du, _A_QZ], acc[du, _A_N] = qx, qy, qz, ns
             if i >= n or device[i] != d:
                 break
             # the full step for one sample
-            ti, x, y, z = t[i], ax[i], ay[i], az[i]
+            iu = np.uint64(i)
+            ti, x, y, z = t[iu], ax[iu], ay[iu], az[iu]
             if ti * 0.0 + x * 0.0 + y * 0.0 + z * 0.0 != 0.0:  # NaN or inf (0 * inf is NaN)
-                counts[d, 0] += 1
+                counts[du, 0] += 1
                 i += 1
                 continue
             if ti <= lt:
-                counts[d, 1] += 1
+                counts[du, 1] += 1
                 i += 1
                 continue
             m2 = x * x + y * y + z * z
             # 1. decide a pending candidate once its stillness window has elapsed
             if ti >= t_dec:
-                if _decide(cand[d], acc[d], prm):
+                if _decide(cand[du], acc[du], prm):
                     ev_pos[k] = i
-                    ev_t[k] = cand[d, _C_TIMP]
+                    ev_t[k] = cand[du, _C_TIMP]
                     k += 1
-                    counts[d, 2] += 1
+                    counts[du, 2] += 1
                 t_set = np.inf
                 t_dec = np.inf
             # 2. gravity low-pass (the first sample of a device starts it at the reading)
@@ -524,22 +529,22 @@ def _update(
                 run_peak = m2
             if ti >= nsnap:
                 slot = int(n_snap) % RING
-                ring[d, slot, 0] = gx
-                ring[d, slot, 1] = gy
-                ring[d, slot, 2] = gz
-                ring[d, slot, _R_T] = ti
-                ring[d, slot, _R_PEAK] = run_peak
+                ring[du, slot, 0] = gx
+                ring[du, slot, 1] = gy
+                ring[du, slot, 2] = gz
+                ring[du, slot, _R_T] = ti
+                ring[du, slot, _R_PEAK] = run_peak
                 run_peak = 0.0
                 n_snap += 1.0
                 nsnap = ti + snap_s
             # 3. impacts: start, refine or replace a candidate (direct element access:
             # an array view here costs reference counting on every impact sample)
             if m2 >= imp2:
-                if t_dec < np.inf and ti <= cand[d, _C_TWIN]:
-                    if m2 > cand[d, _C_PEAK2]:
-                        cand[d, _C_PEAK2] = m2
-                        cand[d, _C_TIMP] = ti
-                        cand[d, _C_TWIN] = ti + imp_win
+                if t_dec < np.inf and ti <= cand[du, _C_TWIN]:
+                    if m2 > cand[du, _C_PEAK2]:
+                        cand[du, _C_PEAK2] = m2
+                        cand[du, _C_TIMP] = ti
+                        cand[du, _C_TWIN] = ti + imp_win
                         t_set = ti + settle
                         t_dec = ti + decide
                 else:
@@ -548,21 +553,21 @@ def _update(
                     t_dec = ti + decide
             elif ti >= t_set:
                 # 4. stillness-window statistics
-                acc[d, _A_SX] += x
-                acc[d, _A_SY] += y
-                acc[d, _A_SZ] += z
-                acc[d, _A_QX] += x * x
-                acc[d, _A_QY] += y * y
-                acc[d, _A_QZ] += z * z
-                acc[d, _A_N] += 1.0
+                acc[du, _A_SX] += x
+                acc[du, _A_SY] += y
+                acc[du, _A_SZ] += z
+                acc[du, _A_QX] += x * x
+                acc[du, _A_QY] += y * y
+                acc[du, _A_QZ] += z * z
+                acc[du, _A_N] += 1.0
             if m2 < ff2:
                 if ti - llow > ff_win:
                     # a free fall starts (none in the window before it): where the
                     # segment pointed then
-                    drop[d, _D_T] = ti
-                    drop[d, _D_X] = gx
-                    drop[d, _D_Y] = gy
-                    drop[d, _D_Z] = gz
+                    drop[du, _D_T] = ti
+                    drop[du, _D_X] = gx
+                    drop[du, _D_Y] = gy
+                    drop[du, _D_Z] = gz
                 llow = ti
             lt = ti
             i += 1
