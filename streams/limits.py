@@ -46,10 +46,15 @@ it. The rule fires once the run has lasted ``sustain_s``, at least ``min_fractio
 (80 %) of its readings were beyond the limit (isolated artefact spikes never are) and no
 episode is open; the
 episode then stays open until the sign has stayed on the normal side of the (wider)
-exit limit for ``clear_s`` (hysteresis, IEC 60601-1-8 alarm latching). The alert's
-``start`` is the run's first reading, so a replay finds the same start and the same
-alert id. Readings with a time not after the device's previous one are ignored (at-least-
-once replay cannot move the state); missing (NaN) signs carry no information.
+exit limit for ``clear_s`` (hysteresis, IEC 60601-1-8 alarm latching): a new violation
+of the sign meanwhile (the person's own baseline beyond the exit limit, or a second
+episode a few seconds after the first) is covered by the open alarm and raises nothing
+new. The reading that clears the episode is reported too (the processor publishes it as
+the alarm's *clear* record, its ``end``), so consumers know how long the alarm was
+active. The alert's ``start`` is the run's first reading, so a replay finds the same
+start and the same alert id. Readings with a time not after the device's previous one
+are ignored (at-least-once replay cannot move the state); missing (NaN) signs carry no
+information.
 """
 
 from __future__ import annotations
@@ -90,7 +95,8 @@ RULES: tuple[Rule, ...] = (
 N_RULES = len(RULES)
 
 #: Per (device, rule) state columns: run start, newest reading beyond the entry limit,
-#: newest reading beyond the exit limit, episode open.
+#: newest reading beyond the exit limit, episode open and the run start of the open
+#: episode (its alert's ``start``, so its clear record carries the same alert id).
 RULE_STATE = {
     "since": ("f8", np.nan),
     "last_out": ("f8", -np.inf),
@@ -99,6 +105,7 @@ RULE_STATE = {
     "n_all": ("f8", 0.0),
     "open": ("i1", 0),
     "abrupt": ("i1", 0),
+    "opened": ("f8", np.nan),
 }
 #: Per device state columns: last step count, time it last advanced, last reading time.
 DEVICE_STATE = {
@@ -151,6 +158,7 @@ def _limits(
     n_all: np.ndarray,
     is_open: np.ndarray,
     abrupt: np.ndarray,
+    opened: np.ndarray,
     d_steps: np.ndarray,
     d_stepped: np.ndarray,
     d_last: np.ndarray,
@@ -160,13 +168,17 @@ def _limits(
     ev_row: np.ndarray,
     ev_rule: np.ndarray,
     ev_start: np.ndarray,
+    cl_row: np.ndarray,
+    cl_rule: np.ndarray,
+    cl_start: np.ndarray,
     active_out: np.ndarray,
-) -> int:
+) -> tuple[int, int]:
     sustain, grace, clear, active_s, tau = timing[0], timing[1], timing[2], timing[3], timing[4]
     frac, slow_tau = timing[5], timing[6]
     n_rules = table.shape[0]
     n_signs = values.shape[1]
     k = 0
+    m = 0  # episodes cleared
     for i in range(t.size):
         d = dev[i]
         ti = t[i]
@@ -230,12 +242,17 @@ def _limits(
                     and n_out[j] >= frac * n_all[j]
                 ):
                     is_open[j] = 1
+                    opened[j] = since[j]
                     ev_row[k] = i
                     ev_rule[k] = r
                     ev_start[k] = since[j]
                     k += 1
             if is_open[j] != 0 and ti - last_abn[j] >= clear:
                 is_open[j] = 0
+                cl_row[m] = i
+                cl_rule[m] = r
+                cl_start[m] = opened[j]
+                m += 1
         # baselines after the rules (a reading is compared with the past, not itself)
         for c in range(n_signs):
             x = values[i, c]
@@ -251,19 +268,25 @@ def _limits(
                 base[j] = b + (x - b) * (dt / (tau + dt))
                 slow[j] += (x - slow[j]) * (dt / (slow_tau + dt))
             base_t[j] = ti
-    return k
+    return k, m
 
 
 @dataclass(frozen=True)
 class LimitEvents:
     """Rules that fired: ``row`` (into the batch), ``rule`` (into :data:`RULES`) and
     ``start`` (first reading of the run); ``active`` flags every row read while the
-    device was stepping."""
+    device was stepping. ``cleared_row``, ``cleared_rule`` and ``cleared_start``: the
+    episodes that cleared (the reading that ended them, their rule and their alert's
+    ``start``), so an alarm's end is known (a latched episode covers every violation of
+    its sign until it clears, docs/STREAMS.md)."""
 
     row: np.ndarray
     rule: np.ndarray
     start: np.ndarray
     active: np.ndarray
+    cleared_row: np.ndarray
+    cleared_rule: np.ndarray
+    cleared_start: np.ndarray
 
 
 def check_limits(
@@ -302,10 +325,11 @@ def check_limits(
     ev_row = np.empty(n * table.shape[0] if n else 0, np.int64)
     ev_rule = np.empty_like(ev_row)
     ev_start = np.empty(ev_row.size, np.float64)
+    cl_row, cl_rule, cl_start = np.empty_like(ev_row), np.empty_like(ev_row), ev_start.copy()
     active = np.zeros(n, np.bool_)
     if n == 0:
-        return LimitEvents(ev_row, ev_rule, ev_start, active)
-    k = _limits(
+        return LimitEvents(ev_row, ev_rule, ev_start, active, cl_row, cl_rule, cl_start)
+    k, m = _limits(
         np.ascontiguousarray(dev, dtype=np.int64),
         np.ascontiguousarray(t, dtype=np.float64),
         np.ascontiguousarray(values, dtype=np.float64),
@@ -329,6 +353,7 @@ def check_limits(
         rule_state["n_all"],
         rule_state["open"],
         rule_state["abrupt"],
+        rule_state["opened"],
         device_state["steps"],
         device_state["stepped"],
         device_state["last_t"],
@@ -338,6 +363,17 @@ def check_limits(
         ev_row,
         ev_rule,
         ev_start,
+        cl_row,
+        cl_rule,
+        cl_start,
         active,
     )
-    return LimitEvents(ev_row[:k].copy(), ev_rule[:k].copy(), ev_start[:k].copy(), active)
+    return LimitEvents(
+        ev_row[:k].copy(),
+        ev_rule[:k].copy(),
+        ev_start[:k].copy(),
+        active,
+        cl_row[:m].copy(),
+        cl_rule[:m].copy(),
+        cl_start[:m].copy(),
+    )

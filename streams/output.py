@@ -84,9 +84,10 @@ class Output:
         self.alerts.append(alert)
 
     def mirror_alerts(self) -> None:
-        """Queue the ``alert`` measurement points of the alerts raised so far."""
+        """Queue the ``alert`` measurement points of the alerts raised so far (not the
+        clear records of alarms, which end an alert rather than raise one)."""
         for kind in ("sensitive", "public"):
-            group = [a for a in self.alerts if TYPES[a.type] == kind]
+            group = [a for a in self.alerts if TYPES[a.type] == kind and a.end is None]
             if group:
                 cols = mirror_columns(group)
                 self.write(

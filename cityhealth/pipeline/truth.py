@@ -11,10 +11,18 @@ An event counts as *alerted* when at least one alert
   in their evidence, the signal must be the event's signal, :data:`SIGNALS`),
 * is about the same subject (the device's pseudonym or station id; for district-wide
   episodes also any alert whose ``district`` or subject is the event's district), and
-* has a sensor time inside ``[start - before_s, end + after_s]``.
+* is *active* at some time inside ``[start - before_s, end + after_s]``: an alert is
+  active at its sensor time; a clinical limit alarm (:data:`LATCHING`) from its raise until
+  its clear record (the record of the same id with ``end`` set), or until the end of the
+  run when it never cleared.
 
 This is the usual event-level (not sample-level) detection criterion of fall and anomaly
-benchmarks: an event is detected if any alert overlaps it within a tolerance.
+benchmarks: an event is detected if any alert overlaps it within a tolerance. Latched
+alarms count because that is what they mean: a limit alarm stays active until its sign
+has been back to normal for ``limit_clear_s`` (streams.limits), so a second violation of
+the sign meanwhile (a tachycardia a few seconds after the previous one ended, a resident
+whose night-time heart rate already sits at the bradycardia limit) raises no new alert,
+while the caregiver already has an active alarm for it.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from streams.limits import RULES
 
 #: Alert types that count as the detection of each ground-truth event type. For the
 #: :data:`NUISANCE` types (look-alikes and sensor faults that should raise nothing) they are
@@ -57,6 +67,9 @@ SIGNALS: dict[str, frozenset[str]] = {
     "no2_episode": frozenset({"no2"}),
     "o3_episode": frozenset({"o3"}),
 }
+#: Alert types of the clinical limit alarms, active from their raise until their clear
+#: record (streams.limits: IEC 60601-1-8 latching).
+LATCHING = frozenset(rule.name for rule in RULES)
 #: Event types whose scope is a whole district (any station/district alert may match).
 DISTRICT_SCOPE = frozenset({"pm25_episode", "no2_episode", "o3_episode", "heat_episode"})
 #: Extra settle time (s) of events whose abnormal part starts after their labelled start:
@@ -103,6 +116,28 @@ def compatible(event_type: str, alert: Mapping[str, Any]) -> bool:
     return alert.get("type") != "anomaly" or signal is None or wanted is None or signal in wanted
 
 
+def active_spans(alerts: list[Mapping[str, Any]]) -> dict[int, tuple[float, float]]:
+    """When each alert record's alert was active: ``id(record) -> (from, to)``.
+
+    A record's own sensor time, except for :data:`LATCHING` alarms: every record of one
+    alert id spans from its first sensor time to the ``end`` of its clear record (infinite
+    while it never cleared).
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    spans: dict[int, tuple[float, float]] = {}
+    for alert in alerts:
+        ts = float(alert["sensor_ts"])
+        if alert.get("type") in LATCHING:
+            groups[_alert_id(alert)].append(alert)
+        else:
+            spans[id(alert)] = (ts, ts)
+    for records in groups.values():
+        ends = [float(a["end"]) for a in records if a.get("end") is not None]
+        span = (min(float(a["sensor_ts"]) for a in records), min(ends, default=float("inf")))
+        spans.update((id(a), span) for a in records)
+    return spans
+
+
 def event_subjects(event: Mapping[str, Any], pseudonym: Callable[[str, str], str]) -> set[str]:
     """Subjects an alert about ``event`` may carry (pseudonym, station id, district)."""
     subjects = {pseudonym(str(event["family"]), str(event["device_id"]))}
@@ -143,11 +178,13 @@ def match_truth(
         "missed": [event, ...] (first 50), "unmatched_alerts": int}``. ``events`` and
         ``alerted`` count the events that should alert (not :data:`NUISANCE` ones, whose
         ``alerted`` in ``by_type`` counts false alarms); ``unmatched_alerts`` counts alerts
-        that detect no such event (false alarms or unlabelled causes); ``too_late``
+        (distinct ids: an alarm and its clear record are one) that detect no such event
+        (false alarms or unlabelled causes); ``too_late``
         counts events left out because they began too close to the end of the traffic.
     """
     by_subject: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     alert_list = list(alerts)
+    spans = active_spans(alert_list)
     for alert in alert_list:
         by_subject[str(alert.get("subject"))].append(alert)
         district = alert.get("district")
@@ -171,7 +208,11 @@ def match_truth(
             candidates += by_subject.get(subject, [])
         if etype in DISTRICT_SCOPE and event.get("district"):
             candidates += by_subject.get(f"district:{event['district']}", [])
-        hits = [a for a in candidates if lo <= float(a["sensor_ts"]) <= hi and compatible(etype, a)]
+        hits = [
+            a
+            for a in candidates
+            if spans[id(a)][0] <= hi and spans[id(a)][1] >= lo and compatible(etype, a)
+        ]
         by_type[etype]["events"] += 1
         by_type[etype]["alerted"] += bool(hits)
         if etype in NUISANCE:
@@ -187,6 +228,14 @@ def match_truth(
         "alerted": alerted,
         "by_type": {k: by_type[k] for k in sorted(by_type)},
         "missed": missed,
-        "unmatched_alerts": sum(1 for a in alert_list if id(a) not in used),
+        "unmatched_alerts": len(
+            {_alert_id(a) for a in alert_list} - {_alert_id(a) for a in alert_list if id(a) in used}
+        ),
         "too_late": too_late,
     }
+
+
+def _alert_id(alert: Mapping[str, Any]) -> str:
+    """The alert's id (its records share it), or (type, subject, start) without one."""
+    fallback = f"{alert.get('type')}|{alert.get('subject')}|{alert.get('start')}"
+    return str(alert.get("id") or fallback)

@@ -205,14 +205,22 @@ class Processor:
 
     def raise_alert(self, out: Output, device: int, **fields: Any) -> None:
         """An alert about local device ``device`` (subject id, kind and district filled)."""
+        self.alert(out, self._device_alert(device, fields))
+
+    def clear_alert(self, out: Output, device: int, **fields: Any) -> None:
+        """The *clear* record of an alarm of local device ``device``: the alarm's id
+        (``type``, subject, ``start``) with its ``end`` set. Published like an alert but
+        no new alert: the district board does not count it."""
+        out.alert(self._device_alert(device, fields))
+
+    def _device_alert(self, device: int, fields: dict[str, Any]) -> Alert:
         index = self.state.index
-        alert = Alert(
+        return Alert(
             subject=index.ids[device],
             subject_kind=self.subject_kind,  # type: ignore[arg-type]
             district=index.districts[index.district_code[device]],
             **fields,
         )
-        self.alert(out, alert)
 
     def row_tags(self, batch: ColumnarBatch, rows: Rows) -> dict[str, Coded]:
         """``device``/``district``/``family`` tags of each row as the batch carries them,

@@ -12,7 +12,9 @@ batch that carries the reading.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -28,6 +30,7 @@ from streams.limits import (
     RULE_STATE,
     RULES,
     SIGN_STATE,
+    Rule,
     Timing,
     check_limits,
     rule_table,
@@ -106,6 +109,30 @@ def _prepare(
                 x[k] = col[i]
                 k += 1
     return present, rows, matrix, fresh_steps, row, series, t, x
+
+
+def _rule_events(
+    rows: Rows,
+    fresh: np.ndarray,
+    signs: np.ndarray,
+    row: np.ndarray,
+    rule: np.ndarray,
+    start: np.ndarray,
+) -> Iterator[tuple[int, Rule, int, dict[str, Any]]]:
+    """Limit rule events (raised or cleared, :class:`streams.limits.LimitEvents`) as
+    ``(fresh row j, rule, local device, alert fields)``; the fields every record of the
+    rule's alarm has: ``type``, ``severity``, ``start`` (the alarm's), ``sensor_ts`` and
+    ``value`` (the reading's)."""
+    for j, r, s in zip(row.tolist(), rule.tolist(), start.tolist(), strict=True):
+        i = int(fresh[j])
+        common = {
+            "type": RULES[r].name,
+            "severity": "critical",
+            "start": s,
+            "sensor_ts": float(rows.ts[i]),
+            "value": float(signs[j, SIGNALS.index(RULES[r].sign)]),
+        }
+        yield j, RULES[r], int(rows.dev[i]), common
 
 
 @dataclass(frozen=True)
@@ -232,27 +259,33 @@ class VitalsProcessor(Processor):
         )
         active[fresh] = ev.active
         self._news2_alerts(dev, ts, signs, out)
-        for j, r, start in zip(ev.row.tolist(), ev.rule.tolist(), ev.start.tolist(), strict=True):
-            rule = RULES[r]
-            i = int(fresh[j])
-            x = float(signs[j, SIGNALS.index(rule.sign)])
+        raised = _rule_events(rows, fresh, signs, ev.row, ev.rule, ev.start)
+        for j, rule, device, common in raised:
+            x, at, start = common["value"], common["sensor_ts"], common["start"]
             limit = rule.enter_active if ev.active[j] else rule.enter
             self.raise_alert(
                 out,
-                int(rows.dev[i]),
-                type=rule.name,
-                severity="critical",
-                start=start,
-                sensor_ts=float(rows.ts[i]),
+                device,
+                **common,
                 message=f"{rule.sign} {x:g} {'>=' if rule.direction > 0 else '<='} {limit:g}",
-                value=x,
                 evidence={
                     "signal": rule.sign,
                     "value": x,
                     "limit": limit,
-                    "sustained_s": float(rows.ts[i]) - start,
+                    "sustained_s": at - start,
                     "active": bool(ev.active[j]),
                 },
+            )
+        ended = _rule_events(rows, fresh, signs, ev.cleared_row, ev.cleared_rule, ev.cleared_start)
+        for _, rule, device, common in ended:
+            x, at, start = common["value"], common["sensor_ts"], common["start"]
+            self.clear_alert(
+                out,
+                device,
+                **common,
+                end=at,
+                message=f"{rule.sign} {x:g}: cleared after {at - start:.0f} s",
+                evidence={"signal": rule.sign, "value": x, "cleared": True},
             )
         return active
 

@@ -76,6 +76,24 @@ def test_anomaly_signal_must_fit_the_event() -> None:
     assert match_truth(events, [fall], PSEUDO)["alerted"] == 0
 
 
+def test_a_latched_limit_alarm_covers_events_until_its_clear_record() -> None:
+    pid = PSEUDO("wearable", "w-1")
+    # raised at 40 for an episode from 30; a second tachycardia from 58 s (the alarm still
+    # latched: it raised nothing new); a third from 120, after the alarm cleared at 75
+    events = [event("tachycardia", "w-1", t, t + 15) for t in (30.0, 58.0, 120.0)]
+    raised = alert("tachycardia", pid, 40.0, start=30.0, id="a1")
+    cleared = alert("tachycardia", pid, 75.0, start=30.0, id="a1", end=75.0)
+    result = match_truth(events, [raised, cleared], PSEUDO)
+    assert result["by_type"]["tachycardia"] == {"events": 3, "alerted": 2}
+    assert [e["start"] for e in result["missed"]] == [120.0]
+    assert result["unmatched_alerts"] == 0  # one alarm, two records
+    # never cleared: active until the end of the run
+    assert match_truth(events, [raised], PSEUDO)["alerted"] == 3
+    # a fall (not latching) counts at its sensor time only
+    falls = [event("fall", "w-1", 30.0, 45.0), event("fall", "w-1", 120.0, 135.0)]
+    assert match_truth(falls, [alert("fall", pid, 40.0, start=40.0)], PSEUDO)["alerted"] == 1
+
+
 def test_nuisance_events_count_false_alarms_not_detections() -> None:
     pid = PSEUDO("eldercare", "h-1")
     events = [

@@ -85,6 +85,17 @@ def test_noise_around_the_limit_is_one_episode_and_a_new_one_after_clearing() ->
     assert ev.rule.tolist() == [RULE["bradycardia"]] * 2
 
 
+def test_an_episode_reports_the_reading_that_clears_it() -> None:
+    # two tachycardias 6 s apart are one latched alarm; it clears 10 s after the second
+    hr = [70] * 5 + [140] * 10 + [70] * 6 + [140] * 10 + [70] * 15
+    dev, t, v = series(hr)
+    ev = Rules().run(dev, t, v)
+    assert ev.rule.tolist() == [RULE["tachycardia"]] and ev.start.tolist() == [T0 + 5]
+    assert ev.cleared_rule.tolist() == [RULE["tachycardia"]]
+    assert ev.cleared_start.tolist() == [T0 + 5]  # the alarm's start: its alert id
+    assert t[ev.cleared_row].tolist() == [T0 + 30 + 10]  # last beyond exit + clear_s
+
+
 def test_exertion_raises_the_limit_unless_the_onset_is_abrupt() -> None:
     # walking (steps advancing): a gradual rise to 130 is exercise, a jump 95 -> 135 is not
     gradual = np.concatenate([np.linspace(95, 130, 40), np.full(20, 130.0)])
@@ -134,6 +145,15 @@ def test_replayed_readings_change_nothing() -> None:
     assert first.row.size == 1 and again.row.size == 0
 
 
+def events(t: np.ndarray, ev: LimitEvents) -> list[tuple[str, float, int, float]]:
+    """Alarms raised and cleared: (kind, reading time, rule, alarm start)."""
+    raised = zip(t[ev.row].tolist(), ev.rule.tolist(), ev.start.tolist(), strict=True)
+    cleared = zip(
+        t[ev.cleared_row].tolist(), ev.cleared_rule.tolist(), ev.cleared_start.tolist(), strict=True
+    )
+    return [("raised", *e) for e in raised] + [("cleared", *e) for e in cleared]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
@@ -150,17 +170,13 @@ def test_any_chunking_equals_one_shot(rows, cuts) -> None:
     steps = np.where(np.arange(n) % 40 < 20, np.arange(n) // 2, 0).astype(float)
     one = Rules(3)
     whole = one.run(dev, t, values, steps)
-    expected = list(
-        zip(t[whole.row].tolist(), whole.rule.tolist(), whole.start.tolist(), strict=True)
-    )
+    expected = events(t, whole)
     chunked = Rules(3)
-    got: list[tuple[float, int, float]] = []
+    got: list[tuple[str, float, int, float]] = []
     bounds = sorted({0, n, *(c for c in cuts if c < n)})
     for lo, hi in itertools.pairwise(bounds):
-        ev = chunked.run(dev[lo:hi], t[lo:hi], values[lo:hi], steps[lo:hi])
-        fired = t[lo:hi][ev.row].tolist()
-        got += list(zip(fired, ev.rule.tolist(), ev.start.tolist(), strict=True))
-    assert got == expected
+        got += events(t[lo:hi], chunked.run(dev[lo:hi], t[lo:hi], values[lo:hi], steps[lo:hi]))
+    assert sorted(got) == sorted(expected)
     for mine, theirs in ((one.rules, chunked.rules), (one.signs, chunked.signs)):
         state_a, state_b = mine.export_state(np.arange(3)), theirs.export_state(np.arange(3))
         for key in state_a:

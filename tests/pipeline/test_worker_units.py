@@ -248,3 +248,29 @@ def test_news2_alerts_are_decided_in_the_batch_of_the_reading_and_chunk_invarian
     assert len(seen) == len(one_shot)
     for per_batch in (1, 7, 50, 301):
         assert sorted(news2_alerts(per_batch)) == sorted(one_shot)
+
+
+def test_a_limit_alarm_publishes_its_clear_record_under_its_id() -> None:
+    """A latched limit alarm (streams.limits) ends with a clear record: same id, ``end``
+    set to the clearing reading; the district board does not count it as an alert and the
+    ``alert`` measurement does not mirror it."""
+    seconds = np.arange(60)
+    hr = np.where((seconds >= 10) & (seconds < 30), 140.0, 70.0)  # clears at 29 + 10 s
+    payload = synthetic_batch(
+        "vitals", DEVICES[:1], np.zeros(60, np.int64), T0 + seconds.astype(float),
+        heart_rate=hr, spo2=np.full(60, 97.0), body_temp=np.full(60, 36.7),
+        respiration_rate=np.full(60, 15.0),
+    )  # fmt: skip
+    proc = VitalsProcessor(services())
+    out = run(proc, [payload])
+    raised, cleared = [a for a in out.alerts if a.type == "tachycardia"]
+    assert (raised.end, cleared.id, cleared.start) == (None, raised.id, T0 + 10)
+    assert cleared.end == cleared.sensor_ts == T0 + 39
+    assert cleared.evidence["cleared"] is True
+    assert sum(proc.services.board._alerts.values()) == 1  # the board's alert count
+    mirror = Output(proc.dbs)
+    mirror.alert(raised)
+    mirror.alert(cleared)
+    mirror.mirror_alerts()
+    lines = b"\n".join(mirror.bodies[proc.dbs.sensitive]).split(b"\n")
+    assert [line.split(b",")[0] for line in lines] == [b"alert"]
