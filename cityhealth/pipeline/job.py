@@ -29,6 +29,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from cityhealth.pipeline.channels import RAW_MEASUREMENTS, database_name, raw_channels
@@ -221,7 +222,12 @@ class UpJob:
             proc = self.sup[part]
             code = proc.poll()
             if code is not None:
-                raise UpError(f"{part} exited with {code} before {what}; see {proc.log_path}")
+                # escaped: ``cityhealth up`` prints the error as rich markup, and log
+                # lines hold brackets ("[INFO]", "[/path]") rich would parse as tags
+                raise UpError(
+                    f"{part} exited with {code} before {what}; see {proc.log_path}, "
+                    f"which ends:\n{escape(proc.log_tail())}"
+                )
             if time.monotonic() > deadline:
                 raise UpError(f"{part}: not {what} after {self.opts.ready_timeout:.0f} s")
             time.sleep(0.2)

@@ -159,6 +159,17 @@ class ManagedProcess:
         self.start()
         return f"{self.name} exited with {code}; restarted (#{self.incarnation})"
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines its current incarnation wrote (for error messages: a
+        part that died at start-up says why in its log, which CI throws away)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        header = f"=== cityhealth up: start {self.name} #{self.incarnation} "
+        text = text[max(text.rfind(header), 0) :]
+        return "\n".join(text.splitlines()[-lines:])
+
     def _record(self, code: int) -> None:
         if len(self.exit_codes) <= self.incarnation:
             self.exit_codes.append(code)

@@ -3,6 +3,9 @@ specs. No services: these functions take plain data (the e2e tests run the real 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import SecretStr
@@ -18,6 +21,7 @@ from cityhealth.pipeline.summary import (
     latency_by_type,
     percentiles,
 )
+from cityhealth.pipeline.supervisor import ManagedProcess
 from cityhealth.pipeline.truth import Tolerance, match_truth
 from cityhealth.settings import Settings
 from ingest.deadletter import encode_deadletter
@@ -214,3 +218,18 @@ def test_redelivered_dead_letter_has_the_same_digest() -> None:
     assert dead_letter_reason(first)[0] == "json"
     assert dead_letter_reason(first)[1] != dead_letter_reason(other)[1]
     assert dead_letter_reason(b"not json")[0] == "?"
+
+
+def test_a_parts_log_tail_is_its_current_incarnations(tmp_path: Path) -> None:
+    """``cityhealth up`` quotes it when a part dies before it is ready (CI keeps no logs)."""
+    script = "import sys; print('line 1'); print('failed: ' + sys.argv[1]); sys.exit(1)"
+    part = ManagedProcess(
+        "worker", lambda n: [sys.executable, "-c", script, f"#{n}"], {}, tmp_path / "w.log"
+    )
+    for _ in range(2):
+        part.start()
+        assert part.wait(30) == 1
+    tail = part.log_tail()
+    assert tail.splitlines()[0].startswith("=== cityhealth up: start worker #1 ")
+    assert tail.splitlines()[1:] == ["line 1", "failed: #1"]
+    assert part.log_tail(lines=1) == "failed: #1"
