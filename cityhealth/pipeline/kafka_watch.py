@@ -221,7 +221,8 @@ class KafkaWatch:
                             continue
                         alert["kafka_ts"] = rec.timestamp / 1000.0
                         s.alerts.append(alert)
-                        s.alert_types[str(alert.get("type"))] += 1
+                        if alert.get("end") is None:  # a clear record is no new alert
+                            s.alert_types[str(alert.get("type"))] += 1
                 else:
                     s.dead_letters += len(records)
                     for rec in records:

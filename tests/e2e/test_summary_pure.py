@@ -3,16 +3,19 @@ specs. No services: these functions take plain data (the e2e tests run the real 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from aiokafka import TopicPartition
 from pydantic import SecretStr
 
 from cityhealth.pipeline.channels import RAW_MEASUREMENTS, raw_channels
 from cityhealth.pipeline.chaos import ChaosEvent, ChaosSpecError
-from cityhealth.pipeline.kafka_watch import dead_letter_reason
+from cityhealth.pipeline.kafka_watch import KafkaWatch, dead_letter_reason
 from cityhealth.pipeline.summary import (
     alert_latencies,
     alerts_section,
@@ -233,3 +236,16 @@ def test_a_parts_log_tail_is_its_current_incarnations(tmp_path: Path) -> None:
     assert tail.splitlines()[0].startswith("=== cityhealth up: start worker #1 ")
     assert tail.splitlines()[1:] == ["line 1", "failed: #1"]
     assert part.log_tail(lines=1) == "failed: #1"
+
+
+def test_the_live_count_of_alerts_by_type_leaves_clear_records_out() -> None:
+    watch = KafkaWatch({}, "alerts", "dead", ["vitals"], "group")
+    records = [
+        {"id": "a", "type": "tachycardia", "sensor_ts": 10.0, "end": None},
+        {"id": "a", "type": "tachycardia", "sensor_ts": 30.0, "end": 30.0},
+    ]
+    batch = [SimpleNamespace(value=json.dumps(r).encode(), timestamp=31_000) for r in records]
+    watch._absorb({TopicPartition("alerts", 0): batch})
+    watch._loop.close()  # never started
+    state = watch.snapshot()
+    assert len(state.alerts) == 2 and state.alert_types == {"tachycardia": 1}
