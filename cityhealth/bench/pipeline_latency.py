@@ -22,7 +22,7 @@ count in ``unmatched``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,30 +117,31 @@ def stage_split(
     return out
 
 
-async def _records(kafka: Mapping[str, Any], topic: str, committed: bool) -> list[Any]:
-    """Every record now in ``topic``, partition by partition."""
+async def _chunks(
+    kafka: Mapping[str, Any], topic: str, committed: bool
+) -> AsyncIterator[list[Any]]:
+    """Every record now in ``topic``, partition by partition, one fetch at a time (a full
+    ``district`` run's streams hold gigabytes: they are never all in memory)."""
     from aiokafka import TopicPartition
 
     from streams.checkpoint import committed_reader
 
     consumer = committed_reader(kafka, "read_committed" if committed else "read_uncommitted")
     await consumer.start()
-    out: list[Any] = []
     try:
         await consumer._client.force_metadata_update()
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
-            return out
+            return
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         for tp in tps:
             while await consumer.position(tp) < end[tp]:
                 batch = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
-                out.extend(r for r in batch if r.offset < end[tp])
+                yield [r for r in batch if r.offset < end[tp]]
     finally:
         await consumer.stop()
-    return out
 
 
 async def _measure(kafka: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -150,10 +151,11 @@ async def _measure(kafka: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     from ingest.batch.codec import decode
 
     records = []
-    for rec in await _records(kafka, prefix + "alerts", committed=True):
-        alert = json.loads(rec.value)
-        alert["kafka_ts"] = rec.timestamp / 1000.0
-        records.append(alert)
+    async for chunk in _chunks(kafka, prefix + "alerts", committed=True):
+        for rec in chunk:
+            alert = json.loads(rec.value)
+            alert["kafka_ts"] = rec.timestamp / 1000.0
+            records.append(alert)
     alerts, _, _ = unique_alerts(records)  # the first record of each alert, as `up` counts
     wanted: dict[str, list[float]] = {}
     for a in alerts:
@@ -161,11 +163,13 @@ async def _measure(kafka: Mapping[str, Any], prefix: str) -> dict[str, Any]:
             wanted.setdefault(str(a.get("subject")), []).append(float(a["sensor_ts"]))
     sightings: dict[tuple[str, float], Sighting] = {}
     for stream in ("vitals", "motion", "home"):
-        records = await _records(kafka, prefix + stream, committed=False)
-        decoded = ((r.timestamp / 1000.0, decode(r.value)) for r in records)
-        for key, seen in first_sightings(decoded, wanted).items():
-            if key not in sightings or seen.kafka_ts < sightings[key].kafka_ts:
-                sightings[key] = seen
+        if not wanted:
+            break
+        async for chunk in _chunks(kafka, prefix + stream, committed=False):
+            decoded = ((r.timestamp / 1000.0, decode(r.value)) for r in chunk)
+            for key, seen in first_sightings(decoded, wanted).items():
+                if key not in sightings or seen.kafka_ts < sightings[key].kafka_ts:
+                    sightings[key] = seen
     return stage_split(alerts, sightings)
 
 
