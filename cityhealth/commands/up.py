@@ -62,6 +62,15 @@ def up(
     match_after: Annotated[
         float, typer.Option(help="Seconds an alert may follow a truth event's end.")
     ] = 10.0,
+    end_session: Annotated[
+        bool,
+        typer.Option(
+            "--end-session/--keep-session",
+            help="After a completed drain, discard the bridge's persistent MQTT session "
+            "(a throw-away run, e.g. with its own topic prefix). Kept by default: the next "
+            "run resumes it and receives what was published meanwhile.",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline end to end: stack, bridge, worker, simulators; drain; summary."""
     from rich.console import Console
@@ -96,6 +105,7 @@ def up(
         run_dir=run_dir,
         live=live,
         tolerance=Tolerance(match_before, match_after),
+        end_session=end_session,
     )
     job = UpJob(get_settings(), options, console)
     try:

@@ -40,6 +40,7 @@ from cityhealth.pipeline.summary import build_summary
 from cityhealth.pipeline.supervisor import CLI, ManagedProcess, Supervisor, SupervisorError
 from cityhealth.pipeline.truth import Tolerance
 from cityhealth.settings import Settings
+from ingest.bridge.retire import end_session
 from ingest.kafka_client import kafka_client_kwargs
 from streams.config import app_id
 
@@ -70,6 +71,7 @@ class UpOptions:
     live: bool = True
     tolerance: Tolerance = field(default_factory=Tolerance)
     ready_timeout: float = 180.0
+    end_session: bool = False
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -108,6 +110,7 @@ class UpJob:
         self._t0 = 0.0
         self.watch: KafkaWatch | None = None
         self.drain: dict[str, Any] = {}
+        self.bridge_session = "kept"  # "ended" after --end-session and a completed drain
         self.rates = RateMeter()
         self._stored_live: dict[str, int] = {}
         self._stored_at = 0.0
@@ -410,8 +413,22 @@ class UpJob:
             self.sup.stop_all([SIMULATE, BRIDGE, WORKER])
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        self._retire_bridge_session()
         summary = self.finish()
         return summary
+
+    def _retire_bridge_session(self) -> None:
+        """With ``--end-session``, discard the bridge's MQTT session once the drain
+        completed: every message of the run is stored, and a throw-away session left on
+        the broker would queue a copy of every later message (ingest.bridge.retire)."""
+        self.bridge_session = "kept"
+        if not (self.opts.end_session and self.drain.get("completed")):
+            return
+        if end_session(self.settings, bridge_client_id(self.settings)):
+            self.bridge_session = "ended"
+        else:
+            self.bridge_session = "end failed"
+            self._note("could not end the bridge's MQTT session (broker did not accept)")
 
     def _simulators_done(self) -> bool:
         return self.sup[SIMULATE].poll() is not None
@@ -550,6 +567,7 @@ class UpJob:
                 "simulated": {"start": sim["start"], "end": sim["end"]},
                 "undecodable_alerts": state.undecodable_alerts,
                 "drain": self.drain,
+                "bridge_session": self.bridge_session,
                 "processes": self.sup.report(),
                 "chaos": [vars(r) for r in self.chaos_records],
                 "run_dir": str(self.run_dir),

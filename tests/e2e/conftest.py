@@ -38,6 +38,9 @@ COMMON = (
     "--no-live",
     "--drain-timeout",
     "180",
+    # every run has its own topic prefix: a session left behind would make the session
+    # broker queue (and persist) a copy of every later test's messages
+    "--end-session",
 )
 
 

@@ -4,14 +4,22 @@ become dead letters with reasons."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cityhealth.pipeline.job import bridge_client_id
 from cityhealth.pipeline.summary import check_shape
 from cityhealth.pipeline.truth import REQUIRED
 from cityhealth.settings import Settings
 from ingest.deadletter import decode_deadletter
 from ingest.kafka_client import kafka_client_kwargs
 from ingest.kafka_topics import topics_for
+from ingest.mqtt_auth import mqtt_credentials
 from ingest.topic_reader import read_to_end
 
 
@@ -20,6 +28,38 @@ def test_run_drains_and_summary_has_the_contract_shape(smoke: dict[str, Any]) ->
     assert check_shape(smoke) == []
     assert smoke["drain"]["completed"], smoke["drain"]
     assert smoke["influx"]["api"] == "v1"
+
+
+def test_throwaway_bridge_session_is_ended(smoke: dict[str, Any], smoke_settings: Settings) -> None:
+    """``--end-session`` after a completed drain: the broker holds no session for the run's
+    bridge any more (a reconnect with clean_start=0 finds none)."""
+    assert smoke["bridge_session"] == "ended"
+    present: list[bool] = []
+    connected = threading.Event()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=bridge_client_id(smoke_settings),
+        protocol=mqtt.MQTTv5,
+    )
+    client.username_pw_set(*mqtt_credentials(smoke_settings, "bridge"))
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        present.append(bool(flags.session_present))
+        connected.set()
+
+    client.on_connect = on_connect
+    expiry = Properties(PacketTypes.CONNECT)
+    expiry.SessionExpiryInterval = 0  # this probe leaves nothing behind either
+    client.connect(
+        smoke_settings.mqtt_host, smoke_settings.mqtt_port, clean_start=False, properties=expiry
+    )
+    client.loop_start()
+    try:
+        assert connected.wait(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert present == [False]
 
 
 def test_every_valid_reading_published_is_stored(smoke: dict[str, Any]) -> None:
