@@ -12,7 +12,10 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    ``min(impact_g, soft_impact_g)``. Crossings within ``impact_window_s`` of the current
    peak belong to the same event (falls often hit several times) and move the peak if
    larger; the peak's time is the reported fall time. A crossing later than that replaces
-   the candidate (e.g. a stumble well before the real impact).
+   the candidate (e.g. a stumble well before the real impact), unless it is weaker than
+   a pending impact of at least ``late_still_g`` (4.). No crossing starts a candidate
+   before the device has ``pre_s`` of history, nor within ``pre_s`` after a gap longer
+   than ``pre_s`` (3.): there is no orientation *before* then.
 2. **Free-fall evidence**: ``|a| < freefall_g`` at some point within ``freefall_window_s``
    before the first crossing. Hard impacts weaker than ``strong_impact_g`` need it.
 3. **Orientation change**: gravity direction before vs after. *Before* is a snapshot of a
@@ -22,7 +25,12 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    window. The angle between them (so no device axis is ever assumed) must reach
    ``angle_deg``.
 4. **Stillness**: over ``[t_imp + settle_s, t_imp + settle_s + still_s)`` the total
-   standard deviation of the acceleration vector stays below ``still_g``.
+   standard deviation of the acceleration vector stays below ``still_g``. After an
+   impact of at least ``late_still_g`` (3.52 g, Bourke 2007's trunk upper fall
+   threshold) a window that fails is followed by the next ``still_s`` window, up to
+   ``late_still_s`` later (the faller rolls or moves an arm first, as volunteers did on
+   real wrist recordings); meanwhile a weaker crossing counts as motion of that window,
+   not as a new candidate.
 5. **Hard or soft impact**: a peak of at least ``impact_g`` is a *hard* impact (2. applies).
    A peak between ``soft_impact_g`` and ``impact_g`` is a *soft* impact (slumps from a
    chair, impacts flattened by a 20-25 Hz output filter), accepted only when
@@ -72,8 +80,9 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    came first. ``drop_frac`` 0 switches the cue off.
 
 The decision is taken at the first sample at or after ``t_imp + settle_s + still_s``, so an
-event is emitted ``settle_s + still_s`` (2.0 s by default) after the impact, at the latest
-with the next batch that reaches that time; the reported time is the impact time.
+event is emitted ``settle_s + still_s`` (2.0 s by default; 3.0 s for a hard impact decided
+in its later window) after the impact, at the latest with the next batch that reaches
+that time; the reported time is the impact time.
 
 All windows are in seconds and the low-pass uses ``alpha = dt / (tau + dt)`` with the
 actual sample spacing, so irregular sampling between 20 and 200 Hz needs no tuning.
@@ -131,6 +140,8 @@ DEFAULTS: dict[str, float] = {
     "near_s": 1.5,
     "drop_frac": 0.25,
     "drop_max_g": 2.74,
+    "late_still_g": 3.52,
+    "late_still_s": 1.0,
 }
 """Default parameters (the ``balanced`` preset); see ``docs/kernels/fall.md`` for why."""
 
@@ -188,6 +199,11 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             p["near_s"],
             p["drop_frac"],
             p["drop_max_g"] ** 2 * g2,
+            p["late_still_g"] ** 2 * g2 if p["late_still_s"] > 0 else math.inf,
+            p["still_s"],
+            # a further window starts while the last one ended before this (seconds after
+            # the impact): whole windows up to late_still_s, robust to rounding
+            p["settle_s"] + p["still_s"] + p["late_still_s"] - 0.5 * p["still_s"],
         ],
         dtype=np.float64,
     )
@@ -236,12 +252,13 @@ def _index_range(device: np.ndarray) -> tuple[int, int]:
 def _snapshot_slots(
     ring: np.ndarray, n: int, t_pre: float, t_lead: float, t_prior: float, t_near: float,
     t_now: float,
-) -> tuple[int, int, float, float]:  # fmt: skip
+) -> tuple[int, int, float, float, bool]:  # fmt: skip
     """Slots of the newest snapshots taken at or before ``t_pre`` and ``t_lead``, and the
     loudness of the activity before: the smaller of the largest ``|a|^2`` of the slots
     taken in ``(t_prior, t_pre]`` and the *second* largest of those taken in
     ``(t_near, t_now)``, i.e. before the crossing's own sample (ongoing gait is loud in
-    two slots there, a fall's stumble or first hit in one); and the former alone.
+    two slots there, a fall's stumble or first hit in one); and the former alone; and
+    whether any snapshot is as old as ``t_pre``.
 
     Either slot falls back to the oldest snapshot when none is that old. One pass over
     the ring serves all look-ups.
@@ -270,7 +287,7 @@ def _snapshot_slots(
             elif pk > near:
                 near = pk
     lo = min(prior, near)
-    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), lo, prior
+    return (pre if pre >= 0 else oldest), (lead if lead >= 0 else oldest), lo, prior, pre >= 0
 
 
 @njit(cache=True)
@@ -375,18 +392,25 @@ def _prefetch_ahead(
 def _start_candidate(
     cand: np.ndarray, ring: np.ndarray, drop: np.ndarray, acc: np.ndarray, d: int, ti: float,
     m2: float, llow: float, n_snap: float, prm: np.ndarray,
-) -> None:  # fmt: skip
+) -> bool:  # fmt: skip
     """A crossing that starts (or replaces) device ``d``'s candidate: its orientation
     before and ``lead_s`` before, the loudness of the activity before, the free-fall cue
-    and the orientation when that free fall began; the stillness sums restart."""
+    and the orientation when that free fall began; the stillness sums restart.
+
+    Returns False, changing nothing, when the device's history does not reach ``pre_s``
+    back: no snapshot that old, or the newest one that old was taken more than ``pre_s``
+    before it (a gap: the device was off). There is no orientation *before* then.
+    """
     imp_win, ff_win, pre_s, lead_s, prior_s, near_s = (
         prm[2], prm[4], prm[7], prm[13], prm[17], prm[18]
     )  # fmt: skip
     rd = ring[d]
     t_pre = ti - pre_s
-    j, jl, prior, far = _snapshot_slots(
+    j, jl, prior, far, reach = _snapshot_slots(
         rd, min(int(n_snap), RING), t_pre, ti - lead_s, t_pre - prior_s, ti - near_s, ti,
     )  # fmt: skip
+    if not (reach and rd[j, _R_T] >= t_pre - pre_s):
+        return False
     c = cand[d]
     c[_C_TWIN] = ti + imp_win
     c[_C_TIMP] = ti
@@ -411,6 +435,7 @@ def _start_candidate(
         c[_C_DROPY] = c[_C_PREY]
         c[_C_DROPZ] = c[_C_PREZ]
     acc[d, :] = 0.0
+    return True
 
 
 # error_model="numpy": no zero-divisor branch per sample; the only division in the loop is
@@ -449,6 +474,7 @@ def _update(
     """
     imp2, imp_win, ff2, ff_win, tau = prm[0], prm[2], prm[3], prm[4], prm[5]
     snap_s, settle, decide = prm[6], prm[8], prm[9]
+    late2, still_s, late_end = prm[21], prm[22], prm[23]
     n = t.size
     cap = ev_pos.size
     ring_rows = ring.reshape(ring.shape[0], RING * _N_RING_COLS)  # a view, for prefetching
@@ -518,8 +544,16 @@ def _update(
                     ev_t[k] = cand[du, _C_TIMP]
                     k += 1
                     counts[du, 2] += 1
-                t_set = np.inf
-                t_dec = np.inf
+                    t_set = np.inf
+                    t_dec = np.inf
+                elif cand[du, _C_PEAK2] >= late2 and t_dec - cand[du, _C_TIMP] < late_end:
+                    # a hard impact: look for stillness in the next window too
+                    acc[du, :] = 0.0
+                    t_set = t_dec
+                    t_dec = t_dec + still_s
+                else:
+                    t_set = np.inf
+                    t_dec = np.inf
             # 2. gravity low-pass (the first sample of a device starts it at the reading)
             if lt == -np.inf:
                 gx, gy, gz = x, y, z
@@ -539,7 +573,14 @@ def _update(
                 nsnap = ti + snap_s
             # 3. impacts: start, refine or replace a candidate (direct element access:
             # an array view here costs reference counting on every impact sample)
-            if m2 >= imp2:
+            # a hit weaker than a hard impact whose stillness is still awaited after its
+            # impact window belongs to that fall's aftermath (rolling, an arm coming down):
+            # it counts as motion in the stillness window instead of replacing the impact
+            after_hard = (
+                m2 >= imp2 and t_dec < np.inf and ti > cand[du, _C_TWIN]
+                and late2 <= cand[du, _C_PEAK2] and m2 < cand[du, _C_PEAK2]
+            )  # fmt: skip
+            if m2 >= imp2 and not after_hard:
                 if t_dec < np.inf and ti <= cand[du, _C_TWIN]:
                     if m2 > cand[du, _C_PEAK2]:
                         cand[du, _C_PEAK2] = m2
@@ -547,8 +588,7 @@ def _update(
                         cand[du, _C_TWIN] = ti + imp_win
                         t_set = ti + settle
                         t_dec = ti + decide
-                else:
-                    _start_candidate(cand, ring, drop, acc, d, ti, m2, llow, n_snap, prm)
+                elif _start_candidate(cand, ring, drop, acc, d, ti, m2, llow, n_snap, prm):
                     t_set = ti + settle
                     t_dec = ti + decide
             elif ti >= t_set:
@@ -720,7 +760,9 @@ def detect(t: npt.ArrayLike, ax: npt.ArrayLike, ay: npt.ArrayLike, az: npt.Array
     -------
     float64[k]
         Impact time of each detected fall. A fall is only reported once
-        ``settle_s + still_s`` (2.0 s) of data after its impact are present.
+        ``settle_s + still_s`` (2.0 s) of data after its impact are present (3.0 s when
+        a hard impact comes to rest only in its later window), and not in the first
+        ``pre_s`` (1.5 s) of the recording.
     """
     t_arr = np.asarray(t, dtype=np.float64)
     _, ev_t = FallDetector(1).update(np.zeros(t_arr.shape, np.int64), t_arr, ax, ay, az)

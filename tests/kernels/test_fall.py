@@ -38,7 +38,13 @@ LOUD = {**TWITCHY, "prior_ratio": 2.0, "prior_s": 0.4, "near_s": 0.4}
 # ... and with the turned-then-dropped cue off, or vetoing most candidates after a free fall.
 DROP = [{**TWITCHY, "drop_frac": 0.0}, {**TWITCHY, "drop_frac": 0.05, "drop_max_g": 50.0,
         "gravity_tau_s": 0.05, "freefall_window_s": 0.3}]  # fmt: skip
-PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD, *DROP]
+# ... and with hard impacts common, waiting for stillness over two more windows (and off).
+LATE = [
+    {**TWITCHY, "late_still_g": 1.5, "late_still_s": 0.6},
+    {**TWITCHY, "late_still_g": 1.2, "late_still_s": 0.3, "impact_window_s": 0.1},
+    {**TWITCHY, "late_still_s": 0.0},
+]
+PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD, *DROP, *LATE]
 
 
 @cache
@@ -393,3 +399,61 @@ def test_checkpoints_of_the_previous_layout_are_rejected() -> None:
         det.import_state([0, 1], {**state, "cand": state["cand"][:, :12]})
     after = det.export_state([0, 1])
     assert all(np.array_equal(after[k], state[k]) for k in state)
+
+
+def _hard_fall(
+    t_imp: float, peak_g: float = 5.0, *, move_until: float = 0.0, hit: float = 0.0,
+    start: float = 0.0, gap: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Upright from ``start``, a 0.4 s turn of 90 degrees ending in a free fall (0.3 g) and
+    an impact of ``peak_g`` at ``t_imp``, then lying; optionally the arm moves (+-0.5 g at
+    2 Hz) from 0.1 s after the impact until ``move_until``, a 2 g hit at ``hit``, and no
+    samples inside ``gap``. 50 Hz, until 5 s after the impact."""
+    t = np.arange(start, t_imp + 5.0, 1.0 / 50.0)
+    if gap is not None:
+        t = t[(t < gap[0]) | (t >= gap[1])]
+    s = np.clip((t - (t_imp - 0.4)) / 0.4, 0.0, 1.0)
+    scale = np.where((t >= t_imp - 0.3) & (t < t_imp - 0.005), 0.3, 1.0)
+    bump = np.where(np.abs(t - t_imp) < 0.011, peak_g - 1.0, 0.0)
+    bump += np.where(np.abs(t - hit) < 0.011, 1.0, 0.0) if hit else 0.0
+    moving = (t > t_imp + 0.1) & (t < move_until)
+    ay = np.where(moving, 0.5 * np.sin(2 * np.pi * 2.0 * t), 0.0) * 9.80665
+    ax = (np.sin(s * np.pi / 2) * scale + bump) * 9.80665
+    az = np.cos(s * np.pi / 2) * scale * 9.80665
+    return t, ax, ay, az
+
+
+def test_no_candidate_before_the_orientation_before_is_known() -> None:
+    """A fall needs ``pre_s`` (1.5 s) of history without a gap: in the first 1.5 s of a
+    recording (on real wrist recordings, the hand that started it coming to rest) and
+    just after a gap longer than ``pre_s`` (a device off, a reconnect) there is no
+    orientation *before*, so no impact starts a candidate."""
+    assert detect(*_hard_fall(3.0)).size == 1
+    assert detect(*_hard_fall(1.2)).size == 0
+    assert detect(*_hard_fall(1.2, start=-0.4)).size == 1  # 1.6 s of history
+    assert detect(*_hard_fall(10.5, gap=(3.0, 10.0))).size == 0
+    assert detect(*_hard_fall(11.6, gap=(3.0, 10.0))).size == 1
+    assert detect(*_hard_fall(10.5, gap=(9.0, 10.0))).size == 1  # a 1 s gap is no reset
+
+
+def test_hard_impact_may_come_to_rest_one_window_later() -> None:
+    """After an impact of ``late_still_g`` (3.52 g) or more, someone who moves an arm or
+    rolls over during the first stillness window and then lies still is a fall, decided
+    one window (``late_still_s``, 1 s) later; a weaker impact needs the first window."""
+    dev = np.zeros(1, np.int64)
+
+    def run(trace: tuple[np.ndarray, ...], **params: float) -> np.ndarray:
+        return FallDetector(1, **params).update(np.repeat(dev, trace[0].size), *trace)[1]
+
+    assert np.allclose(detect(*_hard_fall(3.0, move_until=4.0)), [3.0], atol=0.05)
+    late = _hard_fall(3.0, move_until=4.8)  # first window [4, 5) not still, [5, 6) still
+    ev = detect(*late)
+    assert ev.size == 1 and abs(ev[0] - 3.0) < 0.05
+    assert run(late, late_still_s=0.0).size == 0  # the single window of before
+    assert detect(*_hard_fall(3.0, peak_g=3.0, move_until=4.8)).size == 0  # below 3.52 g
+    assert detect(*_hard_fall(3.0, move_until=5.5)).size == 0  # still only after 2.5 s
+    # a weaker hit during the wait is motion of the fall's aftermath, not a new impact
+    hit = _hard_fall(3.0, move_until=4.8, hit=4.5)
+    ev = detect(*hit)
+    assert ev.size == 1 and abs(ev[0] - 3.0) < 0.05
+    assert not np.any(np.abs(run(hit, late_still_s=0.0) - 3.0) < 0.05)

@@ -56,6 +56,18 @@ class ReferenceFallDetector:
     def _pre_time(self, st: dict[str, Any], t_ref: float) -> float:
         return float(self._snapshot(st, t_ref)[0])
 
+    def _has_history(self, st: dict[str, Any], t_ref: float) -> bool:
+        """A snapshot at or before ``t_ref`` taken at most ``pre_s`` before it (no start of
+        the recording or long gap there): the orientation before is known."""
+        before = [s[0] for s in st["snapshots"] if s[0] <= t_ref]
+        return bool(before) and max(before) >= t_ref - self.p["pre_s"]
+
+    def _hard(self, c: dict[str, Any]) -> bool:
+        """A hard impact that may wait for stillness in later windows (``late_still_s``)."""
+        p = self.p
+        g2 = G0 * G0
+        return p["late_still_s"] > 0 and c["peak2"] >= p["late_still_g"] ** 2 * g2
+
     @staticmethod
     def _prior_peak(st: dict[str, Any], lo: float, hi: float) -> float:
         """Largest |a|^2 recorded by the snapshots taken in ``(lo, hi]``."""
@@ -126,11 +138,20 @@ class ReferenceFallDetector:
         m2 = x * x + y * y + z * z
         event = None
         c = st["candidate"]
-        if c is not None and t >= c["t_imp"] + (p["settle_s"] + p["still_s"]):
+        if c is not None and t >= c["t_decide"]:
             if self._decide(c):
                 event = c["t_imp"]
                 st["falls"] += 1
-            st["candidate"] = c = None
+                st["candidate"] = c = None
+            elif self._hard(c) and c["t_decide"] - c["t_imp"] < (
+                p["settle_s"] + p["still_s"] + p["late_still_s"] - 0.5 * p["still_s"]
+            ):
+                # not still yet after a hard impact: try the next window
+                c["t_settle"] = c["t_decide"]
+                c["t_decide"] = c["t_decide"] + p["still_s"]
+                c["sum"], c["sq"], c["n"] = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], 0.0
+            else:
+                st["candidate"] = c = None
         g = st["g"]
         if st["last_t"] is None:
             g[0], g[1], g[2] = x, y, z
@@ -146,15 +167,22 @@ class ReferenceFallDetector:
             st["run_peak"] = 0.0
             st["snapshots"] = st["snapshots"][-RING:]
             st["next_snap"] = t + p["snapshot_s"]
-        if m2 >= min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2:
+        crossing = m2 >= min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2
+        if crossing and c is not None and t > c["t_win"] and self._hard(c) and m2 < c["peak2"]:
+            crossing = False  # a weaker hit after a hard impact: motion of its aftermath
+        if crossing:
             if c is not None and t <= c["t_win"]:
                 if m2 > c["peak2"]:
                     c["peak2"], c["t_imp"] = m2, t
                     c["t_win"] = t + p["impact_window_s"]
-            else:
+                    c["t_settle"] = t + p["settle_s"]
+                    c["t_decide"] = t + (p["settle_s"] + p["still_s"])
+            elif self._has_history(st, t - p["pre_s"]):  # else no orientation before yet
                 st["candidate"] = {
                     "t_win": t + p["impact_window_s"],
                     "t_imp": t,
+                    "t_settle": t + p["settle_s"],
+                    "t_decide": t + (p["settle_s"] + p["still_s"]),
                     "peak2": m2,
                     "pre": self._pre_orientation(st, t - p["pre_s"]),
                     "pre_t": self._pre_time(st, t - p["pre_s"]),
@@ -171,7 +199,7 @@ class ReferenceFallDetector:
                 # if it began before the orientation "before" was taken)
                 dropped = c["low_ok"] and st["drop_t"] >= c["pre_t"]
                 c["drop"] = list(st["drop"]) if dropped else list(c["pre"])
-        elif c is not None and t >= c["t_imp"] + p["settle_s"]:
+        elif c is not None and t >= c["t_settle"]:
             for k, v in enumerate((x, y, z)):
                 c["sum"][k] += v
                 c["sq"][k] += v * v
