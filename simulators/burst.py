@@ -13,7 +13,7 @@ samples only (never the ground truth):
 1. **Trigger**: a sample with ``|a| >= trigger_g`` (1.45 g).
 2. **Flush**: if the device was not already bursting, the partial window up to and
    including that sample is sent at once.
-3. **Burst**: for ``burst_s`` (3 s) after the *latest* trigger sample (each further
+3. **Burst**: for ``burst_s`` (4 s) after the *latest* trigger sample (each further
    trigger extends it), the window is cut every ``window_s`` (0.2 s: ten 50-Hz or five
    25-Hz samples, on the device's 1-s grid) **if the ``quiet_s`` (0.8 s) before that
    piece were still**: total standard deviation of the acceleration vector below
@@ -37,7 +37,9 @@ Why these values (``tests/simulators/test_burst.py`` keeps them tied to ``kernel
   after ``D - 0.2``, so the 0.8 s before it lie inside that 1 s; the variance of a subset
   of ``m`` of ``N`` samples is at most ``N / m`` times theirs, so its standard deviation is
   below ``sqrt(1 / 0.8) x 0.12 = 0.134 g`` <= ``quiet_g``: the piece is cut and sent.
-* ``burst_s`` = 3 s covers the decision at peak + 2.0 s with 1 s of margin.
+* ``burst_s`` = 4 s covers the decision at impact + 2.0 s (``settle_s`` + ``still_s``) and
+  the later one at + 3.0 s that a hard impact not yet still gets (``late_still_s``), with
+  0.8 s of margin beyond its 0.2-s window.
 * ``window_s`` = 0.2 s: two 0.1-s simulator ticks, so every burst window ends on a tick
   and is published at its end; the decision sample waits at most 0.2 s (0.1 s on average)
   instead of up to 1 s.
@@ -65,7 +67,7 @@ from simulators.motion import G0
 #: Impact pre-trigger (g): ``kernels.fall`` DEFAULTS min(impact_g, soft_impact_g).
 TRIGGER_G = 1.45
 #: Seconds of short windows after the latest trigger sample.
-BURST_S = 3.0
+BURST_S = 4.0
 #: Length of a burst window (s).
 BURST_WINDOW_S = 0.2
 #: Stillness test before each burst window (total standard deviation, g, over ``QUIET_S``).

@@ -41,7 +41,7 @@ def _cut_at(b: BurstWindows, t0: float, w: np.ndarray, row: int = 0) -> list[int
 
 
 def test_cuts_flush_on_the_impact_then_burst_while_still_then_1s_windows() -> None:
-    b = BurstWindows(3, 50.0)
+    b = BurstWindows(3, 50.0, BurstConfig(burst_s=3.0))
     idx = np.arange(3)
     w = _still(3, 50)
     w[1, 0, 23] = 2.0 * G  # |a| > 1.45 g at sample 23 (t0 + 0.46 s) of device 1
@@ -69,7 +69,7 @@ def test_without_the_stillness_test_every_burst_piece_is_cut() -> None:
 
 
 def test_a_trigger_during_a_burst_extends_it_without_a_new_flush() -> None:
-    b = BurstWindows(1, 25.0, BurstConfig(quiet_g=0.0))
+    b = BurstWindows(1, 25.0, BurstConfig(quiet_g=0.0, burst_s=3.0))
     w = _still(1, 25)
     w[0, 1, 0] = 3.0 * G
     assert _cut_at(b, 0.0, w) == [0, 4, 9, 14, 19, 24]
@@ -121,7 +121,9 @@ def test_trigger_covers_every_impact_the_fall_detector_considers() -> None:
     lowest = min(DEFAULTS["impact_g"], DEFAULTS["soft_impact_g"])
     assert lowest >= TRIGGER_G
     cfg = BurstConfig()
-    assert DEFAULTS["settle_s"] + DEFAULTS["still_s"] + cfg.window_s < cfg.burst_s
+    # the latest decision: a hard impact not yet still gets one more late_still_s window
+    latest = DEFAULTS["settle_s"] + DEFAULTS["still_s"] + DEFAULTS["late_still_s"]
+    assert latest + cfg.window_s < cfg.burst_s
     # the stillness test looks at part of the detector's stillness window (module docstring)
     assert cfg.quiet_s + cfg.window_s <= DEFAULTS["still_s"] + 1e-9
     assert cfg.quiet_g >= DEFAULTS["still_g"] * np.sqrt(DEFAULTS["still_s"] / cfg.quiet_s)
