@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import numpy.typing as npt
 
 from kernels._state import DeviceStateArrays
 from streams.devices import DeviceIndex, Labels
@@ -46,6 +47,18 @@ class Columns(DeviceStateArrays):
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._state[name]
+
+    def import_state(self, devices: npt.ArrayLike, state: Mapping[str, np.ndarray]) -> None:
+        """As :meth:`DeviceStateArrays.import_state`; a column the checkpoint lacks (one
+        added to the spec after it was written) takes its default, so a worker upgraded
+        to a version with a new column restores its devices instead of skipping the
+        block and re-learning them. Unknown or malformed arrays still raise."""
+        n = int(np.asarray(devices).size)
+        filled = dict(state)
+        for key, (dtype, fill) in self.spec.items():
+            if key not in filled:
+                filled[key] = np.full(n, fill, dtype=dtype)
+        super().import_state(devices, filled)
 
 
 def _pack_array(a: np.ndarray) -> dict[str, Any]:

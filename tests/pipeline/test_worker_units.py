@@ -20,7 +20,7 @@ from streams.output import Databases, Output
 from streams.periods import PeriodStats
 from streams.processors import MotionProcessor, Services, VitalsProcessor
 from streams.processors.vitals import SIGNALS
-from streams.state import CheckpointError
+from streams.state import CheckpointError, Columns
 from streams.synthetic import batch as synthetic_batch
 from streams.synthetic import motion_batches, vitals_batches
 
@@ -274,3 +274,19 @@ def test_a_limit_alarm_publishes_its_clear_record_under_its_id() -> None:
     mirror.mirror_alerts()
     lines = b"\n".join(mirror.bodies[proc.dbs.sensitive]).split(b"\n")
     assert [line.split(b",")[0] for line in lines] == [b"alert"]
+
+
+def test_columns_added_after_a_checkpoint_take_their_default() -> None:
+    """A worker upgraded with a new state column restores an older checkpoint (the new
+    column at its default) instead of skipping the block; malformed arrays still raise."""
+    old = Columns({"open": ("i1", 0), "since": ("f8", np.nan)}, 3)
+    old["open"][:] = [1, 0, 1]
+    old["since"][:] = [5.0, np.nan, 7.0]
+    saved = old.export_state([0, 2])
+    new = Columns({"open": ("i1", 0), "since": ("f8", np.nan), "opened": ("f8", np.nan)}, 3)
+    new.import_state([1, 2], saved)
+    assert new["open"].tolist() == [0, 1, 1]
+    assert new["since"][1:].tolist() == [5.0, 7.0]
+    assert np.isnan(new["opened"]).all()
+    with pytest.raises(ValueError, match="shape"):
+        new.import_state([0], saved)  # two rows for one device
