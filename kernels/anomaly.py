@@ -29,6 +29,10 @@ Method (per device, one pass, O(1) state; details and references in docs/kernels
    therefore scores its routine excursions low, and ONE threshold (:data:`THRESHOLD`)
    means the same rarity on every series.
 
+:meth:`AnomalyScorer.update_with_level` also returns, from the same pass, each sample's
+**level**: the robust expected value (step 2) the sample was compared with, before it is
+absorbed; a device's first sample is its own level. It does not change scores or state.
+
 Bad input (documented contract): a sample whose ``t`` or ``x`` is NaN/inf (or absurd:
 ``|x| > 1e100``, ``|t| > 1e15`` s), or whose timestamp is not later than the device's
 previous accepted sample (``t <= t_last``: earlier, or a duplicate), scores NaN and leaves
@@ -125,9 +129,11 @@ _PREFETCH_AHEAD = 8
 # error_model="numpy": no zero-divisor checks in the loop; every divisor is > 0 by
 # validate_params and the floors (tau_eff, s_eff, beta, u, the gain denominators, w).
 @njit(cache=True, nogil=True, error_model="numpy")
-def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Arr:
+def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr, lv: _Arr) -> _Arr:
     """Score an interleaved batch into ``out`` and absorb it into ``st``, in place
-    (see module docstring); returns ``out``.
+    (see module docstring); returns ``out``. When ``lv`` has the batch's length, it
+    receives each sample's level (:meth:`AnomalyScorer.update_with_level`); pass an
+    empty array for scores only (one predictable branch per sample, no store).
 
     ``out`` comes from the caller: NumPy allocates large arrays on transparent huge
     pages, while an array allocated here (Numba's allocator) faulted in 4 KiB pages,
@@ -148,6 +154,7 @@ def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Ar
     alarm_exc = p[13]
     inv_sm = 1.0 / scale_memory
     n_samples = x.shape[0]
+    with_level = lv.shape[0] == n_samples
     cad_step = np.array([cad_down, 1.0, cad_up])
     for i in range(n_samples):
         if i + _PREFETCH_AHEAD < n_samples:
@@ -161,6 +168,8 @@ def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Ar
         # NaN/inf fail these comparisons too; the bounds keep every sum finite.
         if not (abs(xi) <= _MAX_ABS_X and abs(ti) <= _MAX_ABS_T):
             out[i] = math.nan
+            if with_level:
+                lv[i] = math.nan
             continue
         n = st[j, _N]
         if n == 0.0:
@@ -171,10 +180,14 @@ def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Ar
             st[j, _SCALE] = 0.0
             st[j, _XL] = xi
             out[i] = 0.0
+            if with_level:
+                lv[i] = xi  # the first sample is its own level
             continue
         dt = ti - st[j, _T]
         if not (dt > 0.0):  # t <= t_last: already seen (replay) or out of order
             out[i] = math.nan
+            if with_level:
+                lv[i] = math.nan
             continue
         cad = st[j, _CAD]
         tau_eff = tau
@@ -183,6 +196,8 @@ def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Ar
         ratio = dt / tau_eff
         w = st[j, _W] * math.exp(-ratio)
         level = st[j, _LEVEL]
+        if with_level:
+            lv[i] = level  # the expected value the sample is compared with
         scale = st[j, _SCALE]
         q = st[j, _Q]
         floor = rel_floor * abs(level)
@@ -270,7 +285,7 @@ def _update(device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr) -> _Ar
 
 @njit(cache=True, nogil=True, parallel=True)
 def _update_parallel(
-    device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr, shards: int
+    device: _Arr, t: _Arr, x: _Arr, st: _Arr, p: _Arr, out: _Arr, lv: _Arr, shards: int
 ) -> _Arr:
     """:func:`_update` with the devices sharded over threads (device ``j`` in shard
     ``j % shards``), each shard's samples run through the serial loop by one thread.
@@ -278,9 +293,10 @@ def _update_parallel(
     The result is exactly the serial one: every device's samples are still absorbed one
     after another in batch order, by one thread, with the same code. A stable counting
     sort lists each shard's sample positions (serial, O(n)); each thread gathers its
-    shard's samples, scores them, and scatters the scores back.
+    shard's samples, scores them, and scatters the scores (and levels) back.
     """
     n_samples = x.shape[0]
+    with_level = lv.shape[0] == n_samples
     start = np.zeros(shards + 1, dtype=np.int64)
     for i in range(n_samples):
         start[device[i] % shards + 1] += 1
@@ -295,9 +311,13 @@ def _update_parallel(
     for s in prange(shards):
         idx = order[start[s] : start[s + 1]]
         scores = np.empty(idx.shape[0], dtype=np.float64)
-        _update(device[idx], t[idx], x[idx], st, p, scores)
+        levels = np.empty(idx.shape[0] if with_level else 0, dtype=np.float64)
+        _update(device[idx], t[idx], x[idx], st, p, scores, levels)
         for k in range(idx.shape[0]):
             out[idx[k]] = scores[k]
+        if with_level:
+            for k in range(idx.shape[0]):
+                lv[idx[k]] = levels[k]
     return out
 
 
@@ -392,14 +412,45 @@ class AnomalyScorer(DeviceStateArrays):
             the score of a
             sample depends only on that device's samples up to and including it.
         """
+        return self._run(device, t, x, parallel, False)[0]
+
+    def update_with_level(
+        self, device: npt.ArrayLike, t: npt.ArrayLike, x: npt.ArrayLike, *, parallel: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update`, also returning each sample's **level**, from the same pass.
+
+        The level is the robust expected value the sample was compared with: the
+        device's Huber-clipped exponentially weighted level *before* the sample is
+        absorbed (step 2 of the method), in the unit of ``x``. The first sample of a
+        device (no history) is its own level; rejected and already-seen samples get
+        NaN, like their scores. Scores and state are exactly :meth:`update`'s (tested).
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray) of float64 (n,)
+            Scores as :meth:`update`, and the level at each sample.
+        """
+        return self._run(device, t, x, parallel, True)
+
+    def _run(
+        self,
+        device: npt.ArrayLike,
+        t: npt.ArrayLike,
+        x: npt.ArrayLike,
+        parallel: bool,
+        with_level: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
         dev, tt, xx = as_batch(device, t, x, self.n_devices)
-        if dev.size == 0:
-            return np.empty(0, dtype=np.float64)
         out = np.empty(dev.size, dtype=np.float64)
+        level = np.empty(dev.size if with_level else 0, dtype=np.float64)
+        if dev.size == 0:
+            return out, level
         state = self._state["state"]
         if parallel:
-            return _update_parallel(dev, tt, xx, state, self._packed, out, get_num_threads())
-        return _update(dev, tt, xx, state, self._packed, out)
+            _update_parallel(dev, tt, xx, state, self._packed, out, level, get_num_threads())
+        else:
+            _update(dev, tt, xx, state, self._packed, out, level)
+        return out, level
 
 
 def score(t: npt.ArrayLike, x: npt.ArrayLike, **params: float) -> np.ndarray:

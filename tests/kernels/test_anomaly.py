@@ -56,12 +56,50 @@ def _ref(device: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.array(ReferenceAnomalyScorer().update(device, t, x), dtype=float)
 
 
+def _ref_level(device: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.array(ReferenceAnomalyScorer().update_with_level(device, t, x)[1], dtype=float)
+
+
 @HYP
 @given(streams())
 def test_numba_equals_reference(stream: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     device, t, x = stream
     got = AnomalyScorer(4).update(device, t, x)
     np.testing.assert_array_equal(got, _ref(device, t, x))
+
+
+@HYP
+@given(streams(), st.booleans())
+def test_level_equals_reference_and_leaves_scores_and_state_alone(
+    stream: tuple[np.ndarray, np.ndarray, np.ndarray], parallel: bool
+) -> None:
+    """update_with_level: the reference's level bit for bit, and exactly update's
+    scores and state (the level is a by-product of the same pass)."""
+    device, t, x = stream
+    plain, with_level = AnomalyScorer(4), AnomalyScorer(4)
+    want = plain.update(device, t, x)
+    got, level = with_level.update_with_level(device, t, x, parallel=parallel)
+    assert level.dtype == np.float64 and level.shape == x.shape
+    np.testing.assert_array_equal(got, want)
+    ref_score, ref_level = ReferenceAnomalyScorer().update_with_level(device, t, x)
+    np.testing.assert_array_equal(got, np.array(ref_score, dtype=float))
+    np.testing.assert_array_equal(level, np.array(ref_level, dtype=float))
+    np.testing.assert_array_equal(_state(with_level), _state(plain))
+    # NaN exactly where the score is NaN (rejected or already seen)
+    np.testing.assert_array_equal(np.isnan(level), np.isnan(got))
+
+
+def test_level_is_the_expected_value_before_the_sample() -> None:
+    """A steady series has its own value as level; a spike is compared with the level
+    before it, which it then moves by at most huber_k scales / weight."""
+    t = np.arange(600.0)
+    x = np.full(600, 20.0)
+    x[500] = 80.0
+    scores, level = AnomalyScorer(1).update_with_level(np.zeros(600, np.int64), t, x)
+    assert level[0] == 20.0  # first sample: its own level
+    np.testing.assert_array_equal(level[:501], 20.0)
+    assert scores[500] >= THRESHOLD
+    assert 20.0 < level[501] < 21.0  # the clipped step after the spike
 
 
 @HYP
@@ -79,8 +117,10 @@ def test_parallel_equals_serial(
         dev, tt, xx = as_batch(device[a:b], t[a:b], x[a:b], 4)
         if dev.size:
             state, packed, out = sharded._state["state"], sharded._packed, np.empty(dev.size)
-            got = _update_parallel(dev, tt, xx, state, packed, out, shards)
+            level = np.empty(dev.size)
+            got = _update_parallel(dev, tt, xx, state, packed, out, level, shards)
             np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(level, _ref_level(device, t, x)[a:b])
     np.testing.assert_array_equal(
         sharded.export_state(range(4))["state"], serial.export_state(range(4))["state"]
     )
@@ -103,12 +143,19 @@ def test_parallel_keyword_uses_the_sharded_loop() -> None:
 def test_chunked_equals_one_shot(
     stream: tuple[np.ndarray, np.ndarray, np.ndarray], cuts: list[int]
 ) -> None:
+    """Scores, and the levels of update_with_level, whatever the chunking."""
     device, t, x = stream
     whole = AnomalyScorer(4).update(device, t, x)
-    scorer = AnomalyScorer(4)
+    whole_level = AnomalyScorer(4).update_with_level(device, t, x)[1]
+    scorer, leveled = AnomalyScorer(4), AnomalyScorer(4)
     bounds = [0, *sorted(c % (len(x) + 1) for c in cuts), len(x)]
     parts = [scorer.update(device[a:b], t[a:b], x[a:b]) for a, b in itertools.pairwise(bounds)]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+    levels = [
+        leveled.update_with_level(device[a:b], t[a:b], x[a:b])[1]
+        for a, b in itertools.pairwise(bounds)
+    ]
+    np.testing.assert_array_equal(np.concatenate(levels), whole_level)
 
 
 @HYP
@@ -312,6 +359,8 @@ def test_empty_batch() -> None:
     out = scorer.update(np.array([], np.int64), np.array([]), np.array([]))
     assert out.shape == (0,) and out.dtype == np.float64
     assert score([], []).shape == (0,)
+    scores, level = scorer.update_with_level(np.array([], np.int64), np.array([]), np.array([]))
+    assert scores.shape == level.shape == (0,) and level.dtype == np.float64
 
 
 def test_invalid_parameters() -> None:

@@ -42,18 +42,34 @@ class ReferenceAnomalyScorer:
             self.step(int(d), float(ti), float(xi)) for d, ti, xi in zip(device, t, x, strict=True)
         ]
 
+    def update_with_level(
+        self, device: Iterable[int], t: Iterable[float], x: Iterable[float]
+    ) -> tuple[list[float], list[float]]:
+        """Scores and the level each sample was compared with."""
+        pairs = [
+            self.step_with_level(int(d), float(ti), float(xi))
+            for d, ti, xi in zip(device, t, x, strict=True)
+        ]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
     def step(self, device: int, t: float, x: float) -> float:
         """Score one sample and absorb it."""
+        return self.step_with_level(device, t, x)[0]
+
+    def step_with_level(self, device: int, t: float, x: float) -> tuple[float, float]:
+        """Score one sample and absorb it; also the device's level before it (the
+        expected value; a device's first sample is its own level, rejected ones NaN)."""
         p = self.params
         dev = self.devices.setdefault(device, _Device(tail_u=p["u_min"], tail_beta=p["beta_min"]))
         if not (math.isfinite(x) and math.isfinite(t)) or abs(x) > 1e100 or abs(t) > 1e15:
-            return math.nan  # rejected: state untouched
+            return math.nan, math.nan  # rejected: state untouched
         if dev.n == 0:
             dev.n, dev.t_last, dev.weight, dev.level, dev.scale, dev.x_last = 1, t, 1.0, x, 0.0, x
-            return 0.0
+            return 0.0, x
         dt = t - dev.t_last
         if dt <= 0.0:
-            return math.nan  # already seen (t <= t_last: replay or backwards): state untouched
+            return math.nan, math.nan  # already seen (t <= t_last: replay or backwards)
+        expected = dev.level
 
         # memory: tau seconds, or n_memory sampling intervals if the series is sparse
         tau_eff = p["tau"]
@@ -119,4 +135,4 @@ class ReferenceAnomalyScorer:
             dev.quantum = change
         dev.n += 1
         dev.t_last, dev.weight, dev.x_last = t, weight, x
-        return result
+        return result, expected
