@@ -43,6 +43,7 @@ TYPES: dict[str, Literal["sensitive", "public"]] = {
     "aqi_category": "public",
     "heat_episode": "public",
     "station_offline": "public",
+    "air_anomaly": "public",  # a pollutant series of a station (streams.processors.airq)
 }
 
 

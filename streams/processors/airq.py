@@ -1,4 +1,5 @@
-"""Air-quality stations: raw points, hourly and NowCast AQI, heat index and heat episodes.
+"""Air-quality stations: raw points, hourly and NowCast AQI, heat index and heat episodes,
+anomaly scores of the pollutant series.
 
 Hourly averages accumulate per ``(station, pollutant)`` in a
 :class:`streams.periods.PeriodStats` (series ``station * 6 + pollutant``); each touched
@@ -6,6 +7,12 @@ hour is written as an upsert, and its running average feeds the streaming NowCas
 (``kernels.aqi.NowCastStream``: a repeated hour replaces that hour's value). AQI per
 US EPA TAD 2024 (``kernels.aqi``); hourly means stand in for the 8-h/24-h averages of the
 official breakpoints (documented in docs/STREAMS.md). Heat index: NWS (``kernels.heat``).
+
+Every pollutant series (the same readings the AQI averages) is scored by one
+:class:`kernels.anomaly.AnomalyScorer` over the series ``station * 6 + pollutant``, with
+the defaults the vitals use (the scorer has no per-series tuning): ``air_anomaly`` rows
+per station, pollutant and minute (``streams.anomaly_series``), and an ``air_anomaly``
+alert when a score reaches ``anomaly_enter`` (hysteresis: one alert per episode).
 """
 
 from __future__ import annotations
@@ -14,6 +21,14 @@ import numpy as np
 
 from ingest.batch import ColumnarBatch, DictColumn
 from kernels import aqi, heat
+from kernels.anomaly import AnomalyScorer
+from streams.anomaly_series import (
+    PEAK_LEVEL,
+    ClosedLevels,
+    PeakLevels,
+    episode_alerts,
+    minute_fields,
+)
 from streams.episodes import episode_starts
 from streams.output import Output, ns
 from streams.periods import PeriodGroups, PeriodStats
@@ -51,6 +66,13 @@ class AirqProcessor(Processor):
         self.hours: PeriodStats = add("hour", PeriodStats(0), _K)
         self.nowcast = {p: add(f"nowcast_{p}", aqi.NowCastStream(0, p)) for p in NOWCAST}  # type: ignore[arg-type]
         self.heat_episode: Columns = add("heat", Columns({"open": ("i1", 0)}))
+        # anomaly scores per (station, pollutant): kernel, minute maxima, episodes, levels
+        self.scorer: AnomalyScorer = add("anomaly", AnomalyScorer(0), _K)
+        self.anomaly_minutes: PeriodStats = add("anomaly_minute", PeriodStats(0), _K)
+        self.anomaly_series: Columns = add(
+            "anomaly_series", Columns({"open": ("i1", 0), **PEAK_LEVEL}), _K
+        )
+        self.peak_levels = PeakLevels(self.anomaly_series)
 
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
         cols = {
@@ -74,16 +96,14 @@ class AirqProcessor(Processor):
         overall_now = np.full(len(self.state.index), np.nan)
         if row.size:
             t = rows.ts[row]
-            g = self.hours.update(
-                rows.dev[row] * _K + pol,
-                (t // 3600).astype(np.int64),
-                t,
-                np.concatenate([cols[p][r] for p, r in zip(POLLUTANTS, picks, strict=True)]),
-            )
+            series = rows.dev[row] * _K + pol
+            conc = np.concatenate([cols[p][r] for p, r in zip(POLLUTANTS, picks, strict=True)])
+            g = self.hours.update(series, (t // 3600).astype(np.int64), t, conc)
             # every touched hour feeds NowCast now (district AQI and its alerts need it);
             # InfluxDB gets closed hours here and open ones at the commit step (flush)
             self._hourly(g, out)
-            self._nowcast(self._touched(g, rows.dev[row] * _K + pol), out, overall_now)
+            self._nowcast(self._touched(g, series), out, overall_now)
+            self._anomaly(series, t, conc, rows.minute[row], out)
         heat_index = self._heat(rows, cols, out)
         self._report(rows, overall_now, heat_index)
 
@@ -100,10 +120,68 @@ class AirqProcessor(Processor):
         return PeriodGroups(*(getattr(both, k)[order] for k in PeriodGroups.__dataclass_fields__))
 
     def flush(self, out: Output) -> None:
-        """Write the open hours (hourly AQI) changed since the last flush."""
+        """Write the open hours (hourly AQI) and anomaly minutes changed since the last
+        flush."""
         g = self.hours.flush()
         if g.size:
             self._hourly(g, out)
+        self._anomaly_rows(self.anomaly_minutes.flush(), out)
+
+    def _anomaly(
+        self, series: np.ndarray, t: np.ndarray, x: np.ndarray, minute: np.ndarray, out: Output
+    ) -> None:
+        """Score the pollutant readings (one kernel call), alert, aggregate per minute."""
+        score, level = self.scorer.update_with_level(series, t, x)
+        self._anomaly_alerts(series, t, x, score, level, out)
+        ok = np.isfinite(score)
+        if not ok.all():
+            series, t, x, score, level, minute = (
+                a[ok] for a in (series, t, x, score, level, minute)
+            )
+        closed = self.anomaly_minutes.update(series, minute, t, score, x)
+        self._anomaly_rows(closed, out, self.peak_levels.update(series, minute, score, level))
+
+    def _anomaly_rows(
+        self, groups: PeriodGroups, out: Output, closed: ClosedLevels | None = None
+    ) -> None:
+        """``air_anomaly`` points (public) of the given (series, minute) groups."""
+        if groups.size == 0:
+            return
+        tags = self.device_tags(groups.series // _K)
+        out.write(
+            self.dbs.public,
+            "air_anomaly",
+            groups.period * 60_000_000_000,
+            {
+                "station": tags["device"],
+                "district": tags["district"],
+                "signal": DictColumn(POLLUTANTS, (groups.series % _K).astype(np.int32)),
+            },
+            minute_fields(groups, self.peak_levels.levels(groups, closed)),
+        )
+
+    def _anomaly_alerts(
+        self,
+        series: np.ndarray,
+        t: np.ndarray,
+        x: np.ndarray,
+        score: np.ndarray,
+        level: np.ndarray,
+        out: Output,
+    ) -> None:
+        for station, fields in episode_alerts(
+            self.scorer,
+            self.anomaly_series["open"],
+            series,
+            t,
+            x,
+            score,
+            level,
+            type_="air_anomaly",
+            signals=POLLUTANTS,
+            config=self.config,
+        ):
+            self.raise_alert(out, station, **fields)
 
     def _tags(self, station: np.ndarray, kind: str, pollutant: np.ndarray) -> dict[str, object]:
         t = self.device_tags(station)

@@ -21,8 +21,14 @@ from numba import njit
 
 from ingest.batch import ColumnarBatch, DictColumn
 from kernels import news2
-from kernels.anomaly import AnomalyScorer
-from streams.episodes import episode_starts
+from kernels.anomaly import COLUMNS, AnomalyScorer
+from streams.anomaly_series import (
+    PEAK_LEVEL,
+    ClosedLevels,
+    PeakLevels,
+    episode_alerts,
+    minute_fields,
+)
 from streams.escalation import LATEST_STATE, NEWS2_STATE, news2_escalations
 from streams.limits import (
     DEVICE_STATE,
@@ -159,7 +165,9 @@ class VitalsProcessor(Processor):
         add = self.state.add
         self.scorer: AnomalyScorer = add("anomaly", AnomalyScorer(0), _K)
         self.minutes: PeriodStats = add("minute", PeriodStats(0), _K)
-        self.episode: Columns = add("episode", Columns({"open": ("i1", 0)}), _K)
+        # per series: the open anomaly episode and the level at the open minute's peak
+        self.episode: Columns = add("episode", Columns({"open": ("i1", 0), **PEAK_LEVEL}), _K)
+        self.peak_levels = PeakLevels(self.episode)
         self.news2: Columns = add("news2", Columns(NEWS2_STATE))
         self.latest: Columns = add("latest", Columns(LATEST_STATE), _K)
         self.limits: Columns = add("limits", Columns(RULE_STATE), N_RULES)
@@ -195,13 +203,16 @@ class VitalsProcessor(Processor):
             return
         # one kernel call for every (device, signal) series of the batch
         series, t, x = p.series, p.t, p.x
-        score = self.scorer.update(series, t, x)
-        self._anomaly_alerts(series, t, x, score, active[p.row], out)
+        score, level = self.scorer.update_with_level(series, t, x)
+        self._anomaly_alerts(series, t, x, score, active[p.row], out, level)
         minute = rows.minute[p.row]
         ok = np.isfinite(score)
         if not ok.all():  # usually every sample scored: no gathers
-            series, t, x, score, minute = series[ok], t[ok], x[ok], score[ok], minute[ok]
-        self._minutes(self.minutes.update(series, minute, t, score, x), out)
+            series, t, x, score, level, minute = (
+                a[ok] for a in (series, t, x, score, level, minute)
+            )
+        closed = self.minutes.update(series, minute, t, score, x)
+        self._minutes(closed, out, self.peak_levels.update(series, minute, score, level))
 
     def _state_views(self) -> None:
         """Name -> array dictionaries of the compiled passes' state, built again only
@@ -221,7 +232,9 @@ class VitalsProcessor(Processor):
         """Write the open minutes (anomaly maxima, NEWS2) changed since the last flush."""
         self._minutes(self.minutes.flush(), out)
 
-    def _minutes(self, groups: PeriodGroups, out: Output) -> None:
+    def _minutes(
+        self, groups: PeriodGroups, out: Output, closed: ClosedLevels | None = None
+    ) -> None:
         if groups.size == 0:
             return
         dev = groups.series // _K
@@ -233,7 +246,7 @@ class VitalsProcessor(Processor):
                 **{k: v for k, v in self.device_tags(dev).items() if k != "family"},
                 "signal": DictColumn(SIGNALS, (groups.series % _K).astype(np.int32)),
             },
-            {"score_max": groups.peak, "value_at_max": groups.at_peak, "readings": groups.count},
+            minute_fields(groups, self.peak_levels.levels(groups, closed)),
         )
         self._news2(dev, groups, out)
 
@@ -297,49 +310,30 @@ class VitalsProcessor(Processor):
         score: np.ndarray,
         active: np.ndarray,
         out: Output,
+        level: np.ndarray | None = None,
     ) -> None:
-        cfg = self.config
-        opened = self.episode["open"]
-        starts = episode_starts(series, score, cfg.anomaly_enter, cfg.anomaly_exit, opened)
-        if starts.size == 0:
-            return
-        # Held back (and no episode opened): a series with too little history to know its
-        # normal (the clinical limits cover that time), and the exertion signs while the
-        # wearer walks (an exercise response, not an anomaly).
-        seen = self.scorer.export_state(series[starts])["state"][:, 1]
-        held = (seen < cfg.anomaly_min_samples) | (
-            active[starts] & _EXERTION_SIGNS[series[starts] % _K]
-        )
-        opened[series[starts[held]]] = 0
-        starts = starts[~held]
-        # The alert id is type|subject|start (docs/ALERTS.md): signs of one device that
-        # open an episode at the same reading would publish one id twice, so that reading
-        # raises one alert (the sign with the highest score; every opened sign listed).
-        groups: dict[tuple[int, float], list[int]] = {}
-        for i in starts.tolist():
-            groups.setdefault((int(series[i]) // _K, float(t[i])), []).append(i)
-        for group in groups.values():
-            i = max(group, key=lambda j: float(score[j]))
-            d, s = divmod(int(series[i]), _K)
-            level = float(self.scorer.export_state([series[i]])["state"][0, 3])
-            self.raise_alert(
-                out,
-                d,
-                type="anomaly",
-                severity="warning",
-                start=float(t[i]),
-                sensor_ts=float(t[i]),
-                message=f"unusual {SIGNALS[s]} {x[i]:g}",
-                value=float(x[i]),
-                evidence={
-                    "signal": SIGNALS[s],
-                    "value": float(x[i]),
-                    "score": float(score[i]),
-                    "threshold": cfg.anomaly_enter,
-                    "level_after": level,
-                    "signals": [SIGNALS[int(series[j]) % _K] for j in group],
-                },
+        """Anomaly alerts; ``level``: the kernel's level at each sample (NaN if not given)."""
+        # Held back besides a series with too little history (the clinical limits cover
+        # that time): the exertion signs while the wearer walks (an exercise response).
+        for device, fields in episode_alerts(
+            self.scorer,
+            self.episode["open"],
+            series,
+            t,
+            x,
+            score,
+            level,
+            type_="anomaly",
+            signals=SIGNALS,
+            config=self.config,
+            hold=lambda starts: active[starts] & _EXERTION_SIGNS[series[starts] % _K],
+        ):
+            # kept for consumers of the older evidence: the level after the whole batch
+            row = device * _K + SIGNALS.index(fields["evidence"]["signal"])
+            fields["evidence"]["level_after"] = float(
+                self.scorer.export_state([row])["state"][0, COLUMNS.index("level")]
             )
+            self.raise_alert(out, device, **fields)
 
     def _news2(self, dev: np.ndarray, groups: PeriodGroups, out: Output) -> None:
         """The ``news2`` point of each (device, minute) in ``groups``, from the minute's
