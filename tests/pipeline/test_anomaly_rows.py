@@ -24,13 +24,22 @@ MINUTES = 180
 SPIKE_MINUTE = 150  # after anomaly_min_samples (120) readings of the series
 
 
-def air_batches(minutes: int, per_batch: int, *, spike: bool = True, seed: int = 3) -> list[bytes]:
-    """Every station reports once a minute: pm25 noisy around 20 ug/m3 (station 0 jumps
-    to 220 at :data:`SPIKE_MINUTE` when ``spike``), o3 noisy around 30 ppb, no other
-    pollutant."""
+def air_batches(
+    minutes: int,
+    per_batch: int,
+    *,
+    spike: bool = True,
+    seed: int = 3,
+    t0: float = T0,
+    stations: list[str] = STATIONS,
+    district: str = "air-u",
+) -> list[bytes]:
+    """Every station reports once a minute: pm25 noisy around 20 ug/m3 (the first
+    station jumps to 220 at :data:`SPIKE_MINUTE` when ``spike``), o3 noisy around 30 ppb,
+    no other pollutant."""
     rng = np.random.default_rng(seed)
-    n = len(STATIONS)
-    ts = T0 + 60.0 * np.arange(minutes)
+    n = len(stations)
+    ts = t0 + 60.0 * np.arange(minutes)
     pm25 = 20.0 + rng.normal(0.0, 2.0, (minutes, n))
     if spike:
         pm25[SPIKE_MINUTE, 0] = 220.0
@@ -42,10 +51,10 @@ def air_batches(minutes: int, per_batch: int, *, spike: bool = True, seed: int =
         out.append(
             batch(
                 "airq",
-                STATIONS,
+                stations,
                 np.tile(np.arange(n), m),
                 t,
-                district="air-u",
+                district=district,
                 family="airq",
                 channel="air",
                 pm25=pm25[lo : lo + m].ravel(),
