@@ -407,6 +407,49 @@ def load_weda(path: Path) -> Recording:
     return Recording(name, t, a[:, 0], a[:, 1], a[:, 2], falls, segments, code, "WEDA-FALL")
 
 
+MOBIFALL_NAME = re.compile(r"^([A-Z]{3})_acc_(\d+)_(\d+)\.txt$")
+"""MobiFall / MobiAct accelerometer files: ``<CODE>_acc_<subject>_<trial>.txt``."""
+
+MOBIFALL_FALLS = frozenset({"FOL", "FKL", "BSC", "SDL"})
+"""MobiFall's fall codes (forward-lying, front-knees-lying, back-sitting-chair, sideward-lying);
+every other code (STD, WAL, JOG, JUM, STU, STN, SCH, CSI, CSO, ...) is a daily activity."""
+
+
+def load_mobifall(path: Path) -> Recording:
+    """Read one MobiFall v2.0 accelerometer trial (Vavoulas et al., 2014; see docs).
+
+    A smartphone (Samsung Galaxy S3) in a trouser pocket, in any orientation. The file
+    ``<CODE>_acc_<subject>_<trial>.txt`` holds ``#`` comment lines, an ``@DATA`` line,
+    then one ``timestamp(ns), x, y, z`` row per sample in m/s^2 (gravity included),
+    sampled irregularly at ~87-100 Hz. The stamps are the sampling instants and are used
+    as they are (seconds from the first). Whole-trial labels: a fall trial (a code in
+    :data:`MOBIFALL_FALLS`) is one fall whose segment is the whole trial.
+    """
+    m = MOBIFALL_NAME.match(path.name)
+    if m is None:
+        raise ValueError(f"{path}: not a MobiFall trial name like FOL_acc_1_1.txt")
+    text = path.read_text().splitlines()
+    start = next((i + 1 for i, ln in enumerate(text) if ln.strip() == "@DATA"), 0)
+    lines = (
+        (n, ln.split(","))
+        for n, ln in enumerate(text[start:], start + 1)
+        if ln.strip() and not ln.lstrip().startswith("#")
+    )
+    data = _numeric_rows(path, lines, 4, float)
+    if data.shape[0] < 2:
+        raise ValueError(f"{path}: needs at least 2 samples")
+    t = (data[:, 0] - data[0, 0]) * 1e-9
+    a = data[:, 1:]
+    code = m.group(1)
+    falls = np.empty(0)
+    segments: list[tuple[float, float]] = []
+    if code in MOBIFALL_FALLS:
+        falls = t[[int(np.argmax(np.einsum("ij,ij->i", a, a)))]]
+        segments = [(float(t[0]), float(t[-1]))]
+    name = f"{code}_S{int(m.group(2)):02d}_R{int(m.group(3)):02d}"
+    return Recording(name, t, a[:, 0], a[:, 1], a[:, 2], falls, segments, code, "MobiFall")
+
+
 PEAK_WINDOW_S = 2.0
 """A fall trial also counts as detected *near the peak* when an event lies within this many
 seconds of its largest ``|a|`` (whole-trial labels accept any event in the trial, e.g. one
@@ -414,14 +457,16 @@ caused by lowering the arm before the fall; a fall's hits spread over ~1-2 s).""
 
 
 def _recording_files(directory: Path) -> list[Path]:
-    """``*.csv`` directly in ``directory``, SisFall and WEDA-FALL trials anywhere below it."""
+    """``*.csv`` directly in ``directory``; SisFall, WEDA-FALL and MobiFall trials below it."""
     own = [p for p in sorted(directory.glob("*.csv")) if not _is_weda(p)]
     sisfall = [p for p in directory.rglob("*.txt") if SISFALL_NAME.match(p.name)]
     weda = [p for p in directory.rglob("*_accel.csv") if _is_weda(p)]
+    mobifall = [p for p in directory.rglob("*_acc_*.txt") if MOBIFALL_NAME.match(p.name)]
     return (
         own
         + sorted(sisfall, key=lambda p: p.name)
         + sorted(weda, key=lambda p: (p.parent.name, p.name))
+        + sorted(mobifall, key=lambda p: p.name)
     )
 
 
@@ -430,6 +475,8 @@ def _load_any(path: Path, opts: QualityOptions) -> Recording:
         return load_weda(path)
     if path.suffix == ".csv":
         return load_recording(path, units=opts.units)
+    if MOBIFALL_NAME.match(path.name):
+        return load_mobifall(path)
     return load_sisfall(path, rate_hz=opts.sisfall_rate_hz)
 
 
@@ -454,7 +501,7 @@ def _per_code(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         key = f"{rec['dataset']} {code}" if rec.get("dataset") else code
         row = out.setdefault(key, {"n": 0, "ok": 0})
         row["n"] += 1
-        is_fall = code.startswith("F")
+        is_fall = rec["falls"] > 0
         row["ok"] += int(rec["detected"] == rec["falls"] if is_fall else not rec["events_s"])
         row["metric"] = "sensitivity" if is_fall else "specificity"
         if is_fall:
@@ -487,7 +534,8 @@ def _pooled_codes(per_type: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
 def recordings_section(opts: QualityOptions) -> dict[str, Any]:
     """Falls detected and false alarms on every recording in ``opts.recordings``.
 
-    ``*.csv`` files follow :func:`load_recording`, SisFall trials :func:`load_sisfall`.
+    ``*.csv`` files follow :func:`load_recording`, SisFall trials :func:`load_sisfall`,
+    WEDA-FALL trials :func:`load_weda`, MobiFall trials :func:`load_mobifall`.
     """
     assert opts.recordings is not None
     files = _recording_files(opts.recordings)
@@ -592,8 +640,8 @@ def register(bench_app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 help="Directory of CSV recordings (time,ax,ay,az,label), SisFall trial "
-                "files (F01_SA01_R01.txt ...) and/or WEDA-FALL files (F01/U01_R01_accel.csv "
-                "...) to add."
+                "files (F01_SA01_R01.txt ...), WEDA-FALL files (F01/U01_R01_accel.csv ...) "
+                "and/or MobiFall files (FOL_acc_1_1.txt ...) to add."
             ),
         ] = None,
         sisfall_rate: Annotated[

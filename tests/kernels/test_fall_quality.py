@@ -16,6 +16,7 @@ from cityhealth.bench.quality import (
     SISFALL_G_PER_COUNT,
     QualityOptions,
     fall_section,
+    load_mobifall,
     load_recording,
     load_sisfall,
     load_weda,
@@ -391,3 +392,45 @@ def test_weda_loader_and_per_code_report(tmp_path: Path) -> None:
         "--recordings", str(tmp_path),
     ])  # fmt: skip
     assert res.exit_code != 0 and "second trial named D01_U02_R03" in res.output
+
+
+def _write_mobifall(path: Path, t_s: np.ndarray, a_ms2: np.ndarray, code: str) -> None:
+    """A synthetic trial in MobiFall's layout: comments, ``@DATA``, ``ns, x, y, z`` rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ns = 1_913_880_219_000 + np.round(t_s * 1e9).astype(np.int64)
+    rows = [f"{t}, {x:.4f}, {y:.4f}, {z:.4f}" for t, (x, y, z) in zip(ns, a_ms2, strict=True)]
+    head = f"#timestamp(ns),x,y,z(m/s^2)\n#Activity: {code}\n\n@DATA\n"
+    path.write_text(head + "\n".join(rows) + "\n")
+
+
+def test_mobifall_loader_and_per_code_report(tmp_path: Path) -> None:
+    """Synthetic (simulated) trials written in MobiFall's format, not real data."""
+    fall = synthesize("fall_slump_chair", rate_hz=87, duration_s=10, placement="pocket",
+                      rng=np.random.default_rng(95), jitter=0.3)  # fmt: skip
+    sit = synthesize("sitting_down", rate_hz=87, duration_s=6, placement="pocket",
+                     rng=np.random.default_rng(96), jitter=0.3)  # fmt: skip
+    root = tmp_path / "sub1"
+    for name, tr in (("FALLS/BSC/BSC_acc_1_2.txt", fall), ("ADL/SCH/SCH_acc_1_1.txt", sit)):
+        _write_mobifall(root / name, tr.t, np.stack([tr.ax, tr.ay, tr.az], axis=1), name[-15:-12])
+    (root / "FALLS/BSC/BSC_gyro_1_2.txt").write_text("@DATA\n1, 2, 3, 4\n")  # ignored
+
+    rec = load_mobifall(root / "FALLS/BSC/BSC_acc_1_2.txt")
+    assert (rec.name, rec.activity, rec.dataset) == ("BSC_S01_R02", "BSC", "MobiFall")
+    # the irregular stamps are kept (seconds from the first), values to 1e-4 m/s^2
+    np.testing.assert_allclose(rec.t, fall.t - fall.t[0], atol=1e-9)
+    np.testing.assert_allclose(rec.ax, fall.ax, atol=1e-4)
+    assert rec.fall_segments == [(0.0, rec.t[-1])] and rec.falls.size == 1
+    assert load_mobifall(root / "ADL/SCH/SCH_acc_1_1.txt").falls.size == 0  # not a fall code
+    with pytest.raises(ValueError, match="not a MobiFall trial"):
+        load_mobifall(root / "FALLS/BSC/BSC_gyro_1_2.txt")
+    _assert_rejects(load_mobifall, tmp_path / "FOL_acc_2_1.txt", "@DATA\n1, 2\n",
+                    "at least 4 columns")  # fmt: skip
+    _assert_rejects(load_mobifall, tmp_path / "FOL_acc_2_1.txt", "@DATA\n1, 2, 3, 4\n",
+                    "at least 2 samples")  # fmt: skip
+
+    recs = _quality_recordings(tmp_path)
+    assert set(recs["files"]) == {"BSC_S01_R02", "SCH_S01_R01"}
+    # BSC does not start with F: the fall codes decide sensitivity vs specificity
+    assert recs["per_type"]["MobiFall BSC"]["metric"] == "sensitivity"
+    assert recs["per_type"]["MobiFall SCH"]["metric"] == "specificity"
+    assert set(recs["pooled"]) == {"MobiFall sensitivity", "MobiFall specificity"}
