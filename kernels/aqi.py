@@ -153,6 +153,9 @@ POLLUTANTS: tuple[str, ...] = tuple(_TABLES)
 """Pollutant names accepted by :func:`us_epa`."""
 
 
+_ROWS = 6  # every table padded to the longest (pm25 etc.), so the kernel's row loop is fixed
+
+
 class _Table(NamedTuple):
     scale: float  # grid points per unit (1 / resolution)
     extrapolate: bool
@@ -160,19 +163,24 @@ class _Table(NamedTuple):
     hi_k: np.ndarray
     i_lo: np.ndarray
     i_hi: np.ndarray
+    rows: np.ndarray  # (5, _ROWS): the kernel's padded columns, see `_compile_table`
 
 
 def _compile_table(name: str) -> _Table:
     resolution, extrapolate, rows = _TABLES[name]
     scale = float(round(1.0 / resolution))
-    return _Table(
-        scale,
-        extrapolate,
-        np.array([round(r[0] * scale) for r in rows], dtype=np.float64),
-        np.array([round(r[1] * scale) for r in rows], dtype=np.float64),
-        np.array([r[2] for r in rows], dtype=np.float64),
-        np.array([r[3] for r in rows], dtype=np.float64),
-    )
+    lo_k = np.array([round(r[0] * scale) for r in rows], dtype=np.float64)
+    hi_k = np.array([round(r[1] * scale) for r in rows], dtype=np.float64)
+    i_lo = np.array([r[2] for r in rows], dtype=np.float64)
+    i_hi = np.array([r[3] for r in rows], dtype=np.float64)
+    # The kernel's columns, padded to _ROWS rows: `above` is the upper breakpoint a value
+    # must exceed to move on to the next row (+inf from the top row on, so padding rows
+    # are never reached); the others are those of equation 1. Differences of small
+    # integers are exact, so precomputing them changes no result.
+    cols = np.stack([hi_k, lo_k, i_lo, i_hi - i_lo, hi_k - lo_k])
+    padded = np.concatenate([cols, np.repeat(cols[:, -1:], _ROWS - lo_k.size, axis=1)], axis=1)
+    padded[0, lo_k.size - 1 :] = np.inf
+    return _Table(scale, extrapolate, lo_k, hi_k, i_lo, i_hi, padded)
 
 
 _COMPILED: dict[str, _Table] = {name: _compile_table(name) for name in POLLUTANTS}
@@ -190,50 +198,68 @@ def _grid_value(k: float, scale: float, grid32: bool) -> float:
     return float(np.float32(g)) if grid32 else g
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _pick(k: float, above: tuple[float, ...], col: tuple[float, ...]) -> float:
+    """``col[r]`` for the row ``r`` of grid value ``k``: the first row whose upper
+    breakpoint is not below ``k`` (the top row above the table). Selects, not a scan,
+    so that the loop over values vectorises."""
+    v = col[0]
+    v = col[1] if k > above[0] else v
+    v = col[2] if k > above[1] else v
+    v = col[3] if k > above[2] else v
+    v = col[4] if k > above[3] else v
+    return col[5] if k > above[4] else v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _aqi_kernel(
     conc: np.ndarray,
     scale: float,
-    lo_k: np.ndarray,
-    hi_k: np.ndarray,
-    i_lo: np.ndarray,
-    i_hi: np.ndarray,
+    rows: np.ndarray,
+    hi_top: float,
     extrapolate: bool,
     ceiling: int,
     grid32: bool,
     out: np.ndarray,
 ) -> None:
-    top = lo_k.size - 1
+    # error_model="numpy": no ZeroDivisionError branch in the vectorised loop (a row's
+    # width is never 0). The table as loop-invariant scalars (6 rows per column).
+    above = (rows[0, 0], rows[0, 1], rows[0, 2], rows[0, 3], rows[0, 4], rows[0, 5])
+    lo_k = (rows[1, 0], rows[1, 1], rows[1, 2], rows[1, 3], rows[1, 4], rows[1, 5])
+    i_lo = (rows[2, 0], rows[2, 1], rows[2, 2], rows[2, 3], rows[2, 4], rows[2, 5])
+    d_i = (rows[3, 0], rows[3, 1], rows[3, 2], rows[3, 3], rows[3, 4], rows[3, 5])
+    d_k = (rows[4, 0], rows[4, 1], rows[4, 2], rows[4, 3], rows[4, 4], rows[4, 5])
+    huge_value = float(ceiling) if extrapolate else -1.0
+    # Every value takes the same path (selects, no branch), so that LLVM vectorises the
+    # loop (AVX2: four values per instruction); invalid and huge values compute on 0.0
+    # and are replaced at the end.
     for j in range(conc.size):
         c = conc[j]
         # NaN fails every comparison, so `not (c >= 0)` catches NaN and negatives.
-        if not (c >= 0.0) or c == np.inf:
-            out[j] = -1
-            continue
+        valid = (c >= 0.0) & (c != np.inf)
         x = c * scale
-        if x > 1e12:  # far above every table: avoid huge grid indices
-            out[j] = ceiling if extrapolate else -1
-            continue
+        huge = x > 1e12  # far above every table: avoid huge grid indices
+        c = c if valid & ~huge else 0.0
         # Truncate to the grid: largest k with grid(k) <= c, grid(k) being the value
         # nearest to the decimal k / scale in the input's precision (float32 input:
-        # float32(0.055) is below the double 0.055 yet means 0.055).
-        k = math.floor(x)
-        if _grid_value(k + 1.0, scale, grid32) <= c:
-            k += 1.0
-        elif _grid_value(k, scale, grid32) > c:
-            k -= 1.0
-        r = 0
-        while r < top and k > hi_k[r]:
-            r += 1
-        if k < lo_k[r] or (k > hi_k[r] and not extrapolate):
-            out[j] = -1
-            continue
+        # float32(0.055) is below the double 0.055 yet means 0.055). At most one of the
+        # two corrections applies, since the grid is increasing.
+        k = np.floor(c * scale)  # a float: no int round trip in the vector loop
+        up = _grid_value(k + 1.0, scale, grid32) <= c
+        down = _grid_value(k, scale, grid32) > c
+        k = k + 1.0 if up else (k - 1.0 if down else k)
+        lo = _pick(k, above, lo_k)
         # Exact round-half-up of Ilo + num/den: all operands are small integers in
         # float64, so the correctly rounded quotient floors to the exact result.
-        num = (i_hi[r] - i_lo[r]) * (k - lo_k[r])
-        den = hi_k[r] - lo_k[r]
-        value = i_lo[r] + math.floor((2.0 * num + den) / (2.0 * den))
-        out[j] = ceiling if value > ceiling else int(value)
+        num = _pick(k, above, d_i) * (k - lo)
+        den = _pick(k, above, d_k)
+        value = _pick(k, above, i_lo) + np.floor((2.0 * num + den) / (2.0 * den))
+        value = min(value, float(ceiling))
+        undefined = (k < lo) | ((k > hi_top) & (not extrapolate))
+        value = -1.0 if undefined else value
+        value = huge_value if huge else value
+        value = value if valid else -1.0
+        out[j] = np.int32(value)  # -1..ceiling: a 32-bit conversion, which AVX2 has
 
 
 def _as_float_array(values: npt.ArrayLike, name: str) -> np.ndarray:
@@ -283,10 +309,8 @@ def us_epa(pollutant: str, concentration: npt.ArrayLike) -> np.ndarray:
     _aqi_kernel(
         flat,
         table.scale,
-        table.lo_k,
-        table.hi_k,
-        table.i_lo,
-        table.i_hi,
+        table.rows,
+        table.hi_k[-1],
         table.extrapolate,
         AQI_CEILING,
         grid32,
@@ -318,7 +342,9 @@ NOWCAST_POLLUTANTS: dict[str, tuple[int, float]] = {
 @njit(cache=True, nogil=True, inline="always")
 def _missing_as_nan(x: float) -> float:
     """The hour as stored in a window: NaN for a missing hour (NaN, ±inf, negative)."""
-    return x if (x >= 0.0) & (x < np.inf) else np.nan
+    # x * 0 is 0 for finite x and NaN for ±inf: two float compares, where `x < inf`
+    # became integer bit tests and branches.
+    return x if (x >= 0.0) & (x * 0.0 == 0.0) else np.nan
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -497,6 +523,32 @@ def nowcast(
 _NO_HOUR = np.iinfo(np.int64).min  # "no hour seen yet"
 _PREFETCH_AHEAD = 12  # samples; a station row is fetched while 12 others are updated
 _BLOCK = 128  # samples per block: the block's windows (12 x 128 doubles, 12 KB) stay in L1
+_LINE = 64  # bytes per cache line
+_SLOT_BIAS = 96 * 2**50  # a multiple of 12 and of 8, above the hours' bound 2**52
+
+
+def _line_aligned_nan(n: int, width: int) -> np.ndarray:
+    """A NaN ``(n, width)`` float64 array that starts on a cache line.
+
+    A ring row of 24 (16) doubles then spans exactly 3 (2) lines; NumPy's 16-byte
+    alignment made it 4 (3), one more line to fetch and write back per update.
+    """
+    flat = np.full(n * width + _LINE // 8, np.nan)
+    start = (-flat.ctypes.data % _LINE) // 8
+    return flat[start : start + n * width].reshape(n, width)
+
+
+@njit(cache=True, nogil=True)
+def _extremes(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
+    """``(a.min(), a.max(), b.min(), b.max())`` of two non-empty int64 arrays of one
+    length, in one pass (the input checks of ``NowCastStream.update`` read 10^7 hours
+    and stations once instead of four times)."""
+    a_lo = a_hi = a[0]
+    b_lo = b_hi = b[0]
+    for i in range(a.size):
+        a_lo, a_hi = min(a_lo, a[i]), max(a_hi, a[i])
+        b_lo, b_hi = min(b_lo, b[i]), max(b_hi, b[i])
+    return a_lo, a_hi, b_lo, b_hi
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -507,8 +559,12 @@ def _u(i: int) -> int:
 
 @njit(cache=True, nogil=True, inline="always")
 def _slot(h: int, hours: int) -> int:
-    """Ring slot of hour ``h``: ``-h mod hours``, so hours ago grow with the slot."""
-    return _u((-h) % hours)
+    """Ring slot of hour ``h``: ``-h mod hours``, so hours ago grow with the slot.
+
+    Unsigned: ``_SLOT_BIAS - h`` is positive for every accepted hour (``|h| < 2**52``)
+    and a multiple of 12 and 8 away from ``-h``, so the remainder is a multiply and a
+    shift, without the signed floor-modulo fix-ups."""
+    return _u(_SLOT_BIAS - h) % _u(hours)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -572,12 +628,12 @@ def _stream_updates(
             i = _u(start + jj)
             if i + _u(_PREFETCH_AHEAD) < _u(n):  # random rows of 10^4 stations miss L2
                 ahead = _u(station[i + _u(_PREFETCH_AHEAD)])
-                # The whole row (192 or 128 bytes, up to 4 lines as rows are not
+                # The whole row (192 or 128 bytes, 3 or 2 lines as the state's rows are
                 # line-aligned): cheaper than working out the window's slot first.
                 prefetch_row(ring, ahead, _u(0))
                 prefetch_row(ring, ahead, _u(8))
-                prefetch_row(ring, ahead, _u(16) if hours > 8 else _u(15))
-                prefetch_row(ring, ahead, r + r - _u(1))
+                if hours > 8:
+                    prefetch_row(ring, ahead, _u(16))
             s = _u(station[i])
             h = hour[i]
             last = last_hour[s]
@@ -664,9 +720,19 @@ class NowCastStream(DeviceStateArrays):
 
     def _initial_state(self, n_devices: int) -> dict[str, np.ndarray]:
         return {
-            "ring": np.full((n_devices, 2 * self._hours), np.nan),
+            "ring": _line_aligned_nan(n_devices, 2 * self._hours),
             "last_hour": np.full(n_devices, _NO_HOUR, dtype=np.int64),
         }
+
+    def grow(self, n_devices: int) -> None:
+        """Grow capacity (see :class:`DeviceStateArrays`), keeping the ring's rows on
+        cache lines (a concatenated array has NumPy's alignment only)."""
+        super().grow(n_devices)
+        ring = self._state["ring"]
+        if ring.ctypes.data % _LINE:
+            aligned = _line_aligned_nan(*ring.shape)
+            aligned[:] = ring
+            self._state["ring"] = aligned
 
     def export_state(self, devices: npt.ArrayLike) -> dict[str, np.ndarray]:
         """Checkpoint rows of ``devices``: ``window`` (newest hour first, missing hours
@@ -713,7 +779,13 @@ class NowCastStream(DeviceStateArrays):
         # Range check in the input dtype, before the int64 cast: a cast of 1e300 or of
         # uint64 >= 2**63 wraps (to the "no hour" sentinel, say), and np.abs(int64 min)
         # is negative. The bound also keeps hour differences exact.
-        if hr_raw.size and (hr_raw.max() >= 2**52 or hr_raw.min() <= -(2**52)):
+        extremes = None  # int64 hours (the usual input): both checks in one pass
+        if hr_raw.dtype == np.int64 and hr_raw.size == st.size and st.size:
+            extremes = _extremes(np.ascontiguousarray(hr_raw).reshape(-1), st)
+            h_lo, h_hi = extremes[0], extremes[1]
+        elif hr_raw.size:
+            h_lo, h_hi = hr_raw.min(), hr_raw.max()
+        if hr_raw.size and (h_hi >= 2**52 or h_lo <= -(2**52)):
             raise ValueError("hour indices must be below 2**52 in magnitude")
         hr = np.ascontiguousarray(hr_raw, dtype=np.int64).reshape(-1)
         val = _as_float_array(value, "value").reshape(-1)
@@ -721,7 +793,9 @@ class NowCastStream(DeviceStateArrays):
             raise ValueError(
                 f"length mismatch: station={st.size}, hour={hr.size}, value={val.size}"
             )
-        self._device_indices(st)  # range check before any state change
+        # Station range check before any state change (it raises the error).
+        if extremes is None or extremes[2] < 0 or extremes[3] >= self.n_devices:
+            self._device_indices(st)
         out = np.empty(st.size, dtype=np.float64)
         state = self._state
         _nowcast_stream_kernel(

@@ -36,16 +36,15 @@ __all__ = ["heat_index", "heat_index_f"]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def heat_index_f(t: float, rh: float) -> float:
-    """Heat index in °F of one temperature (°F) and relative humidity (%), NWS method."""
-    if not (rh >= 0.0 and rh <= 100.0) or not (abs(t) < np.inf):
-        return np.nan
-    if t <= 40.0:  # cold air: no heat index, the air temperature (NWS calculator)
-        return t
-    simple = 0.5 * (t + 61.0 + (t - 68.0) * 1.2 + rh * 0.094)
-    if (simple + t) * 0.5 < 80.0:
-        return simple
-    hi = (
+def _simple_f(t: float, rh: float) -> float:
+    """Steadman-consistent simple formula (°F, %)."""
+    return 0.5 * (t + 61.0 + (t - 68.0) * 1.2 + rh * 0.094)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rothfusz_f(t: float, rh: float) -> float:
+    """Rothfusz (1990) regression (°F, %), without the NWS adjustments."""
+    return (
         -42.379
         + 2.04901523 * t
         + 10.14333127 * rh
@@ -56,25 +55,70 @@ def heat_index_f(t: float, rh: float) -> float:
         + 0.00085282 * t * rh * rh
         - 0.00000199 * t * t * rh * rh
     )
-    if rh < 13.0 and 80.0 <= t <= 112.0:
-        hi -= ((13.0 - rh) / 4.0) * math.sqrt((17.0 - abs(t - 95.0)) / 17.0)
-    elif rh > 85.0 and 80.0 <= t <= 87.0:
-        hi += ((rh - 85.0) / 10.0) * ((87.0 - t) / 5.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dry(t: float, rh: float) -> bool:
+    """Where the NWS low-humidity adjustment applies (``&``: no branch)."""
+    return (rh < 13.0) & (t >= 80.0) & (t <= 112.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dry_adjustment(t: float, rh: float) -> float:
+    """Subtracted when :func:`_dry`. NaN (a negative root) far outside that range."""
+    return ((13.0 - rh) / 4.0) * math.sqrt((17.0 - abs(t - 95.0)) / 17.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _humid(t: float, rh: float) -> bool:
+    """Where the NWS high-humidity adjustment applies."""
+    return (rh > 85.0) & (t >= 80.0) & (t <= 87.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _humid_adjustment(t: float, rh: float) -> float:
+    """Added when :func:`_humid`."""
+    return ((rh - 85.0) / 10.0) * ((87.0 - t) / 5.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def heat_index_f(t: float, rh: float) -> float:
+    """Heat index in °F of one temperature (°F) and relative humidity (%), NWS method."""
+    if not (rh >= 0.0 and rh <= 100.0) or not (abs(t) < np.inf):
+        return np.nan
+    if t <= 40.0:  # cold air: no heat index, the air temperature (NWS calculator)
+        return t
+    simple = _simple_f(t, rh)
+    if (simple + t) * 0.5 < 80.0:
+        return simple
+    hi = _rothfusz_f(t, rh)
+    if _dry(t, rh):
+        hi -= _dry_adjustment(t, rh)
+    elif _humid(t, rh):
+        hi += _humid_adjustment(t, rh)
     return hi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _heat_kernel(temp_c: np.ndarray, rh: np.ndarray, out: np.ndarray) -> None:
+    # heat_index_f's steps as selects: every value computes every branch and keeps the
+    # one that applies, with the same operations in the same order (so the same bits),
+    # and LLVM vectorises the loop (AVX2). Branches on random weather mispredict often.
+    # error_model="numpy": the dry adjustment's root of a negative number is NaN in the
+    # lanes that do not use it, instead of a branch to an error.
     for i in range(temp_c.size):
         t = temp_c[i]
-        if not (t >= -273.15 and t <= 1000.0):
-            out[i] = np.nan
-            continue
+        h = rh[i]
+        ok = (t >= -273.15) & (t <= 1000.0) & (h >= 0.0) & (h <= 100.0)
         t_f = t * 1.8 + 32.0
-        if t_f <= 40.0 and rh[i] >= 0.0 and rh[i] <= 100.0:
-            out[i] = t  # cold air: the input itself, no °F round trip
-            continue
-        out[i] = (heat_index_f(t_f, rh[i]) - 32.0) / 1.8
+        simple = _simple_f(t_f, h)
+        hi = _rothfusz_f(t_f, h)
+        hi = hi - _dry_adjustment(t_f, h) if _dry(t_f, h) else hi
+        hi = hi + _humid_adjustment(t_f, h) if _humid(t_f, h) else hi  # exclusive
+        hi_f = simple if (simple + t_f) * 0.5 < 80.0 else hi
+        hi_c = (hi_f - 32.0) / 1.8
+        hi_c = t if t_f <= 40.0 else hi_c  # cold air: the input itself, no °F round trip
+        out[i] = hi_c if ok else np.nan
 
 
 def heat_index(temp_c: npt.ArrayLike, rh: npt.ArrayLike) -> np.ndarray:

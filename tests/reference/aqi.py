@@ -124,7 +124,10 @@ def nowcast(hourly_most_recent_first: list[float], hours: int, w_floor: float) -
         return math.nan
     values = [v for _, v in valid]
     c_max, c_min = max(values), min(values)
-    w = 1.0 if c_max <= 0 else 1.0 - (c_max - c_min) / c_max
+    # EPA's w* = 1 - (c_max - c_min) / c_max, evaluated as the equal c_min / c_max: the
+    # subtraction cancels to 0 when c_min / c_max < 2**-53 (o3 hours 1e-38 and 1.0 gave
+    # w = 0, the newest hour alone, instead of the formula's value).
+    w = 1.0 if c_max <= 0 else c_min / c_max
     w = max(w, w_floor)
     if w == 0.0:  # limit of the formula: only the newest valid hour has weight
         return valid[0][1]
