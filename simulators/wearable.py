@@ -7,9 +7,18 @@ Signal model (per device, vectorised over the devices due in a tick)
   depends on the local hour (lying at night, sitting/standing/walking by day, some stairs
   and jogging). Exertion ``e`` follows the activity's level with a first-order lag
   (time constant 20 s), the cardio-respiratory response delay.
+* **Sleep**: at night lying comes in bouts of 20-60 min, and after one bout in ten the
+  wearer gets up for 1-3 min (standing or walking: about one night-time awakening per
+  night); by day each 10-s clip is a fresh draw from the day mix.
 * **Heart rate**: ``HR = HR_rest + A cos(2 pi (h - 17) / 24) + 75 e + fever + stress +
   AR(1) noise`` -- a circadian rhythm with its trough in the early morning (Hilton et al.
-  2000) -- and about +10 /min per degC of fever (Liebermeister's rule).
+  2000) -- and about +10 /min per degC of fever (Liebermeister's rule). The population
+  is healthy adults whose sleeping rate (``HR_rest - A``, lying, at the trough) is at
+  least :data:`SLEEP_HR_MIN`, above the bradycardia alarm's exit limit (55 /min,
+  :mod:`streams.limits`): wearers whose normal night would trip that absolute limit
+  (athletes, many young adults; nightly minimum 50.5 +- 7.6 /min in Speed et al. 2023)
+  are left out of the demo city, so every bradycardia alarm belongs to a labelled event.
+  The noise is that of a 1 Hz wrist reading: SD about 1.5 /min at rest, more in motion.
 * **SpO2**: 96-99 % at rest, slightly lower under exertion, integer like pulse oximeters,
   with unlabelled sensor dropouts (the field is absent) more frequent in motion.
 * **Body temperature**: 36.3-36.9 degC with a +-0.25 degC circadian swing peaking in the
@@ -65,6 +74,16 @@ DAY_MIX = {
     "sitting_down": 0.07,
 }
 NIGHT_MIX = {"lying": 0.9, "standing": 0.04, "walking": 0.06}
+#: Bout length (s) of the night activities: sleep in bouts of 20-60 min between which a
+#: wearer may get up (nocturia: about one void a night is common in adults) for 1-3 min.
+#: Day activities (not listed) last one clip each.
+NIGHT_BOUT_S = {"lying": (1200.0, 3600.0), "standing": (60.0, 180.0), "walking": (60.0, 180.0)}
+#: Lowest sleeping heart rate (/min, lying at the circadian trough, without noise) of a
+#: simulated wearer: 2 /min above the bradycardia alarm's exit limit (55, streams.limits).
+SLEEP_HR_MIN = 57.0
+#: Resting heart rate of the population (/min, daily mean at rest): mean and SD of
+#: wrist-worn trackers' daily resting rate in 92,457 adults (Quer et al. 2020), at most 90.
+HR_REST_MEAN, HR_REST_SD, HR_REST_MAX = 66.0, 7.0, 90.0
 VITAL_FIELDS = ("heart_rate", "spo2", "body_temp")
 _TEMPLATE = (
     b'{"ts":%.3f,"heart_rate":%d,"spo2":%d,"body_temp":%.2f,"respiration_rate":%.1f,"steps":%d}'
@@ -74,6 +93,22 @@ _TEMPLATE = (
 def local_hour(now: float, utc_offset_h: float) -> float:
     """Local clock hour (0-24) of an epoch time."""
     return ((now / 3600.0) + utc_offset_h) % 24.0
+
+
+def resting_rates(rng: np.random.Generator, circ_amp: np.ndarray) -> np.ndarray:
+    """Daily resting heart rates (/min) of wearers with circadian amplitudes ``circ_amp``.
+
+    Normal(:data:`HR_REST_MEAN`, :data:`HR_REST_SD`) truncated to
+    ``[SLEEP_HR_MIN + circ_amp, HR_REST_MAX]`` by redrawing: nobody's normal sleeping rate
+    falls below :data:`SLEEP_HR_MIN` (see the module docstring).
+    """
+    hr = rng.normal(HR_REST_MEAN, HR_REST_SD, circ_amp.size)
+    for _ in range(100):
+        bad = np.flatnonzero((hr - circ_amp < SLEEP_HR_MIN) | (hr > HR_REST_MAX))
+        if bad.size == 0:
+            break
+        hr[bad] = rng.normal(HR_REST_MEAN, HR_REST_SD, bad.size)
+    return np.clip(hr, SLEEP_HR_MIN + circ_amp, HR_REST_MAX)
 
 
 def mix_cdf(bank: ClipBank, mix: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -110,12 +145,17 @@ class WearableSimulator(Simulator):
         self.burst = BurstWindows(n, self.rate_hz, BurstConfig.from_section(p))
         self.day = mix_cdf(self.bank, DAY_MIX)
         self.night = mix_cdf(self.bank, NIGHT_MIX)
+        self.night_bout = np.zeros((len(self.bank.names), 2))
+        for a, (lo, hi) in NIGHT_BOUT_S.items():
+            self.night_bout[self.bank.code[a]] = (lo, hi)
+        self.bout_act = np.full(n, -1, dtype=np.int64)
+        self.bout_until = np.full(n, -np.inf)
         names = self.bank.names
         self.ex_level = np.array([EXERTION.get(a, 0.15) for a in names])
         self.cadence = np.array([CADENCE.get(a, 0.0) for a in names])
         # per-device physiology
-        self.hr_rest = np.clip(rng.normal(66, 7, n), 48, 90)
         self.circ_amp = rng.uniform(4, 8, n)
+        self.hr_rest = resting_rates(rng, self.circ_amp)
         self.spo2_base = rng.uniform(96.0, 99.2, n)
         self.temp_base = rng.normal(36.6, 0.15, n)
         self.rr_base = rng.uniform(12, 17, n)
@@ -257,8 +297,17 @@ class WearableSimulator(Simulator):
         if need.size == 0:
             return
         h = local_hour(now, self.scenario.utc_offset_h)
-        codes, cdf = self.night if (h < 6.5 or h >= 23.0) else self.day
+        night = h < 6.5 or h >= 23.0
+        codes, cdf = self.night if night else self.day
         act = codes[np.minimum(np.searchsorted(cdf, self.rng.random(need.size)), codes.size - 1)]
+        # a bout still running goes on with another clip of its activity
+        going = self.bout_until[need] > now
+        act = np.where(going, self.bout_act[need], act)
+        new = need[~going]
+        if night and new.size:
+            lo, hi = self.night_bout[act[~going]].T
+            self.bout_until[new] = now + lo + (hi - lo) * self.rng.random(new.size)
+            self.bout_act[new] = act[~going]
         act = np.where(self.hold_until[need] > now, self.bank.code["lying"], act)
         self.player.start(need, act)
 
@@ -269,7 +318,8 @@ class WearableSimulator(Simulator):
         a = 1.0 - np.exp(-1.0 / 20.0)
         self.exertion[d] += (self.ex_level[act] - self.exertion[d]) * a
         e = self.exertion[d]
-        self.hr_noise[d] = 0.9 * self.hr_noise[d] + rng.normal(0, 1.2, k)
+        # SD 1.5 /min at rest (1 Hz wrist readings of a still wearer), more in motion
+        self.hr_noise[d] = 0.9 * self.hr_noise[d] + rng.normal(0, 0.65, k) * (1.0 + 2.0 * e)
         fever = np.zeros(k)
         fv = self.fever_end[d] > now
         if fv.any():
