@@ -1,6 +1,7 @@
 """The compacted checkpoint topic: creation and restore of one source partition.
 
-Record key ``<stream>:<partition>:<block>`` (docs/STREAMS.md); record partition = the
+Record key ``<stream>:<partition>:<block>`` (docs/STREAMS.md; the district board's
+open minutes use named blocks, streams/district.py); record partition = the
 source partition, so one worker reads exactly the checkpoints of the partitions it owns.
 Restore reads ``read_committed`` up to the partition's *high watermark*, not just to the
 last stable offset (LSO): checkpoints of aborted transactions (a worker killed
@@ -33,7 +34,9 @@ TOPIC_CONFIG = {
 }
 
 
-def checkpoint_key(stream: str, partition: int, block: int) -> bytes:
+def checkpoint_key(stream: str, partition: int, block: int | str) -> bytes:
+    """``<stream>:<partition>:<block>``: a device block (an integer) or a named record
+    (the district board's ``minute:<district>:<minute>`` and ``aqi-category``)."""
     return f"{stream}:{partition}:{block}".encode()
 
 

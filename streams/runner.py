@@ -20,6 +20,9 @@ The commit protocol (docs/STREAMS.md), per partition and in this order:
 
 So a committed offset never runs ahead of a checkpoint (the state covers every
 committed batch), and alerts are published exactly when the state that raised them is.
+The partition's open district minutes (streams/district.py) travel in the same
+transaction as records of their own, and the air stream raises its districts' AQI
+category changes in its commit step, so both resume exactly after a restart.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -38,6 +41,7 @@ from aiokafka import AIOKafkaProducer
 from ingest.batch import BatchFormatError, decode
 from streams.alerts import Alert
 from streams.checkpoint import checkpoint_key, read_checkpoints
+from streams.district import STATION_STREAM, BoardRecordError
 from streams.output import Output
 from streams.processors import PROCESSORS, Processor, Services
 from streams.sink import InfluxSink, SinkRejectedError, SinkUnavailableError
@@ -148,7 +152,9 @@ class PartitionRunner:
         self.partition = partition
         self.services = services
         self.config = services.config
-        self.processor: Processor = PROCESSORS[stream](services)
+        #: This stream's and partition's handle on the worker's district board.
+        self.board = services.board.view(stream, partition)
+        self.processor: Processor = PROCESSORS[stream](replace(services, board=self.board))
         self.sink = sink
         self.kafka = kafka  # kafka_client_kwargs(settings): address and SASL credentials
         self.checkpoint_topic = checkpoint_topic
@@ -189,7 +195,13 @@ class PartitionRunner:
         records = await read_checkpoints(
             self.kafka, self.checkpoint_topic, self.partition, self.stream
         )
-        restored = await self._run(self._import, list(records.values()))
+        prefix = len(checkpoint_key(self.stream, self.partition, ""))
+        blocks: list[tuple[str, bytes]] = []
+        minutes: list[tuple[str, bytes]] = []
+        for key, value in records.items():
+            name = key[prefix:].decode()
+            (blocks if name.isdigit() else minutes).append((name, value))
+        restored = await self._run(self._import, [v for _, v in blocks], minutes)
         self.stats.restored_blocks += restored
         # The restored state may hold open aggregate periods that the previous owner
         # changed but never upserted (it flushes every aggregate_interval_s only; their
@@ -197,11 +209,16 @@ class PartitionRunner:
         # partition that gets no new record would never write them.
         self.unflushed = restored > 0
 
-    def _import(self, payloads: list[bytes]) -> int:
+    def _import(self, payloads: list[bytes], minutes: list[tuple[str, bytes]]) -> int:
         for payload in payloads:
             try:
                 self.processor.state.import_block(payload)
             except CheckpointError as exc:  # skip a bad block: its devices re-learn
+                log.error("%s[%d]: %s", self.stream, self.partition, exc)
+        for name, payload in minutes:  # open district minutes: written at the next flush
+            try:
+                self.board.import_record(name, payload)
+            except BoardRecordError as exc:  # skip: that minute restarts from what comes
                 log.error("%s[%d]: %s", self.stream, self.partition, exc)
         self.processor.state.dirty.clear()
         self.processor.restored()
@@ -255,7 +272,12 @@ class PartitionRunner:
             if self.closed:
                 return
             await self._run(self.processor.tick, now, self.out)
-            if self.out.alerts or (self.pending and self._due()) or self._flush_due():
+            if (
+                self.out.alerts
+                or (self.pending and self._due())
+                or self._flush_due()
+                or self.board.has_tombstones()  # of forgotten minutes: commit them soon
+            ):
                 await self._commit()
             elif self._steps and self._steps[0].done():
                 await self._reap()  # surfaces a failed publication
@@ -277,11 +299,13 @@ class PartitionRunner:
             await self._run(self.processor.flush, out)
             self.last_flush = time.monotonic()
             self.unflushed = False
+        if self.stream == STATION_STREAM:
+            await self._run(self.board.category_alerts, out)
         now = time.time()
         for alert in out.alerts:
             alert.emitted_ts = now
         out.mirror_alerts()
-        records = await self._run(self.processor.state.take_dirty)
+        records = await self._run(self._records)
         written = asyncio.get_running_loop().run_in_executor(
             self.writer, write_output, self.sink, out, lambda: self.closed
         )
@@ -292,6 +316,17 @@ class PartitionRunner:
         self.pending = []
         self.batches_since = 0
         self.last_commit = time.monotonic()
+
+    def _records(self) -> list[tuple[bytes, bytes | None]]:
+        """The step's checkpoint records: changed device blocks, then the district
+        minutes changed (or forgotten: ``None``, a tombstone) since the last step."""
+        key = checkpoint_key
+        s, p = self.stream, self.partition
+        records: list[tuple[bytes, bytes | None]] = [
+            (key(s, p, block), data) for block, data in self.processor.state.take_dirty()
+        ]
+        records += [(key(s, p, name), data) for name, data in self.board.take_records()]
+        return records
 
     async def _reap(self) -> None:
         """Forget published steps (raises the failure of one that failed)."""
@@ -311,8 +346,7 @@ class PartitionRunner:
                     await self.producer.send(
                         self.alerts_topic, alert.to_json(), key=alert.subject.encode()
                     )
-                for block, data in step.records:
-                    key = checkpoint_key(self.stream, self.partition, block)
+                for key, data in step.records:
                     await self.producer.send(
                         self.checkpoint_topic, data, key=key, partition=self.partition
                     )
@@ -348,6 +382,7 @@ class PartitionRunner:
             await self.producer.stop()
         self.executor.shutdown(wait=True)
         self.writer.shutdown(wait=True)
+        self.board.drop()  # uncommitted minutes: the next owner restores and replays
 
 
 @dataclass
@@ -355,7 +390,7 @@ class _Step:
     """A commit step between its cut and its publication."""
 
     written: asyncio.Future[tuple[int, int]]  # (points, refused points)
-    records: list[tuple[int, bytes]]
+    records: list[tuple[bytes, bytes | None]]  # (checkpoint key, value; None: tombstone)
     alerts: list[Alert]
     events: list[tuple[Ack, Any]]
 

@@ -7,6 +7,7 @@ Kept apart from the Faust app object (streams/app.py) so the same logic serves
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -15,8 +16,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-from aiokafka import AIOKafkaProducer
 
 from cityhealth.settings import Settings
 from ingest.kafka_client import kafka_client_kwargs
@@ -28,7 +27,7 @@ from streams.district import DistrictBoard
 from streams.output import Databases, Output
 from streams.processors import Services
 from streams.runner import Ack, PartitionRunner, Stats, make_runner, write_until_acknowledged
-from streams.sink import InfluxSink, make_sink
+from streams.sink import InfluxSink, SinkUnavailableError, make_sink
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,11 @@ class StreamWorker:
         self._background: set[asyncio.Future[None]] = set()
         self._creating: dict[tuple[str, int], asyncio.Lock] = {}
         self._stream_of_topic = {self.topics.stream(s): s for s in STREAM_BASES}
-        self._board_producer: AIOKafkaProducer | None = None
         self._board_sink: InfluxSink | None = None
+        #: A flush's rows and a revocation never interleave: the old owner writes no row
+        #: of a partition once it was revoked (the new owner's rows win).
+        self._board_lock = asyncio.Lock()
+        self._revoking = 0
         self._board_executor = ThreadPoolExecutor(1, thread_name_prefix="districts")
         self._board_out = Output(self.services.dbs)
 
@@ -142,16 +144,24 @@ class StreamWorker:
 
     async def revoke(self, topic_partitions: set[tuple[str, int]]) -> None:
         """Drop the runners of revoked partitions (the next owner restores their state)."""
-        for topic, partition in topic_partitions:
-            stream = self.stream_of(topic)
-            if stream is None:
-                continue
-            key = (stream, partition)
-            self.assigned.discard(key)
-            async with self._creating.setdefault(key, asyncio.Lock()):  # a start in flight
-                runner = self.runners.pop(key, None)
-            if runner is not None:
-                await runner.close()
+        self._revoking += 1  # a flush blocked on InfluxDB gives up its write
+        try:
+            await self._revoke(topic_partitions)
+        finally:
+            self._revoking -= 1
+
+    async def _revoke(self, topic_partitions: set[tuple[str, int]]) -> None:
+        async with self._board_lock:
+            for topic, partition in topic_partitions:
+                stream = self.stream_of(topic)
+                if stream is None:
+                    continue
+                key = (stream, partition)
+                self.assigned.discard(key)
+                async with self._creating.setdefault(key, asyncio.Lock()):  # a start in flight
+                    runner = self.runners.pop(key, None)
+                if runner is not None:
+                    await runner.close()  # drops its part of the district minutes
 
     # -- timers -------------------------------------------------------------------------
     async def tick(self) -> None:
@@ -177,46 +187,40 @@ class StreamWorker:
         os.replace(tmp, path)
 
     async def flush_districts(self) -> None:
-        loop = asyncio.get_running_loop()
-        out = self._board_out
-        await loop.run_in_executor(self._board_executor, self.services.board.flush, out)
-        if out.empty:
-            return
-        if self._board_sink is None:
-            self._board_sink = make_sink(self.settings)
-        now = time.time()
-        for alert in out.alerts:
-            alert.emitted_ts = now
-        out.mirror_alerts()
-        sink = self._board_sink
-        await loop.run_in_executor(
-            self._board_executor, write_until_acknowledged, sink, out.bodies, lambda: False
-        )
-        if out.alerts:
-            producer = await self._producer()
-            async with producer.transaction():
-                for alert in out.alerts:
-                    await producer.send(
-                        self.topics.alerts, alert.to_json(), key=alert.subject.encode()
-                    )
-            self.stats.alerts += len(out.alerts)
-        out.clear()
+        """Upsert the district rows of every partition whose streams are all started.
 
-    async def _producer(self) -> AIOKafkaProducer:
-        if self._board_producer is None:
-            producer = AIOKafkaProducer(
-                **kafka_client_kwargs(self.settings),
-                transactional_id=f"{self.app_id}-districts",
-                enable_idempotence=True,
-                acks="all",
-            )
-            await producer.start()
-            self._board_producer = producer
-        return self._board_producer
+        A partition with an assigned stream still restoring is skipped (its row would
+        lack that stream's part); the AQI category alerts are raised by the air
+        stream's runners (streams/runner.py), so no alert goes out from here.
+        """
+        async with self._board_lock:
+            loop = asyncio.get_running_loop()
+            out = self._board_out
+            skip = {p for key in self.assigned if key not in self.runners for p in key[1:]}
+            flush = functools.partial(self.services.board.flush, skip=skip, categories=False)
+            await loop.run_in_executor(self._board_executor, flush, out)
+            if out.empty:
+                return
+            if self._board_sink is None:
+                self._board_sink = make_sink(self.settings)
+            sink = self._board_sink
+            try:
+                await loop.run_in_executor(
+                    self._board_executor,
+                    write_until_acknowledged,
+                    sink,
+                    out.bodies,
+                    lambda: self._revoking > 0,
+                )
+            except SinkUnavailableError as exc:  # a revocation waits: write them next time
+                log.warning("district rows not written (InfluxDB unavailable): %s", exc)
+                self.services.board.unflush()
+            finally:
+                out.clear()
 
     async def stop(self) -> None:
-        for runner in list(self.runners.values()):
-            await runner.close()
-        self.runners.clear()
-        if self._board_producer is not None:
-            await self._board_producer.stop()
+        self._revoking += 1  # as a revocation of everything: a blocked flush gives up
+        async with self._board_lock:  # no flush of half-closed partitions
+            for runner in list(self.runners.values()):
+                await runner.close()
+            self.runners.clear()

@@ -5,7 +5,9 @@ column buffer per Kafka partition of the reading's stream and seals a buffer int
 encoded record when it reaches ``max_count`` readings or about ``max_bytes``, or when its
 oldest reading is ``max_age_s`` old (:meth:`MicroBatcher.poll`). Partitions follow
 Kafka's default partitioner (murmur2 of the device key), so a device always lands on the
-same partition and its kernel state stays with one worker.
+same partition and its kernel state stays with one worker. Air stations are keyed by their
+district instead (``StreamSchema.partition_key``): one partition holds a district's
+stations, so its AQI is computed in one place (docs/BATCH_FORMAT.md).
 
 Readings may be pydantic models or plain mappings: fields are read by the contract names
 of docs/ARCHITECTURE.md (``ts``, ``heart_rate``, ``t0``, ``rate_hz``, ``x``, ...).
@@ -259,7 +261,8 @@ class MicroBatcher:
             If an accelerometer window is inconsistent (the contract prevents this).
         """
         stream = stream_for(family, channel)
-        key = (stream, kafka_partition(device, self._partitions[stream]))
+        by = district if STREAMS[stream].partition_key == "district" else device
+        key = (stream, kafka_partition(by, self._partitions[stream]))
         buf = self._buffers.get(key)
         if buf is None:
             buf = self._buffers[key] = _Buffer(STREAMS[stream], self._clock())

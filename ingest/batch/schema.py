@@ -34,6 +34,12 @@ class StreamSchema:
         ``""`` where absent.
     ragged
         Whether readings are sample windows (offsets + concatenated ``t, x, y, z``).
+    partition_key
+        The provenance column whose value picks the Kafka partition (murmur2, as Kafka's
+        default partitioner): ``device`` (a person's devices: one partition per device,
+        the same number in every stream), or ``district`` for air stations, so one
+        partition holds every station of a district (its AQI and category alert are
+        computed in one place, streams/district.py).
     """
 
     name: str
@@ -41,6 +47,7 @@ class StreamSchema:
     flags: tuple[str, ...] = ()
     strings: tuple[str, ...] = ()
     ragged: bool = False
+    partition_key: str = "device"
 
     @property
     def numeric_dtypes(self) -> dict[str, str]:
@@ -69,6 +76,7 @@ HOME = StreamSchema(
 AIRQ = StreamSchema(
     "airq",
     floats=("lat", "lon", "pm25", "pm10", "o3", "no2", "so2", "co", "temperature", "humidity"),
+    partition_key="district",
 )
 
 STREAMS: dict[str, StreamSchema] = {s.name: s for s in (VITALS, MOTION, HOME, AIRQ)}

@@ -299,8 +299,9 @@ class Bridge:
     async def _send_batch(self, sealed: SealedBatch) -> None:
         assert self._producer is not None
         topic = self._topics.stream(sealed.stream)
-        # Explicit partition (murmur2 of the pseudonymous device id, as Kafka's default
-        # partitioner would pick for that key); the record itself has no key.
+        # Explicit partition (murmur2 of the pseudonymous device id, or of the district for
+        # air stations, as Kafka's default partitioner would pick for that key); the
+        # record itself has no key.
         if not await self._producer.send(
             topic, sealed.payload, key=None, partition=sealed.partition
         ):

@@ -56,6 +56,8 @@ class Truth:
     nowcast_max_per_district: dict[str, int] = field(default_factory=dict)
     district_aqi_last: dict[str, int] = field(default_factory=dict)
     heat_max_per_district: dict[str, float] = field(default_factory=dict)
+    #: alerts of the ``district`` rows (both partitions) per district
+    district_alerts: dict[str, int] = field(default_factory=dict)
     air_readings: int = 0
     falls_per_district: Counter[str] = field(default_factory=Counter)
     high_news2_residents: dict[str, int] = field(default_factory=dict)
@@ -77,6 +79,19 @@ def _ns(seconds: np.ndarray) -> np.ndarray:
 def _pseudonym(i: int) -> str:
     """Shaped like ingest's keyed pseudonyms: ``p-`` + 26 base32 characters."""
     return "p-" + f"{i:026d}".translate(str.maketrans("0123456789", "abcdefgh23"))
+
+
+def _split(
+    counts: Counter[tuple[str, str, int]] | dict[tuple[str, str, int], int],
+) -> list[tuple[str, list[tuple[str, str, int]], np.ndarray]]:
+    """``(partition, keys, counts)``: each count split over partitions "0" and "1"."""
+    keys = sorted(counts)
+    total = np.array([counts[k] for k in keys], dtype=np.int64)
+    out = []
+    for part, share in (("0", total // 2), ("1", total - total // 2)):
+        keep = np.flatnonzero(share > 0)
+        out.append((part, [keys[i] for i in keep.tolist()], share[keep]))
+    return out
 
 
 class CityWriter:
@@ -102,32 +117,36 @@ class CityWriter:
 
     def _district_counts(self) -> None:
         """``district_stream`` from every reading counted; ``district_alert`` from the
-        alerts of both databases (per district, type and minute; no subject)."""
+        alerts of both databases (per district, type and minute; no subject). Each count
+        is split over two source partitions, as two workers write them (the panels sum
+        across the ``partition`` tag)."""
         tr = self.truth
-        keys = sorted(tr.readings)
-        self.write(
-            self.pub,
-            "district_stream",
-            np.array([k[2] for k in keys]),
-            {
-                "district": [k[0] for k in keys],
-                "stream": [STREAM_OF[k[1]] for k in keys],
-                "channel": [k[1] for k in keys],
-            },
-            {"readings": np.array([tr.readings[k] for k in keys], dtype=np.int64)},
-        )
-        alerts = sorted(self.alert_minutes)
-        self.write(
-            self.pub,
-            "district_alert",
-            np.array([k[2] for k in alerts]),
-            {
-                "district": [k[0] for k in alerts],
-                "type": [k[1] for k in alerts],
-                "scope": ["public" if k[1] in tr.public_alerts else "person" for k in alerts],
-            },
-            {"alerts": np.array([self.alert_minutes[k] for k in alerts], dtype=np.int64)},
-        )
+        for part, keys, counts in _split(tr.readings):
+            self.write(
+                self.pub,
+                "district_stream",
+                np.array([k[2] for k in keys]),
+                {
+                    "district": [k[0] for k in keys],
+                    "partition": [part] * len(keys),
+                    "stream": [STREAM_OF[k[1]] for k in keys],
+                    "channel": [k[1] for k in keys],
+                },
+                {"readings": counts},
+            )
+        for part, alerts, counts in _split(self.alert_minutes):
+            self.write(
+                self.pub,
+                "district_alert",
+                np.array([k[2] for k in alerts]),
+                {
+                    "district": [k[0] for k in alerts],
+                    "partition": [part] * len(alerts),
+                    "type": [k[1] for k in alerts],
+                    "scope": ["public" if k[1] in tr.public_alerts else "person" for k in alerts],
+                },
+                {"alerts": counts},
+            )
 
     def _alerts_counted(self, types: list[str], districts: list[str], t: np.ndarray) -> None:
         for key in zip(districts, types, (t // 60 * 60).tolist(), strict=True):
@@ -159,21 +178,35 @@ class CityWriter:
             )
             n = self.minutes.size
             alerts = (np.arange(n) % 17 == 0).astype(np.int64)
+            # partition "1" holds the district's stations (keyed by district) and half of
+            # its wearables and homes; partition "0" the other half: readers sum the two
             common = {
                 "aqi_mean": aqi_mean,
                 "stations_reporting": np.full(n, STATIONS_PER_DISTRICT, dtype=np.int64),
-                "devices_online": np.full(n, RESIDENTS_PER_DISTRICT * 2, dtype=np.int64),
+                "devices_online": np.full(n, RESIDENTS_PER_DISTRICT, dtype=np.int64),
                 "alerts": alerts,
                 "heat_index_max": heat_max,
             }
+            tags = {"district": district, "partition": "1"}
             for mask in (has_aqi, ~has_aqi):  # an integer field cannot be NaN: leave it out
                 fields = {k: v[mask] for k, v in common.items()}
                 if mask is has_aqi:
                     fields["aqi_max"] = aqi_max[mask].astype(np.int64)
                 if mask.any():
-                    self.write(
-                        self.pub, "district", self.minutes[mask], {"district": district}, fields
-                    )
+                    self.write(self.pub, "district", self.minutes[mask], tags, fields)
+            devices_only = {
+                "stations_reporting": np.zeros(n, dtype=np.int64),
+                "devices_online": np.full(n, RESIDENTS_PER_DISTRICT, dtype=np.int64),
+                "alerts": (np.arange(n) % 23 == 0).astype(np.int64),
+            }
+            tr.district_alerts[district] = int(alerts.sum() + devices_only["alerts"].sum())
+            self.write(
+                self.pub,
+                "district",
+                self.minutes,
+                {"district": district, "partition": "0"},
+                devices_only,
+            )
             tr.district_aqi_last[district] = int(aqi_max[-1])
             tr.heat_max_per_district[district] = float(heat_max.max())
         self._public_alerts()

@@ -30,7 +30,13 @@ from cityhealth.settings import Settings
 from kernels.aqi import category
 from streams.sink import InfluxSink, make_sink
 from tests.conftest import RunningStack, settings_env
-from tests.dashboards.citydata import DISTRICTS, Truth, write_city
+from tests.dashboards.citydata import (
+    DISTRICTS,
+    RESIDENTS_PER_DISTRICT,
+    STATIONS_PER_DISTRICT,
+    Truth,
+    write_city,
+)
 from tests.dashboards.rates import scaled_by_tag, scaled_sum, total
 
 DASHBOARDS = load_dashboards()
@@ -160,8 +166,21 @@ def test_operations_rates_add_up_to_what_was_stored(city: City) -> None:
     public = "Alerts per minute by type: public"
     assert {s["tags"]["type"] for s in res.result(public).series} == set(tr.public_alerts)
     assert scaled_sum(res, public, "A", 60_000) == pytest.approx(tr.public_alerts.total())
+    # summed across the partition tag per minute (each partition holds half the devices)
     online = res.result("Devices online per district").series
     assert {s["tags"]["district"] for s in online} == set(DISTRICTS)
+    assert {max(v[1] for v in s["values"] if v[1] is not None) for s in online} == {
+        2 * RESIDENTS_PER_DISTRICT
+    }
+    stations = res.result("Air stations reporting per district").series
+    assert {max(v[1] for v in s["values"] if v[1] is not None) for s in stations} == {
+        STATIONS_PER_DISTRICT
+    }
+    per_district = res.result("Alerts per district (all types)").series
+    assert {
+        s["tags"]["district"]: sum(v[1] for v in s["values"] if v[1] is not None)
+        for s in per_district
+    } == tr.district_alerts
 
 
 def test_operations_person_counts_narrow_by_district(city: City) -> None:

@@ -140,8 +140,8 @@ def test_home_events_stored_and_panic_alerts_once(
         for m in ("district_stream", "district_alert")
     }
     assert keys == {
-        "district_stream": {"district", "stream", "channel"},
-        "district_alert": {"district", "type", "scope"},
+        "district_stream": {"district", "partition", "stream", "channel"},
+        "district_alert": {"district", "partition", "type", "scope"},
     }
 
 
@@ -176,7 +176,8 @@ def test_air_quality_aqi_heat_and_district_rows(worker: WorkerProcess, asettings
     ts = T0 + np.arange(0.0, 90 * 60, 60.0)  # 90 minutes: hour 0 whole, hour 1 half
     hot = np.where((ts >= T0 + 1800) & (ts < T0 + 2400), 36.0, 24.0)  # 10 hot minutes
     records = []
-    for p, group in enumerate(by_partition(stations)):
+    # stations are keyed by district (ingest.batch.schema): one partition holds them all
+    for p, group in enumerate(by_partition(stations, district=district)):
         if not group:
             continue
         n = len(group)

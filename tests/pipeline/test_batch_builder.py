@@ -132,6 +132,35 @@ def test_partitions_follow_kafka_default_partitioner() -> None:
     assert sum(s.count for s in sealed) == 40
 
 
+def test_air_stations_are_keyed_by_district_and_devices_keep_one_partition_number() -> None:
+    """Every station of a district lands on the district's partition (its AQI is computed
+    in one place); a wearable's vitals, accelerometer and status share one partition."""
+    b = MicroBatcher(4, "p", BatchLimits(max_count=10_000), clock=FakeClock())
+    districts = [f"d{i}" for i in range(8)]
+    for i in range(40):
+        district = districts[i % 8]
+        prov = {"district": district, "family": "airq", "channel": "air"}
+        b.append({"ts": float(i), "lat": 1.0, "lon": 2.0, "pm25": 9.0}, device=f"st-{i}", **prov)
+    wearables = [f"p-w{i}" for i in range(12)]
+    for dev in wearables:
+        b.append({"ts": 1.0, "heart_rate": 60}, device=dev, **PROV)
+        b.append({"ts": 1.0, "battery": 50.0}, device=dev, **{**PROV, "channel": "status"})
+        window = {"t0": 1.0, "rate_hz": 50.0, "x": [0.0], "y": [0.0], "z": [9.8]}
+        b.append(window, device=dev, **{**PROV, "channel": "accel"})
+    where: dict[str, set[tuple[str, int]]] = {}
+    for s in b.flush():
+        batch = decode(s.payload)
+        key = batch.strings["district"] if s.stream == "airq" else batch.strings["device"]
+        for value in key.values:
+            where.setdefault(value, set()).add((s.stream, s.partition))
+    for district in districts:
+        assert where[district] == {("airq", kafka_partition(district, 4))}
+    assert len({p for d in districts for _, p in where[d]}) > 1
+    for dev in wearables:
+        assert {p for _, p in where[dev]} == {kafka_partition(dev, 4)}
+        assert {stream for stream, _ in where[dev]} == {"vitals", "home", "motion"}
+
+
 def test_age_and_bytes_limits() -> None:
     b, clock = _batcher(max_age_s=0.05)
     assert b.next_deadline() is None

@@ -90,10 +90,10 @@ def test_idle_minutes_are_forgotten_and_a_late_touch_is_counted(
     store.flush(board)
     clock[0] += district_module._KEEP_IDLE_S - 1
     store.flush(board)
-    assert len(board._touched) == 5  # not idle long enough yet
+    assert len(board.open_minutes()) == 5  # not idle long enough yet
     clock[0] += 2
     store.flush(board)
-    assert len(board._touched) == 0 and not board._readings
+    assert board.open_minutes() == []
     # a touch of a forgotten minute rewrites it partially, and is counted as such
     report(board, "d-south", T0_MINUTE + np.arange(1), 1)
     assert board.late_rewrites == 1
@@ -108,6 +108,6 @@ def test_memory_is_bounded_least_recently_touched_first(monkeypatch: pytest.Monk
         clock[0] = float(m)
         report(board, "d-north", np.array([T0_MINUTE + m]), 3)
         store.flush(board)
-    kept = sorted(minute for _, minute in board._touched)
+    kept = sorted(minute for _, _, minute in board.open_minutes())
     assert kept == list(range(T0_MINUTE + 15, T0_MINUTE + 25))
     assert store.total("district_stream", "readings", "district=d-north") == 3 * 25

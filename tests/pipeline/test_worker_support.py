@@ -118,11 +118,14 @@ def module_worker(
     proc.stop()
 
 
-def by_partition(devices: Sequence[str], partitions: int = PARTITIONS) -> list[list[str]]:
-    """Devices grouped by their Kafka partition (a batch holds one partition's devices)."""
+def by_partition(
+    devices: Sequence[str], partitions: int = PARTITIONS, *, district: str | None = None
+) -> list[list[str]]:
+    """Devices grouped by their Kafka partition (a batch holds one partition's devices);
+    ``district``: air stations, keyed by their district (docs/BATCH_FORMAT.md)."""
     out: list[list[str]] = [[] for _ in range(partitions)]
     for d in devices:
-        out[kafka_partition(d, partitions)].append(d)
+        out[kafka_partition(district if district is not None else d, partitions)].append(d)
     return out
 
 
