@@ -4,7 +4,9 @@ Every scenario feeds the same input (vitals with heart-rate spikes, acceleromete
 with one fall) and is compared with an uninterrupted reference run: stored counts must be
 exact, alert ids unique, and the *set* of alerts identical (a worker that lost its kernel
 state would re-learn after the restart and raise a burst of different alerts; one that
-replayed without its state would raise duplicates).
+replayed without its state would raise duplicates). The district rows, summed across
+their ``partition`` tag, must hold every minute's whole counts (devices online, readings)
+however the minute was split between owners (their open minutes are checkpointed).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tests.pipeline.test_worker_support import (
     by_partition,
     count,
     produce,
+    query,
     wait_for,
     worker_settings,
 )
@@ -68,6 +71,49 @@ EXPECTED = {
     ("activity", "samples"): len(MOTION_DEVICES) * MOTION_SECONDS,
     ("fall", "detected"): 1,
 }
+
+
+def district_truth() -> dict[tuple[int, str], int]:
+    """Per minute (offset from T0): devices online and readings per channel (all in the
+    synthetic batches' default district)."""
+    out = {}
+    for m in range(SECONDS // 60):
+        out[(m, "devices_online")] = len(VITAL_DEVICES) + (len(MOTION_DEVICES) if m == 0 else 0)
+        out[(m, "vitals")] = len(VITAL_DEVICES) * 60
+    out[(0, "accel_window")] = len(MOTION_DEVICES) * MOTION_SECONDS
+    return out
+
+
+def district_rows(s: Settings) -> dict[tuple[int, str], int]:
+    """The stored district rows summed across ``partition``, as :func:`district_truth`."""
+    pub: str = s.influx_db_public
+    out: dict[tuple[int, str], int] = {}
+    span = f"time >= {int(T0) * 10**9} AND time < {int(T0 + 3600) * 10**9}"
+    minute = f"WHERE {span} GROUP BY time(1m)"
+    for x in query(s, pub, f'SELECT sum("devices_online") FROM "district" {minute} fill(none)'):
+        for t, n in x["values"]:
+            out[((t // 10**9 - int(T0)) // 60, "devices_online")] = int(n)
+    sql = f'SELECT sum("readings") FROM "district_stream" {minute}, "channel" fill(none)'
+    for x in query(s, pub, sql):
+        for t, n in x["values"]:
+            out[((t // 10**9 - int(T0)) // 60, x["tags"]["channel"])] = int(n)
+    return out
+
+
+def district_exact(s: Settings) -> None:
+    truth = district_truth()
+    last: list[dict[tuple[int, str], int]] = [{}]
+
+    def same() -> bool:
+        last[0] = district_rows(s)
+        return last[0] == truth
+
+    try:
+        wait_for(same, 60, "district rows")
+    except AssertionError:
+        diff = {k: (v, truth.get(k)) for k, v in last[0].items() if truth.get(k) != v}
+        missing = {k: v for k, v in truth.items() if k not in last[0]}
+        raise AssertionError(f"district rows (got, truth): {diff}, missing {missing}") from None
 
 
 def stored(s: Settings) -> dict[tuple[str, str], int]:
@@ -127,6 +173,7 @@ def start_part(s: Settings, records: dict[str, list[tuple[int, bytes]]], upto: f
 def finish(s: Settings, reference: Any, worker: WorkerProcess) -> None:
     """Exact counts, then the same alerts as the uninterrupted run."""
     assert complete(s) == EXPECTED, worker.log()[-3000:]
+    district_exact(s)
     wait_for(lambda: len(alert_summary(s)[0]) >= len(reference[0]), 60, "alerts")
     check_against(reference, s)
 
