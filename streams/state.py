@@ -163,6 +163,8 @@ class PartitionState:
         ------
         CheckpointError
             If the record does not fit this state (version, stream, missing arrays).
+            A named state the record lacks (added to the processor after the record was
+            written) is not an error: it starts fresh for the record's devices.
         """
         try:
             record = msgpack.unpackb(payload, raw=False)
@@ -172,8 +174,14 @@ class PartitionState:
                 raise CheckpointError(f"checkpoint of stream {record.get('stream')!r}")
             ids = list(record["devices"])
             idx = self.devices(ids, _labels(record["districts"]), _labels(record["families"]))
+            saved = record["state"]
             for name, (part, rows) in self.parts.items():
-                arrays = {k: _unpack_array(v) for k, v in record["state"][name].items()}
+                if name not in saved:
+                    # a state added after the record was written (an upgrade): it starts
+                    # fresh for these devices; the others are restored, not re-learned
+                    part.reset(self._rows(idx, rows))
+                    continue
+                arrays = {k: _unpack_array(v) for k, v in saved[name].items()}
                 part.import_state(self._rows(idx, rows), arrays)
         except CheckpointError:
             raise

@@ -7,8 +7,9 @@ wearables and elder-care devices, the station id for air-quality stations, or a 
 
 An event counts as *alerted* when at least one alert
 
-* has a compatible type (:data:`COMPATIBLE`; for ``anomaly`` alerts that name the signal
-  in their evidence, the signal must be the event's signal, :data:`SIGNALS`),
+* has a compatible type (:data:`COMPATIBLE`; for ``anomaly`` and ``air_anomaly`` alerts
+  that name the signal in their evidence, the signal must be the event's signal,
+  :data:`SIGNALS`),
 * is about the same subject (the device's pseudonym or station id; for district-wide
   episodes also any alert whose ``district`` or subject is the event's district), and
 * is *active* at some time inside ``[start - before_s, end + after_s]``: an alert is
@@ -20,9 +21,9 @@ This is the usual event-level (not sample-level) detection criterion of fall and
 benchmarks: an event is detected if any alert overlaps it within a tolerance. Latched
 alarms count because that is what they mean: a limit alarm stays active until its sign
 has been back to normal for ``limit_clear_s`` (streams.limits), so a second violation of
-the sign meanwhile (a tachycardia a few seconds after the previous one ended, a resident
-whose night-time heart rate already sits at the bradycardia limit) raises no new alert,
-while the caregiver already has an active alarm for it.
+the sign meanwhile (a tachycardia a few seconds after the previous one ended, a second
+event starting before the first one's alarm cleared) raises no new alert, while the
+caregiver already has an active alarm for it.
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ COMPATIBLE: dict[str, frozenset[str]] = {
     "inactivity": frozenset({"inactivity"}),
     "panic": frozenset({"panic"}),
     "device_offline": frozenset({"device_offline", "station_offline"}),
-    "pm25_episode": frozenset({"aqi_category", "anomaly", "pm25_episode"}),
-    "no2_episode": frozenset({"aqi_category", "anomaly", "no2_episode"}),
-    "o3_episode": frozenset({"aqi_category", "anomaly", "o3_episode"}),
+    "pm25_episode": frozenset({"aqi_category", "air_anomaly", "anomaly", "pm25_episode"}),
+    "no2_episode": frozenset({"aqi_category", "air_anomaly", "anomaly", "no2_episode"}),
+    "o3_episode": frozenset({"aqi_category", "air_anomaly", "anomaly", "o3_episode"}),
     "heat_episode": frozenset({"heat_episode"}),
     "fall_like": frozenset({"fall"}),
-    "stuck_value": frozenset({"anomaly"}),
-    "spikes": frozenset({"anomaly"}),
-    "dropout": frozenset({"anomaly"}),
+    "stuck_value": frozenset({"air_anomaly", "anomaly"}),
+    "spikes": frozenset({"air_anomaly", "anomaly"}),
+    "dropout": frozenset({"air_anomaly", "anomaly"}),
 }
 #: Ground-truth types that must *not* alert (left out of the top-level counts).
 NUISANCE = frozenset({"fall_like", "stuck_value", "spikes", "dropout"})
@@ -67,6 +68,8 @@ SIGNALS: dict[str, frozenset[str]] = {
     "no2_episode": frozenset({"no2"}),
     "o3_episode": frozenset({"o3"}),
 }
+#: Alert types whose ``signal`` (evidence) must be the event's signal to match it.
+SIGNAL_CHECKED = frozenset({"anomaly", "air_anomaly"})
 #: Alert types of the clinical limit alarms, active from their raise until their clear
 #: record (streams.limits: IEC 60601-1-8 latching).
 LATCHING = frozenset(rule.name for rule in RULES)
@@ -113,7 +116,12 @@ def compatible(event_type: str, alert: Mapping[str, Any]) -> bool:
         return False
     signal = alert_signal(alert)
     wanted = SIGNALS.get(event_type)
-    return alert.get("type") != "anomaly" or signal is None or wanted is None or signal in wanted
+    return (
+        alert.get("type") not in SIGNAL_CHECKED
+        or signal is None
+        or wanted is None
+        or signal in wanted
+    )
 
 
 def active_spans(alerts: list[Mapping[str, Any]]) -> dict[int, tuple[float, float]]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from cityhealth.settings import Settings
 from kernels import aqi, heat
+from kernels.anomaly import AnomalyScorer
 from streams.processors.airq import HEAT_CATEGORIES, HEAT_LOWER_C
 from streams.sink import InfluxSink, encode
 
@@ -245,6 +246,7 @@ class CityWriter:
         )
         tr.air_readings += n
         self._count("air", district, t)
+        self._air_anomaly(station, district, t, cols)
         hi = heat.heat_index(cols["temperature"], cols["humidity"])
         cat = np.searchsorted(HEAT_LOWER_C, hi, side="right")
         self.write(
@@ -285,6 +287,28 @@ class CityWriter:
         prev = tr.nowcast_max_per_district.get(district, 0)
         tr.nowcast_max_per_district[district] = max(prev, int(overall.max()))
         return [int(v) for v in overall]
+
+    def _air_anomaly(
+        self, station: str, district: str, t: np.ndarray, cols: dict[str, np.ndarray]
+    ) -> None:
+        """``air_anomaly``: one reading per pollutant and minute here, so each minute's
+        row is that reading's score and level (``kernels.anomaly``, vitals defaults)."""
+        pollutants = ("pm25", "pm10", "o3", "no2", "so2", "co")
+        scorer = AnomalyScorer(len(pollutants))
+        for k, p in enumerate(pollutants):
+            score, level = scorer.update_with_level(np.full(t.size, k), t.astype(float), cols[p])
+            self.write(
+                self.pub,
+                "air_anomaly",
+                t,
+                {"district": district, "station": station, "signal": p},
+                {
+                    "score_max": score,
+                    "value_at_max": cols[p],
+                    "level": level,
+                    "readings": np.ones(t.size, dtype=np.int64),
+                },
+            )
 
     def _aqi(
         self,

@@ -41,6 +41,8 @@ EXPECTED = {
         "NowCast AQI per station",
         "Hourly AQI per pollutant (worst station)",
         "PM2.5 and PM10 concentration",
+        "Air anomaly score per pollutant (highest station)",
+        "PM2.5 at its peak score vs expected",
         "Highest heat index by district",
         "Heat index per station",
     ],

@@ -124,6 +124,20 @@ def test_district_episode_matched_by_station_or_district() -> None:
     assert match_truth(events, [other], PSEUDO)["alerted"] == 0
 
 
+def test_air_anomaly_detects_a_pollution_episode_of_its_own_signal_only() -> None:
+    """A station's ``air_anomaly`` alert (evidence.signal) detects the episode of that
+    pollutant; on another pollutant it is no detection, and on a sensor fault it counts as
+    the fault's false alarm."""
+    events = [event("pm25_episode", "aq-centro-01", 0.0, 30.0, "airq")]
+    pm25 = alert("air_anomaly", "aq-centro-01", 20.0, evidence={"signal": "pm25"})
+    o3 = alert("air_anomaly", "aq-centro-01", 20.0, evidence={"signal": "o3"})
+    assert match_truth(events, [pm25], PSEUDO)["alerted"] == 1
+    assert match_truth(events, [o3], PSEUDO)["alerted"] == 0
+    stuck = [event("stuck_value", "aq-centro-01", 0.0, 30.0, "airq")]
+    result = match_truth(stuck, [pm25], PSEUDO)
+    assert result["by_type"]["stuck_value"]["alerted"] == 1
+
+
 def test_percentiles_match_numpy_and_empty_is_unknown() -> None:
     values = np.random.default_rng(1).exponential(0.2, size=1001)
     p = percentiles(values)

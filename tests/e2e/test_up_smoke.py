@@ -86,11 +86,11 @@ def test_every_valid_reading_published_is_stored(smoke: dict[str, Any]) -> None:
 #: of seed 8, are among them), so about one run in ten plays one: one miss stays allowed.
 FALL_MISSES_ALLOWED = 1
 #: Every vital event, required. A vital event that begins while the limit alarm of its sign
-#: is still latched (a tachycardia 5-9 s after the previous one; a night-time heart rate at
-#: the bradycardia limit) raises no new alert; it counts as alerted through the latched
-#: alarm (cityhealth/pipeline/truth.py, LATCHING). Before that, the smoke scenario run
-#: offline at 24 hourly start times missed 6 of 376 vital events in 5 runs: this test
-#: failed about one run in five, depending on the time of day it ran.
+#: is still latched (a tachycardia 5-9 s after the previous one) raises no new alert; it
+#: counts as alerted through the latched alarm (cityhealth/pipeline/truth.py, LATCHING).
+#: Before that, the smoke scenario run offline at 24 hourly start times missed 6 of 376
+#: vital events in 5 runs: this test failed about one run in five, depending on the time
+#: of day it ran.
 VITAL_TYPES = ("tachycardia", "bradycardia", "desaturation", "fever")
 #: Alerts that detect no ground-truth event (false alarms or unlabelled causes). Before the
 #: clinical limits, the anomaly warm-up/activity gating and the fall prior-activity cue: 52

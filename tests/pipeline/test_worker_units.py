@@ -20,7 +20,7 @@ from streams.output import Databases, Output
 from streams.periods import PeriodStats
 from streams.processors import MotionProcessor, Services, VitalsProcessor
 from streams.processors.vitals import SIGNALS
-from streams.state import CheckpointError, Columns
+from streams.state import CheckpointError, Columns, PartitionState
 from streams.synthetic import batch as synthetic_batch
 from streams.synthetic import motion_batches, vitals_batches
 
@@ -298,3 +298,26 @@ def test_columns_added_after_a_checkpoint_take_their_default() -> None:
     assert np.isnan(new["opened"]).all()
     with pytest.raises(ValueError, match="shape"):
         new.import_state([0], saved)  # two rows for one device
+
+
+def test_a_state_added_after_a_checkpoint_starts_fresh_and_the_rest_restores() -> None:
+    """A processor upgraded with a new named state (e.g. airq's anomaly scorer) restores
+    an older block: the states the record holds come back, the new one starts at its
+    initial values for those devices (not a skipped block whose devices all re-learn)."""
+    labels = (["north"], np.zeros(2, np.int64)), (["airq"], np.zeros(2, np.int64))
+    old = PartitionState("airq", blocks=1)
+    hours = old.add("hour", Columns({"n": ("i8", 0)}), 2)
+    idx = old.devices(["aq-1", "aq-2"], *labels)
+    hours["n"][old._rows(idx, 2)] = [3, 4, 5, 6]
+    payload = old.export_block(0)
+
+    new = PartitionState("airq", blocks=1)
+    new_hours = new.add("hour", Columns({"n": ("i8", 0)}), 2)
+    scorer = new.add("anomaly", Columns({"level": ("f8", np.nan), "seen": ("i8", 0)}), 6)
+    assert new.import_block(payload) == 2
+    restored = new.devices(["aq-1", "aq-2"], *labels)
+    assert new_hours["n"][new._rows(restored, 2)].tolist() == [3, 4, 5, 6]
+    rows = new._rows(restored, 6)
+    assert np.isnan(scorer["level"][rows]).all() and (scorer["seen"][rows] == 0).all()
+    with pytest.raises(CheckpointError, match="stream"):
+        PartitionState("vitals", blocks=1).import_block(payload)
