@@ -42,7 +42,7 @@ from cityhealth.pipeline.truth import Tolerance
 from cityhealth.settings import Settings
 from ingest.bridge.retire import end_session
 from ingest.kafka_client import kafka_client_kwargs
-from streams.config import app_id
+from streams.config import WorkerConfig, app_id
 
 BRIDGE, WORKER, SIMULATE = "bridge", "worker", "simulate"
 
@@ -90,6 +90,10 @@ def bridge_client_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}cityhealth-up-bridge"
 
 
+#: Environment prefix of the stream worker's own parameters (docs/CONFIGURATION.md).
+WORKER_ENV_PREFIX = str(WorkerConfig.model_config.get("env_prefix", "CITYHEALTH_WORKER_"))
+
+
 class UpJob:
     """One ``cityhealth up`` run (see the module docstring)."""
 
@@ -117,9 +121,17 @@ class UpJob:
 
     # -- helpers --------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
+        """The parts' environment: this run's settings as ``CITYHEALTH_*`` (ambient ones
+        would contradict them), plus the ambient worker parameters ``CITYHEALTH_WORKER_*``,
+        which are not settings (``streams.config.WorkerConfig``) and would otherwise be
+        silently dropped."""
         import os
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHEALTH_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CITYHEALTH_") or k.startswith(WORKER_ENV_PREFIX)
+        }
         env.update(self.settings.to_env())
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env

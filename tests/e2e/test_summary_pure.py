@@ -263,3 +263,23 @@ def test_the_live_count_of_alerts_by_type_leaves_clear_records_out() -> None:
     watch._loop.close()  # never started
     state = watch.snapshot()
     assert len(state.alerts) == 2 and state.alert_types == {"tachycardia": 1}
+
+
+def test_the_parts_get_this_runs_settings_and_the_ambient_worker_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cityhealth up`` starts its parts with its own settings, not ambient ones, but
+    passes ``CITYHEALTH_WORKER_*`` through: they are no setting, and were dropped."""
+    from cityhealth.pipeline.job import UpJob, UpOptions
+    from streams.config import WorkerConfig
+
+    monkeypatch.setenv("CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S", "5")
+    monkeypatch.setenv("CITYHEALTH_TOPIC_PREFIX", "ambient.")
+    settings = Settings(topic_prefix="run.", data_dir=tmp_path)
+    env = UpJob(settings, UpOptions(run_dir=tmp_path / "run"))._env()
+    assert env["CITYHEALTH_TOPIC_PREFIX"] == "run."
+    assert env["CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S"] == "5"
+    monkeypatch.delenv("CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert WorkerConfig().checkpoint_interval_s == 5.0  # what the worker process reads
