@@ -18,6 +18,11 @@ The commit protocol (docs/STREAMS.md), per partition and in this order:
    previous one's transaction, so a step that carries an alert is written to InfluxDB
    right after the previous step's write (one writer thread: writes stay in order).
 
+Between commit steps, *write steps* hand the rows processed since the last cut to the
+writer every ``write_interval_s`` (no checkpoint, no acks; the next commit step acks
+their events after their write): checkpoints are the costly part of a step, rows should
+not wait for them.
+
 So a committed offset never runs ahead of a checkpoint (the state covers every
 committed batch), and alerts are published exactly when the state that raised them is.
 The partition's open district minutes (streams/district.py) travel in the same
@@ -127,6 +132,7 @@ class Stats:
         self.refused_points = 0
         self.alerts = 0
         self.commits = 0
+        self.writes = 0  # write steps (rows only) between commit steps
         self.restored_blocks = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -169,6 +175,7 @@ class PartitionRunner:
         self.pending: list[tuple[Ack, Any]] = []
         self.batches_since = 0
         self.last_commit = time.monotonic()
+        self.last_write = time.monotonic()  # rows last handed to the writer (any step)
         self.last_flush = time.monotonic()  # open aggregate periods last upserted
         self.unflushed = False  # batches processed since (their open periods changed)
         self.closed = False
@@ -233,6 +240,19 @@ class PartitionRunner:
             self.batches_since += 1
             if self._due():
                 await self._commit()
+            elif self._write_due():
+                await self._write()
+
+    async def _write(self) -> None:
+        """A write step; for the air stream first its districts' AQI category changes,
+        which, being alerts, make it a commit step (decided at the write cadence, as at
+        the 1-s commit steps before, not only every ``checkpoint_interval_s``)."""
+        if self.stream == STATION_STREAM:
+            await self._run(self.board.category_alerts, self.out)
+            if self.out.alerts:
+                await self._commit()
+                return
+        await self._cut_write()
 
     def _process(self, payload: bytes) -> None:
         try:
@@ -265,6 +285,12 @@ class PartitionRunner:
             or time.monotonic() - self.last_commit >= self.config.checkpoint_interval_s
         )
 
+    def _write_due(self) -> bool:
+        """Rows are queued and ``write_interval_s`` passed since rows were last written."""
+        return (not self.out.empty) and (
+            time.monotonic() - self.last_write >= self.config.write_interval_s
+        )
+
     # -- timers ----------------------------------------------------------------------------
     async def tick(self, now: float) -> None:
         """Timer work (offline, inactivity), then a commit if anything is waiting."""
@@ -279,6 +305,8 @@ class PartitionRunner:
                 or self.board.has_tombstones()  # of forgotten minutes: commit them soon
             ):
                 await self._commit()
+            elif self._write_due():
+                await self._write()
             elif self._steps and self._steps[0].done():
                 await self._reap()  # surfaces a failed publication
 
@@ -315,7 +343,30 @@ class PartitionRunner:
         self.out = Output(self.services.dbs)
         self.pending = []
         self.batches_since = 0
-        self.last_commit = time.monotonic()
+        self.last_commit = self.last_write = time.monotonic()
+
+    async def _cut_write(self) -> None:
+        """Cut a *write step*: the rows queued since the last cut go to the writer thread
+        now, without a checkpoint, alerts or acks (their events stay pending for the next
+        commit step, which acks them only after this write and its own are acknowledged:
+        steps publish in order). A crash before that step replays the records from the
+        last checkpoint and writes the same points again (idempotent). So rows reach
+        InfluxDB every ``write_interval_s`` while checkpoints, the costly part, are cut
+        every ``checkpoint_interval_s``; and a commit step cut for an alert carries at
+        most ``write_interval_s`` of rows, which keeps its write short.
+        """
+        await self._reap()
+        if len(self._steps) >= MAX_STEPS:
+            await self._steps[0]
+            await self._reap()
+        written = asyncio.get_running_loop().run_in_executor(
+            self.writer, write_output, self.sink, self.out, lambda: self.closed
+        )
+        previous = self._steps[-1] if self._steps else None
+        step = _Step(written, [], [], [], commit=False)
+        self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
+        self.out = Output(self.services.dbs)
+        self.last_write = time.monotonic()
 
     def _records(self) -> list[tuple[bytes, bytes | None]]:
         """The step's checkpoint records: changed device blocks, then the district
@@ -355,7 +406,10 @@ class PartitionRunner:
         self.stats.points += points
         self.stats.refused_points += refused
         self.stats.alerts += len(step.alerts)
-        self.stats.commits += 1
+        if step.commit:
+            self.stats.commits += 1
+        else:
+            self.stats.writes += 1
 
     async def drain(self) -> None:
         """Wait until every step cut so far is published (raises the first failure)."""
@@ -366,23 +420,27 @@ class PartitionRunner:
     async def close(self) -> None:
         """Stop after the current step; un-acked events are left for the next owner."""
         self.closed = True
-        async with self.lock:
-            self.pending = []
-            steps, self._steps = self._steps, []
-            results = await asyncio.gather(*steps, return_exceptions=True)
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                log.warning(
-                    "%s[%d]: %d last step(s) not published: %s",
-                    self.stream,
-                    self.partition,
-                    len(failed),
-                    failed[0],
-                )
-            await self.producer.stop()
-        self.executor.shutdown(wait=True)
-        self.writer.shutdown(wait=True)
-        self.board.drop()  # uncommitted minutes: the next owner restores and replays
+        try:
+            async with self.lock:
+                self.pending = []
+                steps, self._steps = self._steps, []
+                results = await asyncio.gather(*steps, return_exceptions=True)
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    log.warning(
+                        "%s[%d]: %d last step(s) not published: %s",
+                        self.stream,
+                        self.partition,
+                        len(failed),
+                        failed[0],
+                    )
+                await self.producer.stop()
+            self.executor.shutdown(wait=True)
+            self.writer.shutdown(wait=True)
+        finally:
+            # even after a failed stop: a revoked partition's minutes must not be written
+            # by this worker any more (the next owner restores and replays them)
+            self.board.drop()
 
 
 @dataclass
@@ -393,6 +451,7 @@ class _Step:
     records: list[tuple[bytes, bytes | None]]  # (checkpoint key, value; None: tombstone)
     alerts: list[Alert]
     events: list[tuple[Ack, Any]]
+    commit: bool = True  # False: a write step (rows only, no checkpoint, no acks)
 
 
 def make_runner(stream: str, partition: int, **kwargs: Any) -> PartitionRunner:

@@ -32,6 +32,9 @@ from streams.sink import InfluxSink, SinkUnavailableError, make_sink
 log = logging.getLogger(__name__)
 
 CHECKPOINT_BASE = "checkpoints"
+#: Seconds between retries of a runner start that failed on assignment (Kafka restarting,
+#: a rebalance in progress): a partition with a stream not started writes no district row.
+START_RETRY_S = 5.0
 
 
 class StreamWorker:
@@ -54,6 +57,8 @@ class StreamWorker:
         self.assigned: set[tuple[str, int]] = set()
         self._background: set[asyncio.Future[None]] = set()
         self._creating: dict[tuple[str, int], asyncio.Lock] = {}
+        self._starting: set[tuple[str, int]] = set()  # starts in flight (background)
+        self._retry_at: dict[tuple[str, int], float] = {}  # failed starts: next try
         self._stream_of_topic = {self.topics.stream(s): s for s in STREAM_BASES}
         self._board_sink: InfluxSink | None = None
         #: A flush's rows and a revocation never interleave: the old owner writes no row
@@ -132,15 +137,48 @@ class StreamWorker:
             stream = self.stream_of(topic)
             if stream is not None:
                 self.assigned.add((stream, partition))
-                task = asyncio.ensure_future(self._start_assigned(stream, partition))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._start_in_background(stream, partition)
+
+    def _start_in_background(self, stream: str, partition: int) -> None:
+        self._starting.add((stream, partition))
+        task = asyncio.ensure_future(self._start_assigned(stream, partition))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _start_assigned(self, stream: str, partition: int) -> None:
+        key = (stream, partition)
         try:
             await self.runner(stream, partition, if_assigned=True)
-        except Exception:  # the first record retries the start and raises there
-            log.exception("cannot start %s[%d] on assignment", stream, partition)
+            self._retry_at.pop(key, None)
+        except Exception:  # retried from the timer (and by the partition's next record)
+            self._retry_at[key] = time.monotonic() + START_RETRY_S
+            log.exception(
+                "cannot start %s[%d] on assignment; retrying in %.0f s",
+                stream,
+                partition,
+                START_RETRY_S,
+            )
+        finally:
+            self._starting.discard(key)
+
+    def retry_failed_starts(self) -> int:
+        """Start again, in the background, every assigned stream whose start failed and
+        whose retry time came (a stream with no record to retry it would otherwise keep
+        its partition's district rows unwritten for good); returns how many."""
+        now = time.monotonic()
+        due = [
+            key
+            for key, at in self._retry_at.items()
+            if at <= now
+            and key in self.assigned
+            and key not in self.runners
+            and key not in self._starting
+        ]
+        for stream, partition in due:
+            self._start_in_background(stream, partition)
+        for key in [k for k in self._retry_at if k not in self.assigned or k in self.runners]:
+            del self._retry_at[key]
+        return len(due)
 
     async def revoke(self, topic_partitions: set[tuple[str, int]]) -> None:
         """Drop the runners of revoked partitions (the next owner restores their state)."""
@@ -166,6 +204,7 @@ class StreamWorker:
     # -- timers -------------------------------------------------------------------------
     async def tick(self) -> None:
         """Offline/inactivity checks in every runner, then the district minute rows."""
+        self.retry_failed_starts()
         now = self.services.clock.now()
         if math.isfinite(now):  # no sensor time seen yet: nothing can be late
             for runner in list(self.runners.values()):

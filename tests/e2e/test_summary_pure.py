@@ -273,13 +273,13 @@ def test_the_parts_get_this_runs_settings_and_the_ambient_worker_parameters(
     from cityhealth.pipeline.job import UpJob, UpOptions
     from streams.config import WorkerConfig
 
-    monkeypatch.setenv("CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S", "5")
+    monkeypatch.setenv("CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S", "2.5")
     monkeypatch.setenv("CITYHEALTH_TOPIC_PREFIX", "ambient.")
     settings = Settings(topic_prefix="run.", data_dir=tmp_path)
     env = UpJob(settings, UpOptions(run_dir=tmp_path / "run"))._env()
     assert env["CITYHEALTH_TOPIC_PREFIX"] == "run."
-    assert env["CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S"] == "5"
+    assert env["CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S"] == "2.5"
     monkeypatch.delenv("CITYHEALTH_WORKER_CHECKPOINT_INTERVAL_S")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert WorkerConfig().checkpoint_interval_s == 5.0  # what the worker process reads
+    assert WorkerConfig().checkpoint_interval_s == 2.5  # what the worker process reads

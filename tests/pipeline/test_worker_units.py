@@ -314,6 +314,9 @@ def test_a_state_added_after_a_checkpoint_starts_fresh_and_the_rest_restores() -
     new = PartitionState("airq", blocks=1)
     new_hours = new.add("hour", Columns({"n": ("i8", 0)}), 2)
     scorer = new.add("anomaly", Columns({"level": ("f8", np.nan), "seen": ("i8", 0)}), 6)
+    known = new.devices(["aq-1", "aq-2"], *labels)  # seen before the restore: stale values
+    scorer["level"][new._rows(known, 6)] = 7.0
+    scorer["seen"][new._rows(known, 6)] = 9
     assert new.import_block(payload) == 2
     restored = new.devices(["aq-1", "aq-2"], *labels)
     assert new_hours["n"][new._rows(restored, 2)].tolist() == [3, 4, 5, 6]
@@ -321,3 +324,39 @@ def test_a_state_added_after_a_checkpoint_starts_fresh_and_the_rest_restores() -
     assert np.isnan(scorer["level"][rows]).all() and (scorer["seen"][rows] == 0).all()
     with pytest.raises(CheckpointError, match="stream"):
         PartitionState("vitals", blocks=1).import_block(payload)
+
+
+def test_a_runner_start_that_failed_on_assignment_is_retried_from_the_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream whose start failed (e.g. Kafka restarting) is started again after
+    ``START_RETRY_S``, even if no record ever arrives to retry it (an air partition with
+    no district): until then its partition writes no district row."""
+    import asyncio
+
+    from cityhealth.settings import Settings
+    from streams import worker as worker_module
+
+    worker = worker_module.StreamWorker(Settings(), WorkerConfig(), "unit")
+    calls: list[tuple[str, int]] = []
+
+    async def runner(stream: str, partition: int, *, if_assigned: bool = False) -> None:
+        calls.append((stream, partition))
+        if len(calls) == 1:
+            raise ConnectionError("Kafka restarting")
+        worker.runners[(stream, partition)] = object()  # type: ignore[assignment]
+
+    monkeypatch.setattr(worker, "runner", runner)
+
+    async def scenario() -> None:
+        worker.assign({(worker.topics.stream("airq"), 3)})
+        await asyncio.gather(*worker._background)
+        assert ("airq", 3) not in worker.runners
+        assert worker.retry_failed_starts() == 0  # not before its retry time
+        worker._retry_at[("airq", 3)] = 0.0
+        assert worker.retry_failed_starts() == 1
+        await asyncio.gather(*worker._background)
+        assert ("airq", 3) in worker.runners and worker.retry_failed_starts() == 0
+
+    asyncio.run(scenario())
+    assert calls == [("airq", 3), ("airq", 3)]
