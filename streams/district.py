@@ -363,6 +363,7 @@ class DistrictBoard:
         s, stream, p = self._s, self.stream, self.partition
         out: list[tuple[str, bytes | None]] = []
         with s.lock:
+            written: set[Bucket] = set()
             for key in sorted(s.unsaved.pop((stream, p), ()), key=lambda b: (b[2], b[1])):
                 bucket = s.buckets.get(key)
                 if bucket is None:  # forgotten meanwhile: see the tombstones
@@ -371,8 +372,13 @@ class DistrictBoard:
                 body = {"v": _RECORD_VERSION, "district": key[1], "minute": key[2]}
                 body.update(bucket.part(stream))
                 out.append((_minute_name(key[1], key[2]), _pack(body)))
+                written.add(key)
+            # A forgotten minute this stream touched again is superseded by the record just
+            # written. One that only *another* stream re-created still holds this stream's
+            # stale part in the checkpoint, and this stream has no part in the new bucket:
+            # the tombstone must go out, or every restore would bring the stale part back.
             for district, minute in sorted(s.tombstones.pop((stream, p), ())):
-                if (p, district, minute) not in s.buckets:
+                if (p, district, minute) not in written:
                     out.append((_minute_name(district, minute), None))
             if stream == STATION_STREAM and p in s.category_unsaved:
                 s.category_unsaved.discard(p)

@@ -127,3 +127,38 @@ def test_forgotten_minutes_leave_tombstones_in_every_stream_that_saved_them() ->
     assert motion.take_records() == []
     assert vitals.take_records() == [(f"minute:north:{MINUTE}", None)]
     assert not vitals.has_tombstones()
+
+
+def test_a_forgotten_minute_recreated_by_another_stream_still_tombstones_the_stale_part() -> None:
+    """Vitals and motion saved a minute; it is forgotten; late motion data re-creates it
+    before vitals' next checkpoint. Vitals' stale part must leave its checkpoint (before
+    the fix its tombstone was dropped, and every restore brought the stale part back)."""
+    board = DistrictBoard()
+    vitals, motion = board.view("vitals", 1), board.view("motion", 1)
+    logs: dict[str, dict[str, bytes]] = {"vitals": {}, "motion": {}}
+
+    def checkpoint(view: DistrictBoard) -> None:  # a compacted topic: last record per name wins
+        for name, body in view.take_records():
+            if body is None:
+                logs[view.stream].pop(name, None)
+            else:
+                logs[view.stream][name] = body
+
+    seen(vitals, ["a"], "north", MINUTE)
+    seen(motion, ["b"], "north", MINUTE)
+    checkpoint(vitals)
+    checkpoint(motion)
+    Rows().flush(board)
+    board._forget_idle(float("inf"))
+    seen(motion, ["c"], "north", MINUTE)  # late motion data: the minute is back, motion only
+    checkpoint(vitals)
+    checkpoint(motion)
+    assert logs["vitals"] == {}
+    assert list(logs["motion"]) == [f"minute:north:{MINUTE}"]
+
+    restored, rows = DistrictBoard(), Rows()
+    for stream, records in logs.items():
+        for name, body in records.items():
+            restored.view(stream, 1).import_record(name, body)
+    rows.flush(restored)
+    assert rows.row("1", "north", MINUTE)["devices_online"] == 1  # c: what was last written
