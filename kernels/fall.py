@@ -13,7 +13,9 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
    peak belong to the same event (falls often hit several times) and move the peak if
    larger; the peak's time is the reported fall time. A crossing later than that replaces
    the candidate (e.g. a stumble well before the real impact), unless it is weaker than
-   a pending impact of at least ``late_still_g`` (4.). No crossing starts a candidate
+   a pending *hard* impact (at least ``impact_g``, 5.): then it counts as motion of that
+   impact's aftermath (4.), and the hardest hit of the sequence stays the candidate.
+   No crossing starts a candidate
    before the device has ``pre_s`` of history, nor within ``pre_s`` after a gap longer
    than ``pre_s`` (3.): there is no orientation *before* then.
 2. **Free-fall evidence**: ``|a| < freefall_g`` at some point within ``freefall_window_s``
@@ -27,10 +29,10 @@ cues of threshold detectors (Bourke et al. 2007, Gait & Posture 26:194; Kangas e
 4. **Stillness**: over ``[t_imp + settle_s, t_imp + settle_s + still_s)`` the total
    standard deviation of the acceleration vector stays below ``still_g``. After an
    impact of at least ``late_still_g`` (3.52 g, Bourke 2007's trunk upper fall
-   threshold) a window that fails is followed by the next ``still_s`` window, up to
-   ``late_still_s`` later (the faller rolls or moves an arm first, as volunteers did on
-   real wrist recordings); meanwhile a weaker crossing counts as motion of that window,
-   not as a new candidate.
+   threshold), or after a hard impact followed by a weaker later hit (1.: a second
+   contact, knees then back against a chair, an arm coming down), a window that fails
+   is followed by the next ``still_s`` window, up to ``late_still_s`` later (the faller
+   rolls or moves an arm first, as volunteers did on real wrist and pocket recordings).
 5. **Hard or soft impact**: a peak of at least ``impact_g`` is a *hard* impact (2. applies).
    A peak between ``soft_impact_g`` and ``impact_g`` is a *soft* impact (slumps from a
    chair, impacts flattened by a 20-25 Hz output filter), accepted only when
@@ -162,7 +164,8 @@ _N_TRACK = 10
 _C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
 _C_LEADX, _C_LEADY, _C_LEADZ, _C_PRIOR, _C_FAR = range(7, 12)
 _C_DROPX, _C_DROPY, _C_DROPZ = range(12, 15)
-_N_CAND = 15
+_C_HIT2 = 15  # 1.0 once a weaker later hit was counted as motion of the impact's aftermath
+_N_CAND = 16
 # columns of a ring slot: gravity snapshot xyz, its time, peak |a|^2 since the slot before
 _R_T, _R_PEAK = 3, 4
 _N_RING_COLS = 5
@@ -204,6 +207,8 @@ def params_vector(params: dict[str, float]) -> np.ndarray:
             # a further window starts while the last one ended before this (seconds after
             # the impact): whole windows up to late_still_s, robust to rounding
             p["settle_s"] + p["still_s"] + p["late_still_s"] - 0.5 * p["still_s"],
+            # a later weaker hit counts as motion after an impact this hard (hard impacts)
+            min(p["impact_g"], p["late_still_g"]) ** 2 * g2 if p["late_still_s"] > 0 else math.inf,
         ],
         dtype=np.float64,
     )
@@ -424,6 +429,7 @@ def _start_candidate(
     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
     c[_C_PRIOR] = prior
     c[_C_FAR] = far
+    c[_C_HIT2] = 0.0
     # orientation when the free fall began; the orientation before if there was none or
     # it began before that was taken (no turn first)
     if c[_C_LOWOK] > 0 and drop[d, _D_T] >= rd[j, _R_T]:
@@ -474,7 +480,7 @@ def _update(
     """
     imp2, imp_win, ff2, ff_win, tau = prm[0], prm[2], prm[3], prm[4], prm[5]
     snap_s, settle, decide = prm[6], prm[8], prm[9]
-    late2, still_s, late_end = prm[21], prm[22], prm[23]
+    late2, still_s, late_end, keep2 = prm[21], prm[22], prm[23], prm[24]
     n = t.size
     cap = ev_pos.size
     ring_rows = ring.reshape(ring.shape[0], RING * _N_RING_COLS)  # a view, for prefetching
@@ -546,8 +552,11 @@ def _update(
                     counts[du, 2] += 1
                     t_set = np.inf
                     t_dec = np.inf
-                elif cand[du, _C_PEAK2] >= late2 and t_dec - cand[du, _C_TIMP] < late_end:
-                    # a hard impact: look for stillness in the next window too
+                elif (
+                    cand[du, _C_PEAK2] >= late2 or cand[du, _C_HIT2] > 0
+                ) and t_dec - cand[du, _C_TIMP] < late_end:  # fmt: skip
+                    # a very hard impact, or a hard one hit again later: look for
+                    # stillness in the next window too
                     acc[du, :] = 0.0
                     t_set = t_dec
                     t_dec = t_dec + still_s
@@ -574,12 +583,15 @@ def _update(
             # 3. impacts: start, refine or replace a candidate (direct element access:
             # an array view here costs reference counting on every impact sample)
             # a hit weaker than a hard impact whose stillness is still awaited after its
-            # impact window belongs to that fall's aftermath (rolling, an arm coming down):
-            # it counts as motion in the stillness window instead of replacing the impact
+            # impact window belongs to that fall's aftermath (a second contact, rolling,
+            # an arm coming down): it counts as motion in the stillness window instead of
+            # replacing the impact, and the impact may then rest in a later window
             after_hard = (
                 m2 >= imp2 and t_dec < np.inf and ti > cand[du, _C_TWIN]
-                and late2 <= cand[du, _C_PEAK2] and m2 < cand[du, _C_PEAK2]
+                and keep2 <= cand[du, _C_PEAK2] and m2 < cand[du, _C_PEAK2]
             )  # fmt: skip
+            if after_hard:
+                cand[du, _C_HIT2] = 1.0
             if m2 >= imp2 and not after_hard:
                 if t_dec < np.inf and ti <= cand[du, _C_TWIN]:
                     if m2 > cand[du, _C_PEAK2]:
@@ -652,7 +664,7 @@ class FallDetector(DeviceStateArrays):
             "ring": np.zeros((n, RING, _N_RING_COLS)),  # snapshots: gx, gy, gz, t, peak^2
             # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, loudness before
             # (gait up to the impact), prior peak^2 (1.5-3.5 s before), orientation when
-            # the free fall began (= pre xyz if none)
+            # the free fall began (= pre xyz if none), a weaker later hit seen (0/1)
             "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
             "drop": drop,  # start of the latest free fall: time, gravity estimate xyz

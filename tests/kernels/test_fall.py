@@ -457,3 +457,28 @@ def test_hard_impact_may_come_to_rest_one_window_later() -> None:
     ev = detect(*hit)
     assert ev.size == 1 and abs(ev[0] - 3.0) < 0.05
     assert not np.any(np.abs(run(hit, late_still_s=0.0) - 3.0) < 0.05)
+
+
+def test_a_hard_impact_hit_again_later_stays_the_candidate() -> None:
+    """A second, weaker contact about a second after a hard impact (knees, then the back
+    against a chair on real pocket recordings) is motion of that impact's aftermath: the
+    hardest hit stays the candidate and, since it was hit again, may rest one window
+    later. Without the later hit a 3 g impact below ``late_still_g`` still needs its
+    first window (previous test)."""
+    dev = np.zeros(1, np.int64)
+    again = _hard_fall(3.0, peak_g=3.0, move_until=4.6, hit=4.2)  # still from [5, 6)
+    ev = detect(*again)
+    assert ev.size == 1 and abs(ev[0] - 3.0) < 0.05
+    off = FallDetector(1, late_still_s=0.0).update(np.repeat(dev, again[0].size), *again)[1]
+    assert not np.any(np.abs(off - 3.0) < 0.05)  # the later hit replaced the impact
+    # stronger than the first impact: the new hit takes its place, as before
+    assert not np.any(np.abs(detect(*_hard_fall(3.0, peak_g=1.8, hit=4.2)) - 3.0) < 0.05)
+
+
+def test_checkpoints_without_the_hit_again_flag_are_rejected() -> None:
+    """Session 6's layout (15-column ``cand``, no flag for a later weaker hit) is refused
+    by shape rather than misread."""
+    det = FallDetector(2)
+    state = det.export_state([0, 1])
+    with pytest.raises(ValueError, match="cand"):
+        det.import_state([0, 1], {**state, "cand": state["cand"][:, :15]})

@@ -63,10 +63,20 @@ class ReferenceFallDetector:
         return bool(before) and max(before) >= t_ref - self.p["pre_s"]
 
     def _hard(self, c: dict[str, Any]) -> bool:
-        """A hard impact that may wait for stillness in later windows (``late_still_s``)."""
+        """An impact that may wait for stillness in later windows (``late_still_s``): at
+        least ``late_still_g``, or a hard one that was hit again, more weakly, later."""
         p = self.p
         g2 = G0 * G0
-        return p["late_still_s"] > 0 and c["peak2"] >= p["late_still_g"] ** 2 * g2
+        return p["late_still_s"] > 0 and (
+            c["peak2"] >= p["late_still_g"] ** 2 * g2 or c["hit_again"]
+        )
+
+    def _keeps(self, c: dict[str, Any]) -> bool:
+        """A pending impact hard enough that a weaker later hit is part of its aftermath."""
+        p = self.p
+        g2 = G0 * G0
+        keep = min(p["impact_g"], p["late_still_g"])
+        return p["late_still_s"] > 0 and c["peak2"] >= keep**2 * g2
 
     @staticmethod
     def _prior_peak(st: dict[str, Any], lo: float, hi: float) -> float:
@@ -168,8 +178,9 @@ class ReferenceFallDetector:
             st["snapshots"] = st["snapshots"][-RING:]
             st["next_snap"] = t + p["snapshot_s"]
         crossing = m2 >= min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2
-        if crossing and c is not None and t > c["t_win"] and self._hard(c) and m2 < c["peak2"]:
+        if crossing and c is not None and t > c["t_win"] and self._keeps(c) and m2 < c["peak2"]:
             crossing = False  # a weaker hit after a hard impact: motion of its aftermath
+            c["hit_again"] = True
         if crossing:
             if c is not None and t <= c["t_win"]:
                 if m2 > c["peak2"]:
@@ -192,6 +203,7 @@ class ReferenceFallDetector:
                     "sum": [0.0, 0.0, 0.0],
                     "sq": [0.0, 0.0, 0.0],
                     "n": 0.0,
+                    "hit_again": False,
                 }
                 c = st["candidate"]
                 c["prior"] = min(c["far"], self._second_peak(st, t - p["near_s"], t))
