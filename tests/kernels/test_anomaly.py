@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import itertools
+import math
+import platform
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.anomaly import COLUMNS, THRESHOLD, AnomalyScorer, _update_parallel, as_batch, score
+from kernels.anomaly import (
+    _EXP,
+    _EXP_NEVER,
+    COLUMNS,
+    THRESHOLD,
+    AnomalyScorer,
+    _exp_mismatches,
+    _update_parallel,
+    as_batch,
+    exp_inlined,
+    score,
+)
 from tests.reference.anomaly import ReferenceAnomalyScorer
 
 HYP = settings(max_examples=60, deadline=None)
@@ -423,3 +436,66 @@ def test_long_gap_does_not_inflate_the_first_score() -> None:
     x[3000:] += 8.0  # the level moved while the device was off
     s = score(t, x)
     assert np.max(s[3000:3050]) < THRESHOLD
+
+
+# -- the inlined exp (speed): libm's bits, or libm itself ---------------------------------
+
+
+def _packed() -> np.ndarray:
+    return AnomalyScorer(1)._packed
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50))
+def test_exp_equals_libm_on_any_float(xs: list[float]) -> None:
+    """The kernel's exp is math.exp bit for bit: subnormals, ±0, NaN, ±inf, overflow."""
+    assert _exp_mismatches(np.array(xs, dtype=np.float64), _packed()) == 0
+
+
+def test_exp_equals_libm_where_the_kernel_calls_it() -> None:
+    """10^6 arguments of each kind the kernel takes: history decays -Δt/τ (tiny to past
+    underflow), score exponents log(tail_p)·z/u in [log tail_p, 0] and -(z-u)/β <= 0."""
+    rng = np.random.default_rng(4)
+    n = 1_000_000
+    decay = -np.exp2(rng.uniform(-70.0, 11.0, n))
+    below = math.log(0.02) * rng.random(n)
+    above = -rng.exponential(20.0, n)
+    grid = -np.arange(0.0, 746.0, 2.0**-6)  # every 1/64 down to where exp underflows
+    for xs in (decay, below, above, grid):
+        assert _exp_mismatches(xs, _packed()) == 0
+
+
+@pytest.mark.skipif(
+    not (
+        platform.system() == "Linux"
+        and platform.machine() == "x86_64"
+        and platform.libc_ver()[0] == "glibc"
+        and "fma" in open("/proc/cpuinfo").read().split()  # noqa: SIM115
+    ),
+    reason="the inlined exp reproduces glibc's x86-64 FMA build; elsewhere libm is used",
+)
+def test_exp_is_inlined_on_glibc_x86_64_with_fma() -> None:
+    """The speed path is on where it should be (a wrong constant would silently turn it
+    off: the scores would stay right, only slower)."""
+    assert exp_inlined()
+
+
+@HYP
+@given(streams(), st.booleans())
+def test_libm_fallback_gives_the_same_bits(
+    stream: tuple[np.ndarray, np.ndarray, np.ndarray], parallel: bool
+) -> None:
+    """Scores, levels and state are the same with every exp sent to libm (the path of a
+    host whose libm is not glibc's FMA build) as with the inlined exp."""
+    device, t, x = stream
+    inlined, libm = AnomalyScorer(4), AnomalyScorer(4)
+    libm._packed[_EXP : _EXP + 2] = _EXP_NEVER.view(np.float64)
+    for got, want in zip(
+        libm.update_with_level(device, t, x, parallel=parallel),
+        inlined.update_with_level(device, t, x, parallel=parallel),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        libm.export_state(range(4))["state"], inlined.export_state(range(4))["state"]
+    )
