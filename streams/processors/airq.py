@@ -79,12 +79,12 @@ class AirqProcessor(Processor):
             k: np.asarray(batch.columns[k], dtype=np.float64) for k in (*RAW_FIELDS, "lat", "lon")
         }
         present = sum(np.isfinite(cols[k]).astype(np.int64) << b for b, k in enumerate(RAW_FIELDS))
-        strings = batch.strings
+        tags = self.row_tags(batch, rows)  # coded into the device index: steps concatenate
         out.write(
             self.dbs.public,
             "air",
             ns(rows.ts),
-            {"station": strings["device"], "district": strings["district"]},
+            {"station": tags["device"], "district": tags["district"]},
             {**cols, "present": present},
         )
         self.count_readings("air", rows)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.batch import ColumnarBatch, DictColumn
+from ingest.batch import ColumnarBatch
 from streams.alerts import Alert
 from streams.clock import StreamClock
 from streams.config import WorkerConfig
@@ -237,12 +237,14 @@ class Processor:
             "family": Coded(index.families, index.family_codes(family.values)[family.codes]),
         }
 
-    def device_tags(self, devices: np.ndarray) -> dict[str, object]:
-        """``device``/``district``/``family`` tag columns for local device indices."""
+    def device_tags(self, devices: np.ndarray) -> dict[str, Coded]:
+        """``device``/``district``/``family`` tag columns for local device indices, coded
+        into the partition's device index like :meth:`row_tags`: a fresh dictionary per
+        call made every write of a derived measurement (e.g. ``activity``, written per
+        batch) a table and a line-protocol encoding of its own (streams.tables)."""
         index = self.state.index
-        uniq, inverse = np.unique(devices, return_inverse=True)
         return {
-            "device": DictColumn(tuple(index.ids[i] for i in uniq.tolist()), inverse),
-            "district": DictColumn(tuple(index.districts), index.district_code[devices]),
-            "family": DictColumn(tuple(index.families), index.family_code[devices]),
+            "device": Coded(index.ids, devices),
+            "district": Coded(index.districts, index.district_code[devices]),
+            "family": Coded(index.families, index.family_code[devices]),
         }

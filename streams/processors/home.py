@@ -8,6 +8,7 @@ from ingest.batch import ColumnarBatch, DictColumn
 from streams.output import Output, ns
 from streams.processors.base import Processor, Rows, Services
 from streams.state import Columns
+from streams.tables import Coded
 
 #: channel -> (measurement, field column, extra tag column) for eldercare channels.
 EVENTS: dict[str, tuple[str, str, str | None]] = {
@@ -32,17 +33,22 @@ class HomeProcessor(Processor):
             "home",
             Columns({"last_motion": ("f8", -np.inf), "watched": ("i1", 0), "inactive": ("i1", 0)}),
         )
+        #: Names of the extra tag columns (room, door) seen so far, in first-seen order.
+        self.labels: dict[str, list[str | None]] = {
+            extra: [] for _, _, extra in EVENTS.values() if extra is not None
+        }
+        self._label_of: dict[str, dict[str | None, int]] = {k: {} for k in self.labels}
 
     def process_rows(self, batch: ColumnarBatch, rows: Rows, out: Output) -> None:
         strings = batch.strings
         channel, family = strings["channel"], strings["family"]
-        tags = {k: strings[k] for k in ("device", "district", "family")}
+        tags = self.row_tags(batch, rows)  # coded into the device index: steps concatenate
         time_ns = ns(rows.ts)
         for code, name in enumerate(channel.values):
             sel = np.flatnonzero(channel.codes == code)
             if sel.size == 0:
                 continue
-            sub = {k: DictColumn(v.values, v.codes[sel]) for k, v in tags.items()}
+            sub = {k: Coded(v.values, v.codes[sel]) for k, v in tags.items()}
             if name == "status":
                 battery = np.asarray(batch.columns["battery"], dtype=np.float64)[sel]
                 fam = family.codes[sel]
@@ -53,7 +59,7 @@ class HomeProcessor(Processor):
                             self.dbs.sensitive,
                             STATUS[fname],
                             time_ns[sel][part],
-                            {k: DictColumn(v.values, v.codes[part]) for k, v in sub.items()},
+                            {k: Coded(v.values, v.codes[part]) for k, v in sub.items()},
                             {"battery": battery[part]},
                         )
                         self.count_readings(STATUS[fname], rows, sel[part])
@@ -65,12 +71,13 @@ class HomeProcessor(Processor):
             known = flag >= 0
             if extra is not None:
                 col = strings[extra]
-                sub[extra] = DictColumn(col.values, col.codes[sel])
+                codes = self._label_codes(extra, col)[col.codes[sel]]
+                sub[extra] = Coded(self.labels[extra], codes)
             out.write(
                 self.dbs.sensitive,
                 measurement,
                 time_ns[sel][known],
-                {k: DictColumn(v.values, v.codes[known]) for k, v in sub.items()},
+                {k: Coded(v.values, v.codes[known]) for k, v in sub.items()},
                 {column: flag[known] == 1},
             )
             self.count_readings(measurement, rows, sel[known])
@@ -79,6 +86,19 @@ class HomeProcessor(Processor):
                 self._motion(rows, sel[known], fresh)
             elif name == "panic":
                 self._panic(rows, fresh, out)
+
+    def _label_codes(self, column: str, col: DictColumn) -> np.ndarray:
+        """Codes of a batch dictionary's values (room, door names) in :attr:`labels`,
+        which only grows: the writes of many batches then share one dictionary."""
+        names, lookup = self.labels[column], self._label_of[column]
+        codes = np.empty(len(col.values), dtype=np.int64)
+        for i, value in enumerate(col.values):
+            code = lookup.get(value)
+            if code is None:
+                code = lookup[value] = len(names)
+                names.append(value)
+            codes[i] = code
+        return codes
 
     def _motion(self, rows: Rows, seen: np.ndarray, moving: np.ndarray) -> None:
         col = self.activity

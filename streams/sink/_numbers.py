@@ -16,6 +16,8 @@ sensor readings almost never are.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -23,6 +25,8 @@ from numba import njit
 ABSENT, FALLBACK = -1, -2
 _MINUS, _ZERO, _DOT = 45, 48, 46
 _MAX_DIGITS = 10**15
+_SPLIT = 134217729.0  # 2**27 + 1: Dekker's splitting constant for doubles
+_MARGIN = 1e-9  # closer than this to a tie or a bound (in units of the last digit): Python
 # No global arrays in the kernels: Numba rebuilds a cached function's global arrays on
 # every call (a few microseconds each); powers of ten are running products instead.
 
@@ -63,10 +67,79 @@ def _shortest(a: float) -> tuple[np.int64, int]:
         scale *= 10.0  # exact: every power of ten up to 1e22 is a double
         d = np.round(a * scale)
         if d >= _MAX_DIGITS:
-            break
+            return _long(a, k)
         if d / scale == a:
             return np.int64(d), k
     return np.int64(-1), 0
+
+
+@njit(cache=True, nogil=True)
+def _two_product(a: float, b: float) -> tuple[float, float]:
+    """``(p, e)`` with ``p = fl(a * b)`` and ``p + e == a * b`` exactly (Dekker 1971,
+    "A floating-point technique for extending the available precision"; no overflow)."""
+    p = a * b
+    t = _SPLIT * a
+    ah = t - (t - a)
+    al = a - ah
+    t = _SPLIT * b
+    bh = t - (t - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(cache=True, nogil=True)
+def _nearest(a: float, k: int) -> tuple[np.int64, float]:
+    """The integer nearest to the exact ``a * 10**k`` and its distance from it (signed,
+    accurate to ~1e-15), or ``(-1, 0)`` when a tie is too close to call."""
+    p, e = _two_product(a, _pow10f(k))
+    f = np.floor(p)
+    r = (p - f) + e  # p - f is exact (the fraction of a double)
+    q = np.floor(r + 0.5)
+    dist = r - q
+    if abs(abs(dist) - 0.5) < _MARGIN:
+        return np.int64(-1), 0.0
+    return np.int64(f) + np.int64(q), dist
+
+
+@njit(cache=True, nogil=True)
+def _pow10f(k: int) -> float:
+    p = 1.0
+    for _ in range(k):
+        p *= 10.0  # exact up to 1e22
+    return p
+
+
+@njit(cache=True, nogil=True)
+def _long(a: float, k: int) -> tuple[np.int64, int]:
+    """``repr``'s digits of ``a`` (``1e-4 <= a < 1e15``, not integral) when no decimal of
+    15 significant digits reads back as ``a``, as ``(d, k)`` (``d / 10**k``), or ``(-1, 0)``
+    (left to Python). ``k``: the fractional digits at which ``a`` gets 16 significant
+    digits.
+
+    ``repr`` writes the shortest decimal that reads back as ``a`` and, of those, the one
+    nearest to ``a`` (Steele & White / Gay). With 16 digits only the nearest candidate
+    can read back (the rounding interval is symmetric unless ``a`` is a power of two,
+    left to Python); it does iff its distance from ``a * 10**k`` is below half an ulp of
+    ``a`` scaled the same way (exact: a power of two times 5**k). Otherwise the nearest
+    17-digit decimal does (17 digits always suffice). ``a * 10**k`` is exact as a
+    double pair (:func:`_two_product`); anything within ``_MARGIN`` of a tie or of the
+    interval's bound is left to Python, so the kernel never guesses.
+    """
+    mant, ex = math.frexp(a)
+    if mant == 0.5:  # a power of two: the interval below is half the one above
+        return np.int64(-1), 0
+    d, dist = _nearest(a, k)
+    if d < _MAX_DIGITS or d >= 10 * _MAX_DIGITS:
+        return np.int64(-1), 0
+    half = math.ldexp(_pow10f(k), ex - 54)  # ulp(a) / 2 * 10**k, exact
+    if abs(dist) < half - _MARGIN:
+        return (d, k) if d % 10 != 0 else (np.int64(-1), 0)
+    if abs(dist) <= half + _MARGIN:
+        return np.int64(-1), 0
+    d, dist = _nearest(a, k + 1)
+    if d < 10 * _MAX_DIGITS or d >= 100 * _MAX_DIGITS or d % 10 == 0:
+        return np.int64(-1), 0
+    return d, k + 1
 
 
 @njit(cache=True, nogil=True)
@@ -86,7 +159,7 @@ def render_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         How many rows are ``FALLBACK``.
     """
     n = values.size
-    buf = np.empty(n * 24, np.uint8)  # sign + 16 digits + dot at most
+    buf = np.empty(n * 24, np.uint8)  # sign, "0.", 20 digits at most (a >= 1e-4)
     off = np.zeros(n + 1, np.int64)
     codes = np.arange(n)
     fallbacks = 0
@@ -110,10 +183,12 @@ def render_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
                     fallbacks += 1
                     pos = off[i]
                 else:
-                    whole = d // _pow10(k)
+                    # d < 10**17: for k > 18 (10**k beyond int64) there is no whole part
+                    whole = d // _pow10(k) if k <= 18 else np.int64(0)
+                    frac = d - whole * _pow10(k) if k <= 18 else d
                     pos = _put_digits(whole, _n_digits(whole), buf, pos)
                     buf[pos] = _DOT
-                    pos = _put_digits(d - whole * _pow10(k), k, buf, pos + 1)
+                    pos = _put_digits(frac, k, buf, pos + 1)
         off[i + 1] = pos
     return buf[:pos], off, codes, fallbacks
 

@@ -194,6 +194,48 @@ def test_sensor_like_floats_never_fall_back_to_python(values) -> None:
     ]
 
 
+def _kernel_texts(values: np.ndarray) -> tuple[list[str | None], int]:
+    """Texts the kernel rendered (``None`` where it left the value to Python)."""
+    buf, off, status, slow = render_floats(values)
+    data = buf.tobytes()
+    return [
+        data[off[i] : off[i + 1]].decode() if status[i] == i else None for i in range(values.size)
+    ], slow
+
+
+def test_computed_floats_of_16_and_17_digits_are_rendered_as_repr() -> None:
+    """Derived values (means, deviations, scores) need 16-17 significant digits: the
+    kernel renders them itself (Dekker's exact product, streams.sink._numbers._long),
+    each exactly as ``repr``; Python gets only the few too close to call or too small."""
+    rng = np.random.default_rng(5)
+    values = np.concatenate(
+        [
+            np.sqrt(np.arange(1, 20_001, dtype=np.float64)),  # irrational: 17 digits
+            rng.random(20_000) * 20,
+            np.exp(rng.uniform(np.log(1e-3), np.log(1e14), 20_000)),
+            np.float32(rng.random(20_000)).astype(np.float64) * 0.1,  # float32 times
+            -(rng.normal(70, 10, 20_000)),
+        ]
+    )
+    texts, slow = _kernel_texts(values)
+    long = [t for v, t in zip(values.tolist(), texts, strict=True) if len(repr(v)) >= 18]
+    assert len(long) > 50_000  # the sample is mostly 16-17-digit values
+    assert slow < values.size // 100
+    for v, text in zip(values.tolist(), texts, strict=True):
+        if text is not None:
+            assert text == (str(int(v)) if v == int(v) else repr(v))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(1e-4, 1e15, exclude_max=True), min_size=1, max_size=40))
+def test_any_fixed_notation_float_is_repr_or_left_to_python(values) -> None:
+    arr = np.array(values, dtype=np.float64)
+    texts, _ = _kernel_texts(arr)
+    for v, text in zip(values, texts, strict=True):
+        if text is not None:
+            assert text == (str(int(v)) if v == int(v) else repr(v))
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_ints, min_size=1, max_size=40))
 def test_numba_int_texts_equal_str(values) -> None:
