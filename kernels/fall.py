@@ -164,8 +164,7 @@ _N_TRACK = 10
 _C_TWIN, _C_TIMP, _C_PEAK2, _C_PREX, _C_PREY, _C_PREZ, _C_LOWOK = range(7)
 _C_LEADX, _C_LEADY, _C_LEADZ, _C_PRIOR, _C_FAR = range(7, 12)
 _C_DROPX, _C_DROPY, _C_DROPZ = range(12, 15)
-_C_HIT2 = 15  # 1.0 once a weaker later hit was counted as motion of the impact's aftermath
-_N_CAND = 16
+_N_CAND = 15
 # columns of a ring slot: gravity snapshot xyz, its time, peak |a|^2 since the slot before
 _R_T, _R_PEAK = 3, 4
 _N_RING_COLS = 5
@@ -429,7 +428,6 @@ def _start_candidate(
     c[_C_LOWOK] = 1.0 if ti - llow <= ff_win else 0.0
     c[_C_PRIOR] = prior
     c[_C_FAR] = far
-    c[_C_HIT2] = 0.0
     # orientation when the free fall began; the orientation before if there was none or
     # it began before that was taken (no turn first)
     if c[_C_LOWOK] > 0 and drop[d, _D_T] >= rd[j, _R_T]:
@@ -553,7 +551,7 @@ def _update(
                     t_set = np.inf
                     t_dec = np.inf
                 elif (
-                    cand[du, _C_PEAK2] >= late2 or cand[du, _C_HIT2] > 0
+                    cand[du, _C_PEAK2] >= late2 or cand[du, _C_TWIN] == -np.inf
                 ) and t_dec - cand[du, _C_TIMP] < late_end:  # fmt: skip
                     # a very hard impact, or a hard one hit again later: look for
                     # stillness in the next window too
@@ -591,7 +589,9 @@ def _update(
                 and keep2 <= cand[du, _C_PEAK2] and m2 < cand[du, _C_PEAK2]
             )  # fmt: skip
             if after_hard:
-                cand[du, _C_HIT2] = 1.0
+                # hit again: the impact window is closed for good (-inf marks it, so no
+                # state column is needed) and the impact may rest in a later window
+                cand[du, _C_TWIN] = -np.inf
             if m2 >= imp2 and not after_hard:
                 if t_dec < np.inf and ti <= cand[du, _C_TWIN]:
                     if m2 > cand[du, _C_PEAK2]:
@@ -664,7 +664,7 @@ class FallDetector(DeviceStateArrays):
             "ring": np.zeros((n, RING, _N_RING_COLS)),  # snapshots: gx, gy, gz, t, peak^2
             # window end, t_imp, peak^2, pre xyz, free fall seen, lead xyz, loudness before
             # (gait up to the impact), prior peak^2 (1.5-3.5 s before), orientation when
-            # the free fall began (= pre xyz if none), a weaker later hit seen (0/1)
+            # the free fall began (= pre xyz if none); window end -inf: hit again
             "cand": np.zeros((n, _N_CAND)),
             "acc": np.zeros((n, 7)),  # stillness sums: x, y, z, x^2, y^2, z^2, n
             "drop": drop,  # start of the latest free fall: time, gravity estimate xyz

@@ -475,10 +475,22 @@ def test_a_hard_impact_hit_again_later_stays_the_candidate() -> None:
     assert not np.any(np.abs(detect(*_hard_fall(3.0, peak_g=1.8, hit=4.2)) - 3.0) < 0.05)
 
 
-def test_checkpoints_without_the_hit_again_flag_are_rejected() -> None:
-    """Session 6's layout (15-column ``cand``, no flag for a later weaker hit) is refused
-    by shape rather than misread."""
-    det = FallDetector(2)
-    state = det.export_state([0, 1])
-    with pytest.raises(ValueError, match="cand"):
-        det.import_state([0, 1], {**state, "cand": state["cand"][:, :15]})
+def test_hit_again_survives_a_checkpoint_in_the_session_6_layout() -> None:
+    """The hit-again mark is the candidate's impact window set to -inf, so the state keeps
+    session 6's shapes (15-column ``cand``): a checkpoint taken while a hit-again impact
+    awaits its later window restores into a fresh detector and gives the same event."""
+    again = _hard_fall(3.0, peak_g=3.0, move_until=4.6, hit=4.2)
+    t, ax, ay, az = again
+    cut = int(np.searchsorted(t, 4.5))
+    det = FallDetector(1)
+    assert det.export_state([0])["cand"].shape == (1, 15)
+    dev = np.zeros(t.size, np.int64)
+    first = det.update(dev[:cut], t[:cut], ax[:cut], ay[:cut], az[:cut])
+    state = det.export_state([0])
+    assert state["cand"][0, 0] == -np.inf  # hit again, still waiting
+    fresh = FallDetector(1)
+    fresh.import_state([0], state)
+    second = fresh.update(dev[cut:], t[cut:], ax[cut:], ay[cut:], az[cut:])
+    events = np.concatenate([first[1], second[1]])
+    assert np.array_equal(events, detect(*again))
+    assert events.size == 1 and abs(events[0] - 3.0) < 0.05

@@ -68,7 +68,7 @@ class ReferenceFallDetector:
         p = self.p
         g2 = G0 * G0
         return p["late_still_s"] > 0 and (
-            c["peak2"] >= p["late_still_g"] ** 2 * g2 or c["hit_again"]
+            c["peak2"] >= p["late_still_g"] ** 2 * g2 or c["t_win"] == -math.inf
         )
 
     def _keeps(self, c: dict[str, Any]) -> bool:
@@ -180,7 +180,7 @@ class ReferenceFallDetector:
         crossing = m2 >= min(p["impact_g"], p["soft_impact_g"]) ** 2 * g2
         if crossing and c is not None and t > c["t_win"] and self._keeps(c) and m2 < c["peak2"]:
             crossing = False  # a weaker hit after a hard impact: motion of its aftermath
-            c["hit_again"] = True
+            c["t_win"] = -math.inf  # hit again: the impact window is closed for good
         if crossing:
             if c is not None and t <= c["t_win"]:
                 if m2 > c["peak2"]:
@@ -203,7 +203,6 @@ class ReferenceFallDetector:
                     "sum": [0.0, 0.0, 0.0],
                     "sq": [0.0, 0.0, 0.0],
                     "n": 0.0,
-                    "hit_again": False,
                 }
                 c = st["candidate"]
                 c["prior"] = min(c["far"], self._second_peak(st, t - p["near_s"], t))
