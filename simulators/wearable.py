@@ -3,27 +3,32 @@
 Signal model (per device, vectorised over the devices due in a tick)
 --------------------------------------------------------------------
 * **Activity** comes from the accelerometer clip being played (:mod:`simulators.accel`,
-  itself :mod:`simulators.motion`): a Markov chain over activities of daily living that
-  depends on the local hour (lying at night, sitting/standing/walking by day, some stairs
-  and jogging). Exertion ``e`` follows the activity's level with a first-order lag
-  (time constant 20 s), the cardio-respiratory response delay.
-* **Sleep**: at night lying comes in bouts of 20-60 min, and after one bout in ten the
-  wearer gets up for 1-3 min (standing or walking: about one night-time awakening per
-  night); by day each 10-s clip is a fresh draw from the day mix.
-* **Heart rate**: ``HR = HR_rest + A cos(2 pi (h - 17) / 24) + 75 e + fever + stress +
-  AR(1) noise`` -- a circadian rhythm with its trough in the early morning (Hilton et al.
-  2000) -- and about +10 /min per degC of fever (Liebermeister's rule). The population
-  is healthy adults whose sleeping rate (``HR_rest - A``, lying, at the trough) is at
-  least :data:`SLEEP_HR_MIN`, above the bradycardia alarm's exit limit (55 /min,
+  itself :mod:`simulators.motion`), in bouts of several clips chosen from the local hour.
+  At night lying comes in bouts of 20-60 min, and after one bout in ten the wearer gets up
+  for 1-3 min (standing or walking: about one night-time awakening per night). By day
+  (:data:`DAY_BOUTS`) sitting bouts of 5-60 min, standing 1-15 min, walking 20 s-10 min and
+  stairs 20-50 s, heavy-tailed as measured bouts are, and one exercise bout a day (jogging
+  10-40 min, then a cool-down walk) for a minority of wearers (:data:`EXERCISERS`).
+* **Intensity** ``e`` (a fraction of the heart-rate reserve) follows the activity's level
+  (:data:`EXERTION`, capped per wearer by :data:`NORMAL_HR_MAX`) with first-order kinetics,
+  time constants :data:`TAU_ON_S` rising and :data:`TAU_OFF_S` recovering.
+* **Heart rate**: ``HR = HR_rest + A cos(2 pi (h - 17) / 24) + e (HR_max - HR_rest) +
+  fever + stress + AR(1) noise`` -- Karvonen's heart-rate reserve with ``HR_max = 208 -
+  0.7 age`` (Tanaka et al. 2001), a circadian rhythm with its trough in the early morning
+  (Hilton et al. 2000) and about +10 /min per degC of fever (Liebermeister's rule). The
+  population is healthy adults whose sleeping rate (``HR_rest - A``, lying, at the trough)
+  is at least :data:`SLEEP_HR_MIN`, above the bradycardia alarm's exit limit (55 /min,
   :mod:`streams.limits`): wearers whose normal night would trip that absolute limit
   (athletes, many young adults; nightly minimum 50.5 +- 7.6 /min in Speed et al. 2023)
-  are left out of the demo city, so every bradycardia alarm belongs to a labelled event.
+  are left out of the demo city, so every bradycardia alarm belongs to a labelled event;
+  likewise nobody's normal day exceeds :data:`NORMAL_HR_MAX` before noise, so every
+  tachycardia alarm belongs to a labelled event.
   The noise is that of a 1 Hz wrist reading: SD about 1.5 /min at rest, more in motion.
-* **SpO2**: 96-99 % at rest, slightly lower under exertion, integer like pulse oximeters,
+* **SpO2**: 96-99 % at rest, slightly lower with ``e``, integer like pulse oximeters,
   with unlabelled sensor dropouts (the field is absent) more frequent in motion.
 * **Body temperature**: 36.3-36.9 degC with a +-0.25 degC circadian swing peaking in the
   evening; fever adds a smooth rise / plateau / defervescence curve of +1.5-3 degC.
-* **Respiration**: 12-17 /min at rest, +8 /min at full exertion, up with fever and
+* **Respiration**: 12-17 /min at rest, +8 ``e`` /min, up with fever and
   desaturation.
 * **Steps**: a cumulative counter advanced by a Poisson draw at the activity's cadence.
 
@@ -49,35 +54,69 @@ from simulators.events import EventClock, truth_record
 from simulators.scenario import Scenario
 
 FALL_LIKE = ("sitting_down_hard", "jumping", "lying_down_bed")
-#: Exertion level (0 rest .. 1 maximal) of each activity and fall.
+#: Intensity of each activity and fall as a fraction of the heart-rate reserve (Karvonen:
+#: ``HR = HR_rest + intensity (HR_max - HR_rest)``), taken as the fraction of the oxygen
+#: uptake reserve (ACSM; Swain and Leutholtz 1997): ``(MET - 1) / (MET_max - 1)`` with the
+#: Compendium's METs (Ainsworth et al. 2011: sitting 1.3, standing 1.8-2.0, walking
+#: 3.5, stairs 4-8.8, jogging 7.0) and a maximal capacity of 10 MET. Each wearer's
+#: intensities are capped by :data:`NORMAL_HR_MAX` (see :func:`intensity_caps`).
 EXERTION = {
-    "walking": 0.3,
+    "walking": 0.28,
     "sitting": 0.03,
-    "standing": 0.08,
+    "standing": 0.1,
     "lying": 0.0,
     "sitting_down": 0.08,
     "sitting_down_hard": 0.1,
     "lying_down_bed": 0.05,
-    "stairs": 0.55,
+    "stairs": 0.5,
     "jumping": 0.6,
-    "jogging": 0.75,
+    "jogging": 0.67,
 }
 #: Steps per second of each activity.
 CADENCE = {"walking": 1.8, "stairs": 1.5, "jogging": 2.6}
-#: Background activity mix (activities never chosen here are only injected, labelled).
-DAY_MIX = {
-    "sitting": 0.33,
-    "standing": 0.2,
-    "walking": 0.32,
-    "stairs": 0.05,
-    "jogging": 0.03,
-    "sitting_down": 0.07,
-}
 NIGHT_MIX = {"lying": 0.9, "standing": 0.04, "walking": 0.06}
 #: Bout length (s) of the night activities: sleep in bouts of 20-60 min between which a
 #: wearer may get up (nocturia: about one void a night is common in adults) for 1-3 min.
-#: Day activities (not listed) last one clip each.
 NIGHT_BOUT_S = {"lying": (1200.0, 3600.0), "standing": (60.0, 180.0), "walking": (60.0, 180.0)}
+#: Day bouts (06:30-23:00): share of bouts and log-uniform length range (s) of each
+#: background activity. Heavy-tailed like measured bouts (sedentary bout lengths follow a
+#: power law, Chastin and Granat 2010; most walking bouts last under a minute or two,
+#: Orendurff et al. 2008); the shares give about 55 % of waking time sitting, 27 %
+#: standing, 16 % walking and 1 % on stairs (US adults by accelerometry, NHANES 2003-04:
+#: 55 % sedentary, Matthews et al. 2008), about 9 bouts an hour. A sitting bout starts
+#: with a ``sitting_down`` clip.
+DAY_BOUTS = {
+    "sitting": (0.166, (300.0, 3600.0)),
+    "standing": (0.345, (60.0, 900.0)),
+    "walking": (0.378, (20.0, 600.0)),
+    "stairs": (0.11, (20.0, 50.0)),
+}
+#: Weight of each day activity's bouts by local hour (x share above; others 1): active
+#: mornings and evenings, a lunch walk, sitting late in the evening.
+DAY_HOURS = {
+    (6, 9): {"sitting": 0.6, "standing": 1.3, "walking": 1.3},
+    (12, 14): {"walking": 1.5},
+    (17, 20): {"standing": 1.3, "walking": 1.2},
+    (20, 24): {"sitting": 2.0, "walking": 0.5, "stairs": 0.5},
+}
+#: Share of wearers who exercise (jogging) once a day, in a bout of 10-40 min starting at a
+#: time of their own (40 % of them 06:30-08:30, the rest 17:00-20:00), then walk 2-5 min
+#: to cool down. A minority: by accelerometry fewer than 5 % of US adults reach 30 min of
+#: moderate-to-vigorous activity a day (Troiano et al. 2008), half say they exercise.
+EXERCISERS = 0.2
+EXERCISE_S, COOL_DOWN_S = (600.0, 2400.0), (120.0, 300.0)
+#: Highest heart rate (/min) of a normal day, before noise: each wearer's activity
+#: intensities are capped so that ``HR_rest + circadian peak + intensity HRR`` stays at or
+#: below it, 20 /min under the tachycardia alarm while stepping (150) and under NEWS2's
+#: score 3 (>= 131). Jogging at 43-65 % of the reserve (median 52 %; ACSM moderate to
+#: vigorous); wearers who run harder are not simulated (docs/SIMULATORS.md).
+NORMAL_HR_MAX = 130.0
+#: First-order heart-rate kinetics (s): on-transient of moderate exercise 20-40 s (phase
+#: II, Jones and Poole 2005), recovery slower (heart-rate recovery after exercise: a drop
+#: of 12 /min or less in the first minute is abnormal, Cole et al. 1999).
+TAU_ON_S, TAU_OFF_S = 30.0, 50.0
+#: Age range of the wearers (years): HR_max = 208 - 0.7 age (Tanaka et al. 2001).
+AGE_RANGE = (20.0, 80.0)
 #: Lowest sleeping heart rate (/min, lying at the circadian trough, without noise) of a
 #: simulated wearer: 2 /min above the bradycardia alarm's exit limit (55, streams.limits).
 SLEEP_HR_MIN = 57.0
@@ -118,6 +157,29 @@ def mix_cdf(bank: ClipBank, mix: dict[str, float]) -> tuple[np.ndarray, np.ndarr
     return codes, np.cumsum(p / p.sum())
 
 
+def day_cdfs(bank: ClipBank) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the :data:`DAY_BOUTS` activities and their cumulative bout shares per local
+    hour (``float64[24, n]``, weighted by :data:`DAY_HOURS`)."""
+    names = list(DAY_BOUTS)
+    w = np.tile([share for share, _ in DAY_BOUTS.values()], (24, 1))
+    for (h0, h1), factors in DAY_HOURS.items():
+        for a, f in factors.items():
+            w[h0:h1, names.index(a)] *= f
+    codes = np.array([bank.code[a] for a in names], dtype=np.int64)
+    return codes, np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+
+
+def max_heart_rates(age: np.ndarray) -> np.ndarray:
+    """Age-predicted maximal heart rate (/min): ``208 - 0.7 age`` (Tanaka et al. 2001)."""
+    return 208.0 - 0.7 * age
+
+
+def intensity_caps(hr_rest: np.ndarray, circ_amp: np.ndarray, hr_max: np.ndarray) -> np.ndarray:
+    """Highest activity intensity (fraction of the heart-rate reserve) of each wearer in a
+    normal day: ``HR_rest + circ_amp + cap (HR_max - HR_rest) = NORMAL_HR_MAX``."""
+    return np.clip((NORMAL_HR_MAX - hr_rest - circ_amp) / (hr_max - hr_rest), 0.0, 1.0)
+
+
 class WearableSimulator(Simulator):
     """Wrist-worn wearables of the scenario's residents (see the module docstring)."""
 
@@ -143,19 +205,32 @@ class WearableSimulator(Simulator):
         self.player = AccelPlayer(self.bank, n, rng, window=round(self.rate_hz))
         self.held = HeldWindows()
         self.burst = BurstWindows(n, self.rate_hz, BurstConfig.from_section(p))
-        self.day = mix_cdf(self.bank, DAY_MIX)
+        self.day = day_cdfs(self.bank)
         self.night = mix_cdf(self.bank, NIGHT_MIX)
-        self.night_bout = np.zeros((len(self.bank.names), 2))
+        names = self.bank.names
+        self.night_bout = np.zeros((len(names), 2))
         for a, (lo, hi) in NIGHT_BOUT_S.items():
             self.night_bout[self.bank.code[a]] = (lo, hi)
+        self.day_bout = np.ones((len(names), 2))
+        for a, (_, (lo, hi)) in DAY_BOUTS.items():
+            self.day_bout[self.bank.code[a]] = (lo, hi)
         self.bout_act = np.full(n, -1, dtype=np.int64)
         self.bout_until = np.full(n, -np.inf)
-        names = self.bank.names
         self.ex_level = np.array([EXERTION.get(a, 0.15) for a in names])
         self.cadence = np.array([CADENCE.get(a, 0.0) for a in names])
         # per-device physiology
         self.circ_amp = rng.uniform(4, 8, n)
         self.hr_rest = resting_rates(rng, self.circ_amp)
+        # The day schedule draws from a child stream of its own (spawning does not advance
+        # ``rng``): events and noise of a seed do not depend on the schedule's draws.
+        sched = self.sched_rng = rng.spawn(1)[0]
+        self.hr_max = max_heart_rates(sched.uniform(*AGE_RANGE, n))
+        self.ex_cap = intensity_caps(self.hr_rest, self.circ_amp, self.hr_max)
+        # daily exercise: local start hour (NaN: none) and local day of the last bout
+        morning = sched.random(n) < 0.4
+        start = np.where(morning, sched.uniform(6.5, 8.5, n), sched.uniform(17.0, 20.0, n))
+        self.ex_hour = np.where(sched.random(n) < EXERCISERS, start, np.nan)
+        self.ex_day = np.full(n, -1, dtype=np.int64)
         self.spo2_base = rng.uniform(96.0, 99.2, n)
         self.temp_base = rng.normal(36.6, 0.15, n)
         self.rr_base = rng.uniform(12, 17, n)
@@ -292,32 +367,68 @@ class WearableSimulator(Simulator):
 
     # ------------------------------------------------------------------ signals
     def _next_activity(self, idx: np.ndarray, now: float) -> None:
-        """Choose the next clip of devices whose clip ran out (background chain)."""
+        """Choose the next clip of devices whose clip ran out: another clip of the bout
+        being played, or the first clip of a new bout (activity and length from the local
+        hour; see :data:`NIGHT_BOUT_S`, :data:`DAY_BOUTS`, :data:`EXERCISERS`)."""
         need = self.player.exhausted(idx)
         if need.size == 0:
             return
         h = local_hour(now, self.scenario.utc_offset_h)
-        night = h < 6.5 or h >= 23.0
-        codes, cdf = self.night if night else self.day
-        act = codes[np.minimum(np.searchsorted(cdf, self.rng.random(need.size)), codes.size - 1)]
-        # a bout still running goes on with another clip of its activity
-        going = self.bout_until[need] > now
-        act = np.where(going, self.bout_act[need], act)
-        new = need[~going]
-        if night and new.size:
-            lo, hi = self.night_bout[act[~going]].T
-            self.bout_until[new] = now + lo + (hi - lo) * self.rng.random(new.size)
-            self.bout_act[new] = act[~going]
-        act = np.where(self.hold_until[need] > now, self.bank.code["lying"], act)
-        self.player.start(need, act)
+        new = self.bout_until[need] <= now
+        if h < 6.5 or h >= 23.0:
+            self._night_bouts(need[new], now)
+        else:
+            # an exerciser's time ends the bout being played, once a local day
+            today = int((now / 3600.0 + self.scenario.utc_offset_h) // 24.0)
+            start = self.ex_hour[need]
+            due = (self.ex_day[need] < today) & (h >= start) & (h < start + 1.0)
+            due &= self.hold_until[need] <= now
+            new |= due
+            self._day_bouts(need[new], now, h, due[new])
+            self.ex_day[need[due]] = today
+        act = self.bout_act[need]
+        # a sitting bout starts by sitting down; a fall is followed by lying still
+        clip = np.where(
+            new & (act == self.bank.code["sitting"]), self.bank.code["sitting_down"], act
+        )
+        clip = np.where(self.hold_until[need] > now, self.bank.code["lying"], clip)
+        self.player.start(need, clip)
+
+    def _night_bouts(self, d: np.ndarray, now: float) -> None:
+        """Start night bouts (:data:`NIGHT_MIX`, uniform lengths :data:`NIGHT_BOUT_S`)."""
+        codes, cdf = self.night
+        u = self.sched_rng.random((2, d.size))
+        act = codes[np.minimum(np.searchsorted(cdf, u[0]), codes.size - 1)]
+        lo, hi = self.night_bout[act].T
+        self.bout_act[d] = act
+        self.bout_until[d] = now + lo + (hi - lo) * u[1]
+
+    def _day_bouts(self, d: np.ndarray, now: float, h: float, exercise: np.ndarray) -> None:
+        """Start day bouts: from the hour's :data:`DAY_BOUTS` mix with log-uniform lengths,
+        a cool-down walk after exercise, exercise where ``exercise``."""
+        codes, cdf = self.day
+        u = self.sched_rng.random((3, d.size))
+        act = codes[np.minimum(np.searchsorted(cdf[int(h)], u[0]), codes.size - 1)]
+        lo, hi = self.day_bout[act].T
+        length = lo * (hi / lo) ** u[1]
+        jog, walk = self.bank.code["jogging"], self.bank.code["walking"]
+        cool = (self.bout_act[d] == jog) & ~exercise
+        act[cool] = walk
+        length[cool] = COOL_DOWN_S[0] + (COOL_DOWN_S[1] - COOL_DOWN_S[0]) * u[2][cool]
+        act[exercise] = jog
+        length[exercise] = EXERCISE_S[0] + (EXERCISE_S[1] - EXERCISE_S[0]) * u[2][exercise]
+        self.bout_act[d] = act
+        self.bout_until[d] = now + length
 
     def _vitals(self, d: np.ndarray, now: float) -> tuple[np.ndarray, ...]:
         rng, k = self.rng, d.size
         h = local_hour(now, self.scenario.utc_offset_h)
         act = self.player.activity(d)
-        a = 1.0 - np.exp(-1.0 / 20.0)
-        self.exertion[d] += (self.ex_level[act] - self.exertion[d]) * a
+        # first-order kinetics towards the activity's intensity, capped per wearer
+        target = np.minimum(self.ex_level[act], self.ex_cap[d])
         e = self.exertion[d]
+        e += (target - e) * np.where(target > e, _RISE, _FALL)
+        self.exertion[d] = e
         # SD 1.5 /min at rest (1 Hz wrist readings of a still wearer), more in motion
         self.hr_noise[d] = 0.9 * self.hr_noise[d] + rng.normal(0, 0.65, k) * (1.0 + 2.0 * e)
         fever = np.zeros(k)
@@ -331,7 +442,7 @@ class WearableSimulator(Simulator):
         hr = (
             self.hr_rest[d]
             + self.circ_amp[d] * np.cos(2 * np.pi * (h - 17.0) / 24.0)
-            + 75.0 * e
+            + e * (self.hr_max[d] - self.hr_rest[d])
             + 10.0 * fever
             + stress
             + self.hr_noise[d]
@@ -449,6 +560,10 @@ class WearableSimulator(Simulator):
             )
             out.append((self.t_status[i], payload))
         return out
+
+
+#: Per-second update factors of the heart-rate kinetics (1-s readings).
+_RISE, _FALL = 1.0 - np.exp(-1.0 / TAU_ON_S), 1.0 - np.exp(-1.0 / TAU_OFF_S)
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:

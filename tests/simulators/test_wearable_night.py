@@ -23,7 +23,7 @@ BRADYCARDIA = next(r for r in RULES if r.name == "bradycardia")
 NIGHT_START = 1_780_000_000.0 - 1_780_000_000.0 % 86400 + 2 * 3600
 
 
-def _quiet_scenario(wearables: int):
+def quiet_scenario(wearables: int):
     """The smoke city with ``wearables`` wearables, 1-s ticks and no events at all."""
     text = resources.files("simulators.scenarios").joinpath("smoke.toml").read_text("utf-8")
     data = tomllib.loads(text)
@@ -36,7 +36,7 @@ def _quiet_scenario(wearables: int):
 @pytest.fixture(scope="module")
 def night() -> tuple[WearableSimulator, np.ndarray, np.ndarray, np.ndarray]:
     """Two hours of 30 wearers around the circadian trough: device, heart rate, activity."""
-    sim = WearableSimulator(_quiet_scenario(30), np.random.default_rng(3))
+    sim = WearableSimulator(quiet_scenario(30), np.random.default_rng(3))
     lying = sim.bank.code["lying"]
     dev, hr, still = [], [], []
     for k in range(2 * 3600):
