@@ -102,7 +102,7 @@ DAY_HOURS = {
 #: Share of wearers who exercise (jogging) once a day, in a bout of 10-40 min starting at a
 #: time of their own (40 % of them 06:30-08:30, the rest 17:00-20:00), then walk 2-5 min
 #: to cool down. A minority: by accelerometry fewer than 5 % of US adults reach 30 min of
-#: moderate-to-vigorous activity a day (Troiano et al. 2008), half say they exercise.
+#: moderate-to-vigorous activity in 10-min bouts on 5 days a week (Troiano et al. 2008).
 EXERCISERS = 0.2
 EXERCISE_S, COOL_DOWN_S = (600.0, 2400.0), (120.0, 300.0)
 #: Highest heart rate (/min) of a normal day, before noise: each wearer's activity
