@@ -19,6 +19,8 @@ EVENTS: dict[str, tuple[str, str, str | None]] = {
     "panic": ("home_panic", "pressed", None),
 }
 STATUS = {"wearable": "wearable_status", "eldercare": "home_status"}
+#: Room (door) names kept for merged rows at most; beyond, a batch's own names are used.
+MAX_LABELS = 4096
 
 
 class HomeProcessor(Processor):
@@ -71,8 +73,11 @@ class HomeProcessor(Processor):
             known = flag >= 0
             if extra is not None:
                 col = strings[extra]
-                codes = self._label_codes(extra, col)[col.codes[sel]]
-                sub[extra] = Coded(self.labels[extra], codes)
+                if len(self.labels[extra]) < MAX_LABELS:
+                    codes = self._label_codes(extra, col)[col.codes[sel]]
+                    sub[extra] = Coded(self.labels[extra], codes)
+                else:  # free-text names: the list stays bounded (rows just do not merge)
+                    sub[extra] = Coded(col.values, col.codes[sel])
             out.write(
                 self.dbs.sensitive,
                 measurement,

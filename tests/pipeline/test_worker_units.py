@@ -11,15 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.batch import decode
+from ingest.batch import DictColumn, decode
 from streams.clock import StreamClock
 from streams.config import WorkerConfig
 from streams.district import DistrictBoard
 from streams.episodes import episode_starts
 from streams.output import Databases, Output
 from streams.periods import PeriodStats
-from streams.processors import MotionProcessor, Services, VitalsProcessor
+from streams.processors import HomeProcessor, MotionProcessor, Services, VitalsProcessor, home
 from streams.processors.vitals import SIGNALS
+from streams.sink.lineprotocol import encode_lines
 from streams.state import CheckpointError, Columns, PartitionState
 from streams.synthetic import batch as synthetic_batch
 from streams.synthetic import motion_batches, vitals_batches
@@ -360,3 +361,46 @@ def test_a_runner_start_that_failed_on_assignment_is_retried_from_the_timer(
 
     asyncio.run(scenario())
     assert calls == [("airq", 3), ("airq", 3)]
+
+
+def _home_batch(rooms: list[str], t: float) -> bytes:
+    """Motion events of DEVICES[0..n) in ``rooms`` (one per device) at ``t``."""
+    n = len(rooms)
+    codes = np.arange(n)
+    return synthetic_batch(
+        "home",
+        DEVICES[:n],
+        codes,
+        np.full(n, t),
+        family="eldercare",
+        channel="motion",
+        strings={"room": DictColumn(tuple(rooms), codes.astype(np.int32))},
+        motion=np.ones(n, dtype=np.int8),
+    )
+
+
+@pytest.mark.parametrize("max_labels", [4096, 2])
+def test_home_rows_of_a_step_merge_and_keep_each_batchs_lines(monkeypatch, max_labels) -> None:
+    """Home rows are coded into the device index and a growing room list, so a step's
+    batches encode as one table (while the list is below MAX_LABELS; beyond, each
+    batch's names): the lines are those of each batch's own dictionaries, in order."""
+    monkeypatch.setattr(home, "MAX_LABELS", max_labels)
+    payloads = [
+        _home_batch(["kitchen", "hall"], T0),
+        _home_batch(["bath", "kitchen", "hall"], T0 + 1),
+        _home_batch(["attic"], T0 + 2),
+    ]
+    processor = HomeProcessor(services())
+    out = run(processor, payloads)
+    lines = [line for body in out.bodies["s"] for line in body.decode().split("\n")]
+    expected = []
+    for payload in payloads:
+        b = decode(payload)
+        s = b.strings
+        tags = {k: s[k] for k in ("device", "district", "family", "room")}
+        expected += encode_lines(
+            "home_motion", np.round(b.columns["ts"] * 1e9).astype(np.int64), tags,
+            {"motion": np.asarray(b.columns["motion"]) == 1},
+        )  # fmt: skip
+    assert lines == expected
+    assert len(out.bodies["s"]) == (1 if max_labels > 4 else 3)  # 2: the 1st batch fills it
