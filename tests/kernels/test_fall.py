@@ -44,7 +44,9 @@ LATE = [
     {**TWITCHY, "late_still_g": 1.2, "late_still_s": 0.3, "impact_window_s": 0.1},
     {**TWITCHY, "late_still_s": 0.0},
 ]
-PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD, *DROP, *LATE]
+# ... and with the turned-then-struck cue off, or vetoing most hard impacts.
+LEAD = [{**TWITCHY, "hard_lead_frac": 0.0}, {**TWITCHY, "hard_lead_frac": 0.1, "lead_s": 0.2}]
+PARAM_SETS = [{}, TWITCHY, SOFT, {**SOFT, "soft_freefall_veto": 0.0}, LOUD, *DROP, *LATE, *LEAD]
 
 
 @cache
@@ -383,6 +385,29 @@ def test_turned_then_dropped_is_not_a_fall() -> None:
     assert FallDetector(1, drop_frac=0.0).update(dev, *first)[1].size == 1  # cue off
     hard = _turn_drop_impact(3.2, 3.8, peak_g=3.0)  # above drop_max_g: a fall whatever came first
     assert detect(*hard).size == 1
+
+
+def _turn_then_hit(turn_end: float, peak_g: float = 4.0) -> tuple:
+    """Upright, a 90 degree turn over the 0.4 s ending at ``turn_end``, then at rest
+    except for a ``peak_g`` impact at t = 4 s (no free fall)."""
+    t = np.arange(0.0, 10.0, 1.0 / 50.0)
+    s = np.clip((t - (turn_end - 0.4)) / 0.4, 0.0, 1.0)
+    bump = np.where(np.abs(t - 4.0) < 0.011, peak_g - 1.0, 0.0)  # along gravity
+    ax = (np.sin(s * np.pi / 2) + bump) * 9.80665
+    az = np.cos(s * np.pi / 2) * 9.80665
+    return t, ax, np.zeros_like(t), az
+
+
+def test_turned_then_struck_is_not_a_fall() -> None:
+    """Same hard impact (4 g) and final posture, no free fall; only when the turn happened
+    differs. Turning in the last 0.4 s before the impact is a fall; having turned by
+    0.8 s before it (a hand raised, then brought down onto a table) is not."""
+    during = detect(*_turn_then_hit(4.0))
+    assert during.size == 1 and abs(during[0] - 4.0) < 0.05
+    first = _turn_then_hit(3.2)
+    assert detect(*first).size == 0
+    dev = np.zeros(first[0].size, np.int64)
+    assert FallDetector(1, hard_lead_frac=0.0).update(dev, *first)[1].size == 1  # cue off
 
 
 def test_checkpoints_of_the_previous_layout_are_rejected() -> None:

@@ -121,7 +121,10 @@ class ReferenceFallDetector:
             on = self._cos_angle(c["pre"], c["drop"])
             if _acos(on) > p["drop_frac"] * _acos(turn):
                 return False  # turned first, then dropped: lowered, then dropped onto a seat
+        lead = self._cos_angle(c["pre"], c["lead"])
         if c["peak2"] >= p["impact_g"] ** 2 * g2:  # hard impact (free fall if not strong)
+            if p["hard_lead_frac"] > 0 and _acos(lead) > p["hard_lead_frac"] * _acos(turn):
+                return False  # turned first, then struck: most of the turn came before
             if c["peak2"] < p["prior_ratio"] ** 2 * c["prior"]:
                 return False  # no louder than gait that went on up to it (a stride)
             return c["peak2"] >= p["strong_impact_g"] ** 2 * g2 or c["low_ok"]
@@ -131,7 +134,6 @@ class ReferenceFallDetector:
         # must not have started long before it (no slow, controlled descent)
         if p["soft_freefall_veto"] > 0 and c["low_ok"]:
             return False
-        lead = self._cos_angle(c["pre"], c["lead"])
         return lead >= math.cos(math.radians(p["lead_deg"]))
 
     def sample(self, d: int, t: float, x: float, y: float, z: float) -> float | None:
