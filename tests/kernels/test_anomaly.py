@@ -11,13 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels._exp import NEVER, mismatches
 from kernels.anomaly import (
     _EXP,
-    _EXP_NEVER,
     COLUMNS,
     THRESHOLD,
     AnomalyScorer,
-    _exp_mismatches,
     _update_parallel,
     as_batch,
     exp_inlined,
@@ -441,15 +440,16 @@ def test_long_gap_does_not_inflate_the_first_score() -> None:
 # -- the inlined exp (speed): libm's bits, or libm itself ---------------------------------
 
 
-def _packed() -> np.ndarray:
-    return AnomalyScorer(1)._packed
+def _exp_constants() -> np.ndarray:
+    """The inlined exp's constants as the kernel gets them (the end of its parameters)."""
+    return AnomalyScorer(1)._packed[_EXP:]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50))
 def test_exp_equals_libm_on_any_float(xs: list[float]) -> None:
     """The kernel's exp is math.exp bit for bit: subnormals, ±0, NaN, ±inf, overflow."""
-    assert _exp_mismatches(np.array(xs, dtype=np.float64), _packed()) == 0
+    assert mismatches(np.array(xs, dtype=np.float64), _exp_constants()) == 0
 
 
 def test_exp_equals_libm_where_the_kernel_calls_it() -> None:
@@ -462,7 +462,7 @@ def test_exp_equals_libm_where_the_kernel_calls_it() -> None:
     above = -rng.exponential(20.0, n)
     grid = -np.arange(0.0, 746.0, 2.0**-6)  # every 1/64 down to where exp underflows
     for xs in (decay, below, above, grid):
-        assert _exp_mismatches(xs, _packed()) == 0
+        assert mismatches(xs, _exp_constants()) == 0
 
 
 @pytest.mark.skipif(
@@ -489,7 +489,7 @@ def test_libm_fallback_gives_the_same_bits(
     host whose libm is not glibc's FMA build) as with the inlined exp."""
     device, t, x = stream
     inlined, libm = AnomalyScorer(4), AnomalyScorer(4)
-    libm._packed[_EXP : _EXP + 2] = _EXP_NEVER.view(np.float64)
+    libm._packed[_EXP : _EXP + 2] = NEVER.view(np.float64)
     for got, want in zip(
         libm.update_with_level(device, t, x, parallel=parallel),
         inlined.update_with_level(device, t, x, parallel=parallel),
