@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from aiokafka.partitioner import murmur2
@@ -89,6 +90,14 @@ def kafka_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+class Route(NamedTuple):
+    """Buffer key, schema and provenance strings of one source (see :meth:`MicroBatcher.route`)."""
+
+    key: tuple[str, int]
+    schema: StreamSchema
+    provenance: tuple[str, str, str, str]  # device, district, family, channel
+
+
 class _Buffer:
     """Column lists of one (stream, partition) being filled."""
 
@@ -98,7 +107,9 @@ class _Buffer:
         self.numbers: dict[str, list[float]] = {k: [] for k in schema.numeric_dtypes}
         self.lookups: dict[str, dict[str, int]] = {k: {} for k in schema.string_columns}
         self.codes: dict[str, list[int]] = {k: [] for k in schema.string_columns}
-        self.samples: dict[str, list[float]] = {k: [] for k in SAMPLE_COLUMNS}
+        # C doubles, not lists of Python floats: array.fromlist converts a window at ~20 ns
+        # per value, a list extend plus np.asarray at seal at ~50 (the motion stream's cost).
+        self.samples: dict[str, array] = {k: array("d") for k in SAMPLE_COLUMNS}
         self.offsets: list[int] = [0]
         self.implicit: list[tuple[int, float, float]] = []  # (window, t0, rate_hz)
         self.tokens: list[Any] = []
@@ -106,6 +117,12 @@ class _Buffer:
         self.nbytes = _RECORD_OVERHEAD
         self._row_bytes = 8 * len(schema.floats) + 8 + len(schema.flags)
         self._row_bytes += 4 * len(schema.string_columns) + (8 if schema.ragged else 0)
+        # Per-buffer plans so add() runs no schema lookups per reading (the bridge's
+        # decoder process spends most of its Python time here).
+        self._common = tuple((self.lookups[k], self.codes[k].append) for k in COMMON_STRINGS)
+        self._floats = tuple((name, self.numbers[name].append) for name in schema.floats)
+        self._flags = tuple((name, self.numbers[name].append) for name in schema.flags)
+        self._ts = self.numbers[TIME_COLUMN].append
 
     def add_string(self, name: str, value: str) -> None:
         lookup = self.lookups[name]
@@ -115,22 +132,25 @@ class _Buffer:
             self.nbytes += len(value) + 2
         self.codes[name].append(code)
 
-    def add(self, reading: Any, provenance: Sequence[str], token: Any) -> None:
+    def add(self, reading: Any, provenance: tuple[str, ...], token: Any) -> None:
         schema = self.schema
-        for name, value in zip(COMMON_STRINGS, provenance, strict=True):
-            self.add_string(name, value)
-        get = fields_of(reading)
+        for (lookup, append_code), text in zip(self._common, provenance, strict=True):
+            code = lookup.get(text)  # add_string, inlined: four calls per reading
+            if code is None:
+                code = lookup[text] = len(lookup)
+                self.nbytes += len(text) + 2
+            append_code(code)
+        get: Callable[[str], Any] = reading.get if type(reading) is dict else fields_of(reading)
         for name in schema.strings:
             self.add_string(name, get(name) or "")
-        numbers = self.numbers
-        for name in schema.floats:
+        for name, append in self._floats:
             value = get(name)
-            numbers[name].append(_NAN if value is None else float(value))
-        for name in schema.flags:
+            append(_NAN if value is None else float(value))
+        for name, append in self._flags:
             value = get(name)
-            numbers[name].append(-1 if value is None else int(bool(value)))
+            append(-1 if value is None else int(bool(value)))
         ts = self._add_window(get) if schema.ragged else get("ts")
-        numbers[TIME_COLUMN].append(float(ts))
+        self._ts(float(ts))
         self.tokens.append(token)
         self.count += 1
         self.nbytes += self._row_bytes
@@ -148,15 +168,15 @@ class _Buffer:
         if t is not None:
             if len(t) != n:
                 raise ValueError(f"window has {len(t)} timestamps for {n} samples")
-            samples["t"].extend(t)
+            _extend(samples["t"], t)
             start = float(t[0])
         else:
             start = float(get("t0"))
             self.implicit.append((self.count, start, float(get("rate_hz"))))
-            samples["t"].extend([_NAN] * n)  # filled vectorised in seal()
-        samples["x"].extend(x)
-        samples["y"].extend(y)
-        samples["z"].extend(z)
+            samples["t"].fromlist([_NAN] * n)  # filled vectorised in seal()
+        _extend(samples["x"], x)
+        _extend(samples["y"], y)
+        _extend(samples["z"], z)
         self.offsets.append(self.offsets[-1] + n)
         self.nbytes += 32 * n
         return start
@@ -174,7 +194,7 @@ class _Buffer:
         ragged = None
         if schema.ragged:
             offsets = np.asarray(self.offsets, dtype=np.int64)
-            sample_cols = {k: np.asarray(v, dtype=np.float64) for k, v in self.samples.items()}
+            sample_cols = {k: np.frombuffer(v, dtype=np.float64) for k, v in self.samples.items()}
             _fill_implicit_times(sample_cols["t"], offsets, self.implicit)
             ragged = Ragged(offsets, sample_cols)
         return ColumnarBatch(
@@ -185,6 +205,14 @@ class _Buffer:
             strings=strings,
             ragged=ragged,
         )
+
+
+def _extend(column: array, values: Sequence[float]) -> None:
+    """Append a window's samples (a list from the contract model, or any float sequence)."""
+    if type(values) is list:
+        column.fromlist(values)
+    else:
+        column.extend(float(v) for v in values)
 
 
 def _fill_implicit_times(
@@ -260,13 +288,36 @@ class MicroBatcher:
         ValueError
             If an accelerometer window is inconsistent (the contract prevents this).
         """
+        route = self.route(device=device, district=district, family=family, channel=channel)
+        return self.append_routed(reading, route, token)
+
+    def route(self, *, device: str, district: str, family: str, channel: str) -> Route:
+        """Where a source's readings go; reusable for every reading of that source.
+
+        Raises
+        ------
+        KeyError
+            If ``(family, channel)`` belongs to no stream.
+        """
         stream = stream_for(family, channel)
-        by = district if STREAMS[stream].partition_key == "district" else device
+        schema = STREAMS[stream]
+        by = district if schema.partition_key == "district" else device
         key = (stream, kafka_partition(by, self._partitions[stream]))
+        return Route(key, schema, (device, district, family, channel))
+
+    def append_routed(self, reading: Any, route: Route, token: Any = None) -> SealedBatch | None:
+        """:meth:`append` with a :meth:`route` computed before (the bridge caches it per topic).
+
+        Raises
+        ------
+        ValueError
+            If an accelerometer window is inconsistent (the contract prevents this).
+        """
+        key = route.key
         buf = self._buffers.get(key)
         if buf is None:
-            buf = self._buffers[key] = _Buffer(STREAMS[stream], self._clock())
-        buf.add(reading, (device, district, family, channel), token)
+            buf = self._buffers[key] = _Buffer(route.schema, self._clock())
+        buf.add(reading, route.provenance, token)
         limits = self.limits
         if buf.count >= limits.max_count or buf.nbytes >= limits.max_bytes:
             return self._seal(key)

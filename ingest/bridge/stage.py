@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ingest.batch import BatchLimits, MicroBatcher, SealedBatch, stream_for
+from ingest.batch.builder import Route
 from ingest.contract import ContractViolation, decode
 from ingest.contract.errors import detail
 from ingest.deadletter import encode_deadletter
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from cityhealth.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Cached topic routes before the cache is emptied (bounds memory against topic floods).
+_MAX_ROUTES = 1 << 17
 
 #: ``(token, raw topic bytes, payload)`` — what the MQTT side hands to the stage.
 RawMessage = tuple[int, bytes, bytes | bytearray]
@@ -81,6 +85,9 @@ class DecodeStage:
             limits=config.limits,
             clock=time.monotonic,  # also the asyncio loop's clock: timers line up
         )
+        # topic -> batch route (stream, partition, pseudonymised provenance): devices
+        # publish on the same few topics over and over, so this is computed once per topic.
+        self._routes: dict[str, Route] = {}
 
     def next_deadline(self) -> float | None:
         """Monotonic time at which :meth:`poll` has a record to seal (``None``: nothing)."""
@@ -115,9 +122,15 @@ class DecodeStage:
             decoded = decode(
                 topic, payload, max_age_s=self._config.max_age_s, prefix=self._config.mqtt_prefix
             )
-            stream_for(decoded.family, decoded.channel)
+            route = self._routes.get(topic)
+            if route is None:
+                route = self._route(
+                    decoded.district, decoded.family, decoded.device_id, decoded.channel
+                )
+                if len(self._routes) >= _MAX_ROUTES:
+                    self._routes.clear()
+                self._routes[topic] = route
             readings = decoded.readings()
-            device = self._pseudonymise(decoded.family, decoded.device_id)
         except ContractViolation as exc:
             out.rejected.append(self._dead_letter(token, topic, payload, exc.to_dict()))
             return
@@ -125,20 +138,13 @@ class DecodeStage:
             log.exception("unexpected failure decoding a message on %s", topic)
             out.rejected.append(self._dead_letter(token, topic, payload, _internal(topic, exc)))
             return
-        append = self._batcher.append
+        append = self._batcher.append_routed
         appended = 0
         for reading in readings:
             try:
                 # A model's __dict__ holds every field (None when absent): plain dict lookups
                 # are much cheaper than attribute access on a pydantic model.
-                sealed = append(
-                    reading.__dict__,
-                    device=device,
-                    district=decoded.district,
-                    family=decoded.family,
-                    channel=decoded.channel,
-                    token=token,
-                )
+                sealed = append(reading.__dict__, route, token)
             except (KeyError, TypeError, ValueError) as exc:  # the contract should prevent it
                 log.error("cannot batch reading %d of a message on %s: %s", appended, topic, exc)
                 if appended == 0:
@@ -150,6 +156,11 @@ class DecodeStage:
             if sealed is not None:
                 out.sealed.append(sealed)
         out.accepted.append((token, appended))
+
+    def _route(self, district: str, family: str, device_id: str, channel: str) -> Route:
+        stream_for(family, channel)  # KeyError (an internal dead letter) before pseudonymising
+        device = self._pseudonymise(family, device_id)
+        return self._batcher.route(device=device, district=district, family=family, channel=channel)
 
     def _dead_letter(
         self, token: int, topic: str, payload: bytes | bytearray, error: dict[str, Any]
