@@ -221,8 +221,9 @@ class WearableSimulator(Simulator):
         # per-device physiology
         self.circ_amp = rng.uniform(4, 8, n)
         self.hr_rest = resting_rates(rng, self.circ_amp)
-        # The day schedule draws from a child stream of its own (spawning does not advance
-        # ``rng``): events and noise of a seed do not depend on the schedule's draws.
+        # Draws whose number depends on the activity (bouts, Poisson steps) come from a
+        # child stream (spawning does not advance ``rng``): the draws of ``rng`` (events,
+        # noise) do not depend on the activity model.
         sched = self.sched_rng = rng.spawn(1)[0]
         self.hr_max = max_heart_rates(sched.uniform(*AGE_RANGE, n))
         self.ex_cap = intensity_caps(self.hr_rest, self.circ_amp, self.hr_max)
@@ -463,7 +464,7 @@ class WearableSimulator(Simulator):
             + rng.normal(0, 0.03, k)
         )
         rr = self.rr_base[d] + 8.0 * e + 2.5 * fever + 6.0 * desat + rng.normal(0, 0.8, k)
-        self.steps[d] += rng.poisson(self.cadence[act])
+        self.steps[d] += self.sched_rng.poisson(self.cadence[act])
         spikes = (self.spikes_until[d] > now) & (rng.random(k) < 0.3)
         hr = np.where(spikes, rng.uniform(200, 245, k), hr)
         hr = np.clip(np.rint(hr), 25, 245)
