@@ -77,7 +77,9 @@ def test_vital_events_show_in_the_signals(smoke) -> None:
     }
     seen = 0
     for e in truth:
-        if e["type"] in checks and e["end"] - e["start"] > 5:
+        # an event cut by the run's end may show only its onset (a fever rises over 30 % of
+        # its span): check the events that end inside the run
+        if e["type"] in checks and e["end"] - e["start"] > 5 and e["end"] <= START + 50.0:
             field, ok = checks[e["type"]]
             values = _inside(_series(msgs, e["device_id"], "vitals", field), e)
             if values:
