@@ -150,7 +150,7 @@ def exp_near_0(x: float, c: _Arr) -> float:
     the history decay ``exp(-Δt/τ)`` of densely sampled series (Δt/τ = 1/1800 at 1 Hz).
     """
     ax = abs(x)
-    if ax < 0.0027 and ax >= FAST_MIN and c[1] == 0.0:  # != 0: check failed
+    if ax < 0.0027 and ax >= FAST_MIN and _bits(c[1]) == np.uint64(0):  # else: check failed
         r2 = x * x
         tmp = _fma(_fma(x, c[6], c[5]), r2, x)  # tail + r = 0 + x
         tmp = _fma(r2 * r2, _fma(x, c[8], c[7]), tmp)

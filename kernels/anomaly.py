@@ -106,6 +106,10 @@ _Arr = np.ndarray  # short, so the kernels' signatures fit on one line
 # The inlined exp's constants sit at the end of the packed parameters, from _EXP on
 # (kernels._exp: glibc's exp, bit for bit, without a libm call per sample).
 _EXP = 14
+# Numba's cache of _update is keyed to this file alone, so the exp it inlines from
+# kernels/_exp.py would stay stale after an edit there: a test compares this with that
+# file's SHA-256, and updating it here invalidates the cache.
+_EXP_SOURCE_SHA256 = "2eec812e9029681cf9f2f2d3aa7992ea339cec49a8ebb59262e09ef7daaef7ff"
 
 
 def exp_inlined() -> bool:

@@ -83,7 +83,7 @@ def _scan(
                 m = len(col.codes)
                 sizes[key] = len(col.values)
                 lay: tuple[Any, ...] | None = ("d", id(col.values))
-            elif kind_of is str:
+            elif kind_of is str or isinstance(col, str):  # a constant (np.str_, StrEnum too)
                 if parts is not None:
                     parts.append((kind, key, "s", col))
                 continue
@@ -97,6 +97,10 @@ def _scan(
             elif parts is not None:
                 parts.append((kind, key, *lay))
     return n, (None if parts is None else tuple(parts)), sizes
+
+
+#: Dictionaries this long or shorter are encoded whole (compacting costs more than it saves).
+_COMPACT_MIN = 256
 
 
 def _snapshot(values: Sequence[str | None], size: int) -> Sequence[str | None]:
@@ -139,7 +143,13 @@ class _Table:
         first = cols[0]
         if is_dictionary(first):
             codes = first.codes if len(cols) == 1 else np.concatenate([c.codes for c in cols])
-            return Coded(_snapshot(first.values, self.sizes[key]), codes)
+            values = _snapshot(first.values, self.sizes[key])
+            if len(values) > max(_COMPACT_MIN, 4 * codes.size) and codes.size and codes.min() >= 0:
+                # a few rows against a partition's whole device index: the encoder's cost
+                # is per distinct value, so hand it only the values these rows use
+                used, codes = np.unique(codes, return_inverse=True)
+                values = [values[i] for i in used.tolist()]
+            return Coded(values, codes)
         if len(cols) == 1 or isinstance(first, str):
             return first
         return np.concatenate(cols)

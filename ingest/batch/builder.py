@@ -133,6 +133,34 @@ class _Buffer:
         self.codes[name].append(code)
 
     def add(self, reading: Any, provenance: tuple[str, ...], token: Any) -> None:
+        """Append one reading; on any error nothing of it stays (see :meth:`_rollback`)."""
+        nbytes = self.nbytes
+        try:
+            self._add(reading, provenance, token)
+        except BaseException:
+            self._rollback(nbytes)
+            raise
+
+    def _rollback(self, nbytes: int) -> None:
+        """Cut every column back to the rows counted: a reading that failed half-way (a
+        bad window) must not leave the columns misaligned, or the next seal of this
+        buffer would fail and lose every reading in it. A string it added to a lookup
+        stays there unused (harmless)."""
+        n = self.count
+        for codes in self.codes.values():
+            del codes[n:]
+        for numbers in self.numbers.values():
+            del numbers[n:]
+        del self.tokens[n:]
+        del self.offsets[n + 1 :]
+        end = self.offsets[-1]
+        for samples in self.samples.values():
+            del samples[end:]
+        while self.implicit and self.implicit[-1][0] >= n:
+            self.implicit.pop()
+        self.nbytes = nbytes
+
+    def _add(self, reading: Any, provenance: tuple[str, ...], token: Any) -> None:
         schema = self.schema
         for (lookup, append_code), text in zip(self._common, provenance, strict=True):
             code = lookup.get(text)  # add_string, inlined: four calls per reading

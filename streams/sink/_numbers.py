@@ -9,9 +9,12 @@ is the only one and ``repr(v)`` prints it. The kernel tries 0, 1, 2, ... fractio
 digits: ``d = round(|v| * 10**k)`` and keeps the first ``k`` where ``d / 10**k == |v|``
 (the division of two exact doubles is correctly rounded, i.e. it *is* the double the
 decimal reads as). With ``d < 10**15`` the rounding error of the product is below 0.25,
-so ``d`` is the right candidate. Values that need 16–17 digits, or that ``repr`` writes
-in exponent notation (``|v| < 1e-4`` or ``>= 1e16``), are flagged for Python's ``repr``:
-sensor readings almost never are.
+so ``d`` is the right candidate. Values that need 16–17 digits (means, deviations,
+scores) are rendered too, from an exact double-double product ``|v| * 10**k`` (Dekker):
+the shortest of the 16- or 17-digit neighbours that reads back as ``v``. Flagged for
+Python's ``repr`` (``FALLBACK``) are only the values that case cannot decide: within
+``_MARGIN`` of a rounding tie or bound, powers of two needing 16–17 digits, and values
+``repr`` writes in exponent notation (``|v| < 1e-4``) or at ``>= 1e15``.
 """
 
 from __future__ import annotations

@@ -323,7 +323,8 @@ def _field_part(key: str, col: FieldColumn) -> _Part:
 def _float_column(col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point's text of each float (a table with one text per row, streams.sink._numbers)
     and int64 per-row codes (-1: NaN/inf). The rare value the kernel leaves to Python
-    (16-17 significant digits, exponent notation) gets ``repr`` in an appended text."""
+    (a near-tie, a power of two of 16-17 digits, exponent notation, ``>= 1e15``) gets
+    ``repr`` in an appended text."""
     flat = np.ascontiguousarray(col.reshape(-1), dtype=np.float64)
     blob, offsets, codes, slow = render_floats(flat)
     if slow:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import platform
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import kernels._exp as _exp_module
+import kernels.anomaly as anomaly_module
 from kernels._exp import NEVER, mismatches
 from kernels.anomaly import (
     _EXP,
@@ -463,6 +467,14 @@ def test_exp_equals_libm_where_the_kernel_calls_it() -> None:
     grid = -np.arange(0.0, 746.0, 2.0**-6)  # every 1/64 down to where exp underflows
     for xs in (decay, below, above, grid):
         assert mismatches(xs, _exp_constants()) == 0
+
+
+def test_the_kernel_cache_follows_the_inlined_exp_source() -> None:
+    """Numba re-compiles a cached kernel only when its own file changed; the anomaly
+    kernel inlines kernels/_exp.py, so an edit there must come with a new hash in
+    kernels/anomaly.py (``_EXP_SOURCE_SHA256``), which also invalidates the cache."""
+    source = Path(_exp_module.__file__).read_bytes()
+    assert hashlib.sha256(source).hexdigest() == anomaly_module._EXP_SOURCE_SHA256
 
 
 @pytest.mark.skipif(

@@ -199,6 +199,28 @@ def test_bad_input_is_a_clear_error() -> None:
         BatchLimits(max_count=0)
 
 
+def test_a_reading_that_fails_half_way_leaves_nothing_behind() -> None:
+    """A window whose samples fail to convert after its strings, floats and first axis
+    were appended is cut back out: the buffer's other readings still seal, aligned."""
+    b, _ = _batcher()
+    good = {"t0": 10.0, "rate_hz": 2.0, "x": [1.0, 2.0], "y": [0.0, 0.0], "z": [9.8, 9.8]}
+    where = {"district": "d", "family": "wearable", "channel": "accel"}
+    b.append(good, device="p-a", **where)
+    with pytest.raises(TypeError):
+        b.append({**good, "t0": 11.0, "y": [0.5, "oops"]}, device="p-new", **where)
+    with pytest.raises(ValueError, match="timestamps"):
+        b.append({**good, "t": [12.0], "t0": None}, device="p-a", **where)
+    b.append({**good, "t0": 13.0, "x": [3.0, 4.0]}, device="p-a", **where)
+    (sealed,) = b.flush()
+    batch = decode(sealed.payload)
+    assert sealed.count == 2
+    np.testing.assert_array_equal(batch["ts"], [10.0, 13.0])
+    np.testing.assert_array_equal(batch.ragged.offsets, [0, 2, 4])
+    np.testing.assert_array_equal(batch.ragged["x"], [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(batch.ragged["t"], [10.0, 10.5, 13.0, 13.5])
+    assert list(batch.strings["device"].decoded()) == ["p-a", "p-a"]
+
+
 def test_real_contract_models_of_every_channel() -> None:
     """Readings validated by ingest.contract land in the right stream and columns."""
     from ingest.contract import decode as decode_message

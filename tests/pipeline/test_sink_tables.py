@@ -100,3 +100,31 @@ def test_unequal_columns_fail_at_the_write_and_a_bad_table_is_counted() -> None:
     assert out.bodies == {"s": [b"ok x=1 5"]}
     assert out.points == 1
     assert out.unencoded == 1
+
+
+def test_a_few_rows_of_a_large_device_index_encode_only_the_ids_they_use() -> None:
+    """Sparse writes (a fall, a NEWS2 row) against a partition's whole device index are
+    compacted before encoding; the lines are those of the rows as written, including a
+    constant tag given as a ``str`` subclass."""
+    ids = [f"p-{k}" for k in range(5_000)]
+    dev = np.array([4_321, 7, 4_321])
+    pending = PendingTables()
+    tags = {"device": Coded(ids, dev), "k": np.str_("c")}
+    pending.add("s", "fall", np.array([1, 2, 3]), tags, {"x": np.arange(3.0)})
+    pending.add(
+        "s",
+        "fall",
+        np.array([4]),
+        {"device": Coded(ids, np.array([7])), "k": "c"},
+        {"x": np.ones(1)},
+    )
+    merged = pending._tables[0]._merged("device", [t["device"] for t in pending._tables[0].tags])
+    assert list(merged.values) == ["p-7", "p-4321"]  # not 5,000 ids
+    bodies, points, _ = pending.encode()
+    assert points == 4
+    assert bodies["s"][0].decode().split("\n") == [
+        "fall,device=p-4321,k=c x=0 1",
+        "fall,device=p-7,k=c x=1 2",
+        "fall,device=p-4321,k=c x=2 3",
+        "fall,device=p-7,k=c x=1 4",
+    ]
