@@ -67,6 +67,7 @@ class QualityOptions:
     sisfall_rate_hz: float = 200.0
     fall_preset: str = "balanced"
     anomaly_simulated_hours: float = 1.0
+    anomaly_start_hour: float | None = None  # local hour; None: 23:13, the wearers' night
     console: Console = field(default_factory=lambda: Console(width=max(Console().width, 110)))
 
 
@@ -597,11 +598,16 @@ def anomaly_section(opts: QualityOptions) -> dict[str, Any]:
 
     Seeds start at ``opts.seed`` (held out from the scorer's tuning seeds 0-2).
     """
-    from cityhealth.bench.quality_anomaly import anomaly_quality_report, format_report
+    from cityhealth.bench.quality_anomaly import (
+        anomaly_quality_report,
+        format_report,
+        simulated_start,
+    )
 
     report = anomaly_quality_report(
         seeds=tuple(range(opts.seed, opts.seed + opts.seeds)),
         simulated_hours=opts.anomaly_simulated_hours,
+        simulated_start=simulated_start(opts.anomaly_start_hour),
     )
     opts.console.print(format_report(report), markup=False, highlight=False)
     return report
@@ -654,6 +660,15 @@ def register(bench_app: typer.Typer) -> None:
             str,
             typer.Option(help="Fall detector preset: balanced, sensitive or specific."),
         ] = "balanced",
+        anomaly_start_hour: Annotated[
+            float | None,
+            typer.Option(
+                min=0.0,
+                max=24.0,
+                help="Local hour at which the anomaly section's simulated hour starts "
+                "(smoke city; default 23:13, the wearers' night; e.g. 10 for the day model).",
+            ),
+        ] = None,
         only: Annotated[
             list[str] | None, typer.Option(help=f"Sections to run (default all: {list(SECTIONS)}).")
         ] = None,
@@ -679,6 +694,7 @@ def register(bench_app: typer.Typer) -> None:
             units=units,
             sisfall_rate_hz=sisfall_rate,
             fall_preset=preset,
+            anomaly_start_hour=anomaly_start_hour,
         )
         try:
             report = run_quality(opts, only)

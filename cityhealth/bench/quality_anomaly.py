@@ -434,8 +434,28 @@ SIM_EVENTS: dict[str, tuple[float, list[float]]] = {
 SIM_FIELDS = {"vitals": ("heart_rate", "spo2", "body_temp"), "air": ("pm25", "no2", "o3")}
 
 
+def _smoke_scenario() -> dict[str, Any]:
+    from importlib import resources
+
+    text = resources.files("simulators.scenarios").joinpath("smoke.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+#: The simulated runs' default start: 2023-11-14 22:13:20 UTC, 23:13 in the smoke city.
+DEFAULT_START = 1.7e9
+
+
+def simulated_start(local_hour: float | None) -> float:
+    """Epoch start of a simulated run at ``local_hour`` in the smoke city (UTC+1), on the
+    same day as :data:`DEFAULT_START` or the next; ``None`` gives the default."""
+    if local_hour is None:
+        return DEFAULT_START
+    default_hour = (DEFAULT_START / 3600.0 + _smoke_scenario()["utc_offset_h"]) % 24.0
+    return DEFAULT_START + ((local_hour - default_hour) % 24.0) * 3600.0
+
+
 def simulated_series(
-    hours: float = 6.0, wearables: int = 20, seed: int = 0, start: float = 1.7e9
+    hours: float = 6.0, wearables: int = 20, seed: int = 0, start: float = DEFAULT_START
 ) -> tuple[list[dict[str, Any]], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Truth and recorded series of :func:`simulated_run` (without the step counters)."""
     truth, recorded, _ = simulated_run(hours, wearables, seed, start)
@@ -443,7 +463,7 @@ def simulated_series(
 
 
 def simulated_run(
-    hours: float = 6.0, wearables: int = 20, seed: int = 0, start: float = 1.7e9
+    hours: float = 6.0, wearables: int = 20, seed: int = 0, start: float = DEFAULT_START
 ) -> tuple[
     list[dict[str, Any]],
     dict[str, tuple[np.ndarray, np.ndarray]],
@@ -464,15 +484,11 @@ def simulated_run(
     The default ``start`` (1.7e9, 23:13 local time in the smoke city) puts a 6-hour run
     in the wearers' night.
     """
-    from importlib import resources
-
     from simulators.airq import AirQualitySimulator
     from simulators.scenario import parse_scenario
     from simulators.wearable import WearableSimulator
 
-    data = tomllib.loads(
-        resources.files("simulators.scenarios").joinpath("smoke.toml").read_text("utf-8")
-    )
+    data = _smoke_scenario()
     data.update(tick_s=1.0, guarantee_events_within_s=0)
     data.setdefault("wearable", {}).update(count=wearables, senml_fraction=0.0)
     data.setdefault("airq", {})["senml_fraction"] = 0.0
@@ -517,6 +533,7 @@ def anomaly_quality_report(
     recorded: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     simulated_hours: float = 0.0,
     simulated_wearables: int = 20,
+    simulated_start: float = DEFAULT_START,
 ) -> dict[str, Any]:
     """Precision/recall/F1 of ``kernels.anomaly`` (default parameters) per scenario.
 
@@ -537,6 +554,9 @@ def anomaly_quality_report(
         pooled per field (about 15 s per simulated hour for 10 wearables): the kernel
         alone (``fields``, ``total``) and the alerts the pipeline would send, with
         heart-rate and SpO2 alerts held back while the wearer is active (``held``).
+    simulated_start : float
+        Epoch start of that run (:func:`simulated_start` turns a local hour into one);
+        the default is the wearers' night.
 
     Returns
     -------
@@ -580,12 +600,15 @@ def anomaly_quality_report(
     if truth is not None and recorded is not None:
         report["truth"] = evaluate_truth(truth, recorded, threshold)
     if simulated_hours > 0:
-        rows_sim, series, steps = simulated_run(simulated_hours, simulated_wearables, seeds[0])
+        rows_sim, series, steps = simulated_run(
+            simulated_hours, simulated_wearables, seeds[0], simulated_start
+        )
         result = evaluate_truth(rows_sim, series, threshold)
         held = evaluate_truth(rows_sim, series, threshold, steps=steps)
         report["simulators"] = {
             "hours": simulated_hours,
             "wearables": simulated_wearables,
+            "start": simulated_start,
             "fields": pool_by_field(result),
             "total": result["total"],
             "held": {"fields": pool_by_field(held), "total": held["total"]},
@@ -622,7 +645,11 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines.extend(f"  {c['scenario']:16} {c['false_alerts_per_day']:.2f}" for c in report["clean"])
     if "simulators" in report:
         sim = report["simulators"]
-        lines.append(f"project simulators ({sim['hours']} h, {sim['wearables']} wearables):")
+        local = (sim.get("start", DEFAULT_START) / 3600.0 + _smoke_scenario()["utc_offset_h"]) % 24
+        lines.append(
+            f"project simulators ({sim['hours']} h from {int(local):02d}:"
+            f"{int(local % 1 * 60):02d} local, {sim['wearables']} wearables):"
+        )
         lines.extend(_table_rows(sim["fields"], sim["total"]))
         lines.append("... alerts the pipeline sends (HR, SpO2 held back while stepping):")
         lines.extend(_table_rows(sim["held"]["fields"], sim["held"]["total"]))

@@ -21,6 +21,7 @@ from cityhealth.bench.quality_anomaly import (
     evaluate_truth,
     format_report,
     simulated_run,
+    simulated_start,
 )
 from kernels.anomaly import THRESHOLD, score
 
@@ -201,3 +202,25 @@ def test_on_the_project_simulators() -> None:
     held = evaluate_truth(truth, recorded, steps=steps)["total"]
     assert held["false_alerts"] <= total["false_alerts"]
     assert held["events"] == total["events"]
+
+
+@pytest.mark.parametrize("hour", [0.0, 7.5, 10.0, 18.25, 23.0])
+def test_the_simulated_run_starts_at_the_local_hour_asked_for(hour: float) -> None:
+    """``bench quality --anomaly-start-hour`` puts the simulated hour where the wearers'
+    day model is (the default, 23:13, is their night)."""
+    from simulators.scenario import parse_scenario
+    from simulators.wearable import local_hour
+
+    start = simulated_start(hour)
+    offset = parse_scenario(_smoke_toml(), "smoke").utc_offset_h
+    assert local_hour(start, offset) == pytest.approx(hour)
+    night = local_hour(simulated_start(None), offset)
+    assert night == pytest.approx(23.0 + 13.0 / 60.0 + 20.0 / 3600.0)
+
+
+def _smoke_toml() -> dict:
+    import tomllib
+    from importlib import resources
+
+    text = resources.files("simulators.scenarios").joinpath("smoke.toml").read_text("utf-8")
+    return tomllib.loads(text)
