@@ -19,7 +19,8 @@ EVENTS: dict[str, tuple[str, str, str | None]] = {
     "panic": ("home_panic", "pressed", None),
 }
 STATUS = {"wearable": "wearable_status", "eldercare": "home_status"}
-#: Room (door) names kept for merged rows at most; beyond, a batch's own names are used.
+#: Room (door) names kept for merged rows: once the list holds this many, a batch's own
+#: names are used (one batch may still take it past the bound by its new names).
 MAX_LABELS = 4096
 
 
