@@ -477,19 +477,18 @@ def test_the_kernel_cache_follows_the_inlined_exp_source() -> None:
     assert hashlib.sha256(source).hexdigest() == anomaly_module._EXP_SOURCE_SHA256
 
 
-@pytest.mark.skipif(
-    not (
-        platform.system() == "Linux"
-        and platform.machine() == "x86_64"
-        and platform.libc_ver()[0] == "glibc"
-        and "fma" in open("/proc/cpuinfo").read().split()  # noqa: SIM115
-    ),
-    reason="the inlined exp reproduces glibc's x86-64 FMA build; elsewhere libm is used",
-)
+def _glibc_x86_64_fma_host() -> bool:
+    if not (platform.system() == "Linux" and platform.machine() == "x86_64"):
+        return False
+    with open("/proc/cpuinfo") as cpuinfo:
+        return platform.libc_ver()[0] == "glibc" and "fma" in cpuinfo.read().split()
+
+
 def test_exp_is_inlined_on_glibc_x86_64_with_fma() -> None:
     """The speed path is on where it should be (a wrong constant would silently turn it
-    off: the scores would stay right, only slower)."""
-    assert exp_inlined()
+    off: the scores would stay right, only slower). Elsewhere either path is correct
+    (the libm fallback gives the same bits: the next test)."""
+    assert exp_inlined() or not _glibc_x86_64_fma_host()
 
 
 @HYP
