@@ -5,18 +5,20 @@ The commit protocol (docs/STREAMS.md), per partition and in this order:
 1. every batch is processed in the partition's own thread (kernels and line-protocol
    encoding release the event loop); its bodies and alerts accumulate;
 2. *commit step* (an alert is pending, ``checkpoint_interval_s`` passed, or
-   ``checkpoint_max_batches`` batches): export the checkpoint records of every device
-   block changed since the last step (the state now covers exactly the step's batches)
-   and hand the accumulated bodies to the writer thread, which writes them to InfluxDB
-   and waits for the acknowledgement (retrying while InfluxDB is down); processing of
-   the next batches goes on meanwhile;
+   ``checkpoint_max_batches`` batches): the step's alerts are published at once, in a
+   Kafka transaction with the partition's *alerts-ahead* record (streams/ahead.py);
+   then the checkpoint records of every device block changed since the last step are
+   exported (the state now covers exactly the step's batches) and the accumulated
+   bodies go to the writer thread, which writes them to InfluxDB and waits for the
+   acknowledgement (retrying while InfluxDB is down); processing of the next batches
+   goes on meanwhile;
 3. once InfluxDB acknowledged: in **one Kafka transaction** (transactional id per source
-   partition) the step's checkpoint records and alerts;
+   partition) the step's checkpoint records, and the alerts-ahead record without the
+   step's alerts;
 4. only then ack the step's events to Faust, which commits their offsets. Steps publish
    in order (each waits for the previous one's publication before its transaction), at
    most :data:`MAX_STEPS` are in flight. A new step is cut without waiting for the
-   previous one's transaction, so a step that carries an alert is written to InfluxDB
-   right after the previous step's write (one writer thread: writes stay in order).
+   previous one's transaction.
 
 Between commit steps, *write steps* hand the rows processed since the last cut to the
 writer every ``write_interval_s`` (no checkpoint, no acks; the next commit step acks
@@ -24,10 +26,12 @@ their events after their write): checkpoints are the costly part of a step, rows
 not wait for them.
 
 So a committed offset never runs ahead of a checkpoint (the state covers every
-committed batch), and alerts are published exactly when the state that raised them is.
-The partition's open district minutes (streams/district.py) travel in the same
-transaction as records of their own, and the air stream raises its districts' AQI
-category changes in its commit step, so both resume exactly after a restart.
+committed batch), and an alert never waits for InfluxDB: a restarted owner that replays
+a step whose alerts went out ahead of its checkpoint withholds them (their keys are in
+the alerts-ahead record), so none is published twice. The partition's open district
+minutes (streams/district.py) travel in the checkpoint transaction as records of their
+own, and the air stream raises its districts' AQI category changes in its commit step,
+so both resume exactly after a restart.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from ingest.batch import BatchFormatError, decode
-from streams.alerts import Alert
+from streams import ahead
 from streams.checkpoint import checkpoint_key, read_checkpoints
 from streams.district import STATION_STREAM, BoardRecordError
 from streams.output import Output
@@ -58,8 +62,11 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[Any]]
 
-#: Commit steps cut but not yet published, at most (bounds memory while InfluxDB is slow).
-MAX_STEPS = 2
+#: Steps (commit and write steps) cut but not yet published, at most: bounds memory while
+#: InfluxDB is slow or down. Each holds at most ``write_interval_s`` of rows, so this is
+#: also how long InfluxDB may stall (a cache snapshot under load takes 1-5 s here) before
+#: processing, and with it every alert of the partition, waits for it.
+MAX_STEPS = 8
 
 
 def write_until_acknowledged(
@@ -134,6 +141,7 @@ class Stats:
         self.commits = 0
         self.writes = 0  # write steps (rows only) between commit steps
         self.restored_blocks = 0
+        self.withheld_alerts = 0  # raised again by a replay, published before it
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -170,6 +178,11 @@ class PartitionRunner:
         #: InfluxDB writes of a commit step overlap the processing of the next batches.
         self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"{stream}-{partition}-influx")
         self._steps: list[asyncio.Future[None]] = []  # cut, not yet published, in order
+        self._cuts = 0  # commit steps cut so far: names a step in the alerts-ahead set
+        self.ahead = ahead.AlertsAhead()
+        #: one transaction at a time on the producer: a cut's alert transaction and a
+        #: published step's checkpoint transaction run from different tasks
+        self._transaction = asyncio.Lock()
         self.lock = asyncio.Lock()
         self.out = Output(services.dbs)
         self.pending: list[tuple[Ack, Any]] = []
@@ -207,7 +220,10 @@ class PartitionRunner:
         minutes: list[tuple[str, bytes]] = []
         for key, value in records.items():
             name = key[prefix:].decode()
-            (blocks if name.isdigit() else minutes).append((name, value))
+            if name == ahead.BLOCK:
+                self._restore_ahead(value)
+            else:
+                (blocks if name.isdigit() else minutes).append((name, value))
         restored = await self._run(self._import, [v for _, v in blocks], minutes)
         self.stats.restored_blocks += restored
         # The restored state may hold open aggregate periods that the previous owner
@@ -215,6 +231,20 @@ class PartitionRunner:
         # marks travel in the checkpoint): flush them like processed batches, or a
         # partition that gets no new record would never write them.
         self.unflushed = restored > 0
+
+    def _restore_ahead(self, payload: bytes) -> None:
+        try:
+            self.ahead.restore(payload, time.time())
+        except ValueError as exc:  # publish the replay's alerts again rather than none
+            log.error("%s[%d]: %s", self.stream, self.partition, exc)
+        if self.ahead.restored:
+            log.info(
+                "%s[%d]: %d alert(s) published ahead of the last checkpoint are withheld "
+                "when the replay raises them again",
+                self.stream,
+                self.partition,
+                len(self.ahead.restored),
+            )
 
     def _import(self, payloads: list[bytes], minutes: list[tuple[str, bytes]]) -> int:
         for payload in payloads:
@@ -312,16 +342,14 @@ class PartitionRunner:
 
     # -- commit step -----------------------------------------------------------------------
     async def _commit(self) -> None:
-        """Cut a commit step: its bodies go to the writer thread while processing goes on.
+        """Cut a commit step: its alerts are published now, its bodies go to the writer
+        thread while processing goes on.
 
         The state is exported *now* (it covers exactly the step's batches); the step's
-        transaction and acks run once InfluxDB acknowledged its bodies and the previous
-        step is published (:meth:`_publish`).
+        checkpoint transaction and acks run once InfluxDB acknowledged its bodies and the
+        previous step is published (:meth:`_publish`).
         """
         await self._reap()
-        if len(self._steps) >= MAX_STEPS:
-            await self._steps[0]  # bounded: the oldest step published (or raises)
-            await self._reap()
         out = self.out
         if self._flush_due():
             await self._run(self.processor.flush, out)
@@ -329,16 +357,19 @@ class PartitionRunner:
             self.unflushed = False
         if self.stream == STATION_STREAM:
             await self._run(self.board.category_alerts, out)
-        now = time.time()
-        for alert in out.alerts:
-            alert.emitted_ts = now
+        self._cuts += 1
+        if out.alerts:
+            await self._publish_alerts(out)
+        if len(self._steps) >= MAX_STEPS:
+            await self._steps[0]  # bounded: the oldest step published (or raises)
+            await self._reap()
         out.mirror_alerts()
         records = await self._run(self._records)
         written = asyncio.get_running_loop().run_in_executor(
             self.writer, write_output, self.sink, out, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, records, out.alerts, self.pending)
+        step = _Step(written, records, self._cuts, self.pending)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.pending = []
@@ -363,7 +394,7 @@ class PartitionRunner:
             self.writer, write_output, self.sink, self.out, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, [], [], [], commit=False)
+        step = _Step(written, [], 0, [], commit=False)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.last_write = time.monotonic()
@@ -384,28 +415,64 @@ class PartitionRunner:
         while self._steps and self._steps[0].done():
             self._steps.pop(0).result()
 
+    async def _publish_alerts(self, out: Output) -> None:
+        """Publish a commit step's alerts now, ahead of its checkpoint: in one transaction
+        with the alerts-ahead record that lets a restarted owner withhold them when its
+        replay of the step raises them again (streams/ahead.py). Alerts already published
+        (restored entries) are not sent again."""
+        async with self._transaction:
+            now = time.time()
+            for alert in out.alerts:
+                alert.emitted_ts = now
+            fresh = self.ahead.take(out.alerts, self._cuts, now)
+            if len(fresh) < len(out.alerts):
+                withheld = len(out.alerts) - len(fresh)
+                self.stats.withheld_alerts += withheld
+                log.info(
+                    "%s[%d]: withheld %d alert(s) published before the restart",
+                    self.stream,
+                    self.partition,
+                    withheld,
+                )
+            if not fresh:
+                return
+            async with self.producer.transaction():
+                for alert in fresh:
+                    await self.producer.send(
+                        self.alerts_topic, alert.to_json(), key=alert.subject.encode()
+                    )
+                await self._send_ahead_record(self.ahead)
+        self.stats.alerts += len(fresh)
+
+    async def _send_ahead_record(self, alerts_ahead: ahead.AlertsAhead) -> None:
+        await self.producer.send(
+            self.checkpoint_topic,
+            alerts_ahead.record(),
+            key=checkpoint_key(self.stream, self.partition, ahead.BLOCK),
+            partition=self.partition,
+        )
+
     async def _publish(self, step: _Step, previous: asyncio.Future[None] | None) -> None:
         points, refused = await step.written  # InfluxDB acknowledged the step's points
         if previous is not None:
             await asyncio.shield(previous)  # in order; a failed step fails the later ones
-        if step.records or step.alerts:
-            async with self.producer.transaction():
-                # Alerts first: a record's timestamp is taken at send, and the checkpoint
-                # blocks (up to checkpoint_blocks records of state) need not go before
-                # them; the transaction makes both visible at once either way.
-                for alert in step.alerts:
-                    await self.producer.send(
-                        self.alerts_topic, alert.to_json(), key=alert.subject.encode()
-                    )
-                for key, data in step.records:
-                    await self.producer.send(
-                        self.checkpoint_topic, data, key=key, partition=self.partition
-                    )
+        async with self._transaction:
+            # the step's alerts went out at its cut: this checkpoint covers them now
+            after = self.ahead.checkpointed(step.cut, time.time()) if step.commit else None
+            if step.records or after is not None:
+                async with self.producer.transaction():
+                    for key, data in step.records:
+                        await self.producer.send(
+                            self.checkpoint_topic, data, key=key, partition=self.partition
+                        )
+                    if after is not None:
+                        await self._send_ahead_record(after)
+            if after is not None:
+                self.ahead = after
         for ack, event in step.events:
             await ack(event)
         self.stats.points += points
         self.stats.refused_points += refused
-        self.stats.alerts += len(step.alerts)
         if step.commit:
             self.stats.commits += 1
         else:
@@ -449,7 +516,7 @@ class _Step:
 
     written: asyncio.Future[tuple[int, int]]  # (points, refused points)
     records: list[tuple[bytes, bytes | None]]  # (checkpoint key, value; None: tombstone)
-    alerts: list[Alert]
+    cut: int  # commit step number (alerts-ahead entries); 0 for a write step
     events: list[tuple[Ack, Any]]
     commit: bool = True  # False: a write step (rows only, no checkpoint, no acks)
 

@@ -246,6 +246,36 @@ def test_influxdb_restart_mid_run_loses_nothing(
         worker.stop()
 
 
+def test_alerts_go_out_while_influxdb_is_down_and_once_after_a_crash(
+    stack: Any, cli: Path, tmp_path: Path, reference: tuple[list[str], set[tuple[Any, ...]]]
+) -> None:
+    """Alerts do not wait for InfluxDB: they are published at the step's cut, ahead of
+    its checkpoint (streams/ahead.py). A worker killed before any checkpoint leaves them
+    on the alerts topic; its successor replays every record, raises them again and
+    withholds them: the alerts are still exactly the reference run's, each once."""
+    s = worker_settings(stack.settings)
+    records = inputs()
+    first = new_worker(cli, s, tmp_path, "first")
+    try:
+        first.wait_ready()
+        stack.manager.stop_service("influx")
+        produce_all(s, records, 0.0, 1.0)
+        wait_for(lambda: alerts(s), 120, "alerts while InfluxDB is down")
+        first.kill()
+    finally:
+        stack.manager.start_service("influx")
+    ahead = len(alerts(s))  # no step of the first worker was acknowledged by InfluxDB
+    assert ahead > 0
+    second = new_worker(cli, s, tmp_path, "second")
+    try:
+        finish(s, reference, second)
+        # every step with an alert also writes its mirror point, so none of them was
+        # checkpointed (steps without rows may have been): the replay raised each again
+        assert second.withheld_alerts() == ahead
+    finally:
+        second.stop()
+
+
 def test_timers_run_after_restart_without_new_records(
     stack: Any, cli: Path, tmp_path: Path
 ) -> None:

@@ -85,6 +85,15 @@ class WorkerProcess:
             if "restored " in line and "checkpoint blocks" in line
         )
 
+    def withheld_alerts(self) -> int:
+        """Alerts this worker's replay raised again and did not publish (from its log):
+        a previous owner had published them ahead of its last checkpoint."""
+        return sum(
+            int(line.split("withheld ")[1].split()[0])
+            for line in self.log().splitlines()
+            if "withheld " in line and "published before the restart" in line
+        )
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
