@@ -1,9 +1,10 @@
 """Read the alerts topic as a consumer must: ``read_committed``.
 
-Alerts are published inside the worker's checkpoint transactions; a worker killed
-mid-transaction leaves records that the broker marks aborted. Only a ``read_committed``
-consumer skips them (docs/STREAMS.md), so every alert consumer (tests, the ``up``
-summary, caregivers' notifiers) should read like this.
+Alerts are published in Kafka transactions of the worker (at a commit step's cut, with
+its alerts-ahead record, docs/STREAMS.md); a worker killed mid-transaction leaves
+records that the broker marks aborted. Only a ``read_committed`` consumer skips them,
+so every alert consumer (tests, the ``up`` summary, caregivers' notifiers) should read
+like this.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ exact because
 **Checkpointed.** Each open ``(partition, district, minute)`` keeps one part per stream
 (devices, readings, alerts, stations). A stream's part is exported with that stream's
 commit step as the checkpoint record ``<stream>:<partition>:minute:<district>:<minute>``
-(:meth:`DistrictBoard.take_records`), in the same transaction as the device state and
-offsets it matches (streams/runner.py), and restored by the partition's next owner, so a
-restart or rebalance resumes a minute's totals instead of rewriting them partial. The
-AQI category of each district is checkpointed the same way (``aqi-category``), and its
-change alerts are raised in the air stream's commit step.
+(:meth:`DistrictBoard.take_records`), in the same transaction as the device state it
+matches (streams/runner.py; offsets are committed after it), and restored by the
+partition's next owner, so a restart or rebalance resumes a minute's totals instead of
+rewriting them partial. The AQI category of each district is checkpointed the same way
+(``aqi-category``), and its change alerts are raised in the air stream's commit step and
+published at its cut, ahead of that checkpoint (streams/ahead.py).
 
 Processors report through a *view* (:meth:`DistrictBoard.view`) that names their stream
 and partition; the worker's timer writes every partition's touched minutes
@@ -298,7 +299,8 @@ class DistrictBoard:
     # -- AQI category ---------------------------------------------------------------------------
     def category_alerts(self, out: Output) -> int:
         """Raise this partition's AQI category changes into ``out`` (the air stream's
-        commit step: published with the checkpoint of the new category); returns how many."""
+        commit step: published at the step's cut, ahead of the checkpoint of the new
+        category, streams/ahead.py); returns how many."""
         with self._s.lock:
             alerts = self._category_changes(self.partition)
         for alert in alerts:

@@ -179,6 +179,7 @@ class PartitionRunner:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"{stream}-{partition}-influx")
         self._steps: list[asyncio.Future[None]] = []  # cut, not yet published, in order
         self._cuts = 0  # commit steps cut so far: names a step in the alerts-ahead set
+        self.offset = -1  # newest source offset processed (alerts-ahead entries)
         self.ahead = ahead.AlertsAhead()
         #: one transaction at a time on the producer: a cut's alert transaction and a
         #: published step's checkpoint transaction run from different tasks
@@ -267,6 +268,7 @@ class PartitionRunner:
         async with self.lock:
             await self._run(self._process, payload)
             self.pending.append((ack, event))
+            self.offset = max(self.offset, _offset(event))
             self.batches_since += 1
             if self._due():
                 await self._commit()
@@ -369,7 +371,8 @@ class PartitionRunner:
             self.writer, write_output, self.sink, out, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, records, self._cuts, self.pending)
+        acked = max((_offset(e) for _, e in self.pending), default=-1)
+        step = _Step(written, records, self._cuts, self.pending, acked)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.pending = []
@@ -394,7 +397,7 @@ class PartitionRunner:
             self.writer, write_output, self.sink, self.out, lambda: self.closed
         )
         previous = self._steps[-1] if self._steps else None
-        step = _Step(written, [], 0, [], commit=False)
+        step = _Step(written, [], 0, [], -1, commit=False)
         self._steps.append(asyncio.ensure_future(self._publish(step, previous)))
         self.out = Output(self.services.dbs)
         self.last_write = time.monotonic()
@@ -424,9 +427,19 @@ class PartitionRunner:
             now = time.time()
             for alert in out.alerts:
                 alert.emitted_ts = now
-            fresh = self.ahead.take(out.alerts, self._cuts, now)
-            if len(fresh) < len(out.alerts):
-                withheld = len(out.alerts) - len(fresh)
+            fresh, after = self.ahead.take(out.alerts, self._cuts, now, self.offset)
+            if fresh:
+                async with self.producer.transaction():
+                    for alert in fresh:
+                        await self.producer.send(
+                            self.alerts_topic, alert.to_json(), key=alert.subject.encode()
+                        )
+                    await self._send_ahead_record(after)
+            # adopted only now: an aborted transaction published nothing, and the next
+            # cut (same Output, its alerts still queued) must send them then
+            self.ahead = after
+            withheld = len(out.alerts) - len(fresh)
+            if withheld:
                 self.stats.withheld_alerts += withheld
                 log.info(
                     "%s[%d]: withheld %d alert(s) published before the restart",
@@ -434,14 +447,6 @@ class PartitionRunner:
                     self.partition,
                     withheld,
                 )
-            if not fresh:
-                return
-            async with self.producer.transaction():
-                for alert in fresh:
-                    await self.producer.send(
-                        self.alerts_topic, alert.to_json(), key=alert.subject.encode()
-                    )
-                await self._send_ahead_record(self.ahead)
         self.stats.alerts += len(fresh)
 
     async def _send_ahead_record(self, alerts_ahead: ahead.AlertsAhead) -> None:
@@ -458,7 +463,9 @@ class PartitionRunner:
             await asyncio.shield(previous)  # in order; a failed step fails the later ones
         async with self._transaction:
             # the step's alerts went out at its cut: this checkpoint covers them now
-            after = self.ahead.checkpointed(step.cut, time.time()) if step.commit else None
+            after = (
+                self.ahead.checkpointed(step.cut, time.time(), step.acked) if step.commit else None
+            )
             if step.records or after is not None:
                 async with self.producer.transaction():
                     for key, data in step.records:
@@ -518,7 +525,14 @@ class _Step:
     records: list[tuple[bytes, bytes | None]]  # (checkpoint key, value; None: tombstone)
     cut: int  # commit step number (alerts-ahead entries); 0 for a write step
     events: list[tuple[Ack, Any]]
+    acked: int  # newest source offset among ``events`` (-1: none known)
     commit: bool = True  # False: a write step (rows only, no checkpoint, no acks)
+
+
+def _offset(event: Any) -> int:
+    """Source offset of a Faust event (-1 for anything else, e.g. tests' plain events)."""
+    offset = getattr(getattr(event, "message", None), "offset", None)
+    return offset if isinstance(offset, int) else -1
 
 
 def make_runner(stream: str, partition: int, **kwargs: Any) -> PartitionRunner:

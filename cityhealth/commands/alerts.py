@@ -1,7 +1,7 @@
 """``cityhealth alerts``: the caregivers'/operators' live console of ``{topic_prefix}alerts``.
 
-Reads ``read_committed`` (alerts are published inside the workers' checkpoint
-transactions; records of aborted ones must never show, docs/ALERTS.md), drops repeats by
+Reads ``read_committed`` (alerts are published in the workers' Kafka transactions;
+records of aborted ones must never show, docs/ALERTS.md), drops repeats by
 alert ``id`` (the pipeline is at-least-once and ids are deterministic), filters by severity,
 type and district, and shows a live table (terminal), one line per alert (logs) or one
 JSON alert per line (``--json``). docs/ALERTS_CONSOLE.md describes what is shown.

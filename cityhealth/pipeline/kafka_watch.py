@@ -162,7 +162,7 @@ class KafkaWatch:
         self._stop = asyncio.Event()
         self._admin = AIOKafkaAdminClient(**self.kafka)
         await self._admin.start()
-        # read_committed: the worker publishes alerts inside its checkpoint transactions, and
+        # read_committed: the worker publishes alerts in Kafka transactions, and
         # a worker killed mid-transaction leaves aborted copies that no consumer may count
         # (docs/STREAMS.md). Dead letters are plain produces, visible either way.
         self._consumer = AIOKafkaConsumer(
