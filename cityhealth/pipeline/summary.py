@@ -102,17 +102,26 @@ def split_alerts(
     return out, updates, repeated
 
 
+#: Alerts about an absence (docs/ALERTS.md): no sample triggers them. Their ``sensor_ts``
+#: is the *last* sample, ``offline_after_s`` (300 s) or ``inactivity_after_s`` before the
+#: condition holds; their latency runs from ``start``, the moment the silence reached
+#: its threshold.
+ABSENCE_TYPES = frozenset({"device_offline", "station_offline", "inactivity"})
+
+
 def alert_latencies(alerts: Iterable[Mapping[str, Any]]) -> list[float]:
-    """Kafka record time of each alert minus the sensor time of its triggering sample.
+    """Kafka record time of each alert minus the sensor time of its triggering sample
+    (for :data:`ABSENCE_TYPES`: minus ``start``).
 
     Each alert dict carries ``kafka_ts`` (the record timestamp, seconds) added by the
-    consumer; alerts without a numeric ``sensor_ts`` are skipped.
+    consumer; alerts without a numeric origin are skipped.
     """
     out = []
     for alert in alerts:
-        sensor, emitted = alert.get("sensor_ts"), alert.get("kafka_ts")
-        if isinstance(sensor, int | float) and isinstance(emitted, int | float):
-            out.append(float(emitted) - float(sensor))
+        origin = alert.get("start" if alert.get("type") in ABSENCE_TYPES else "sensor_ts")
+        emitted = alert.get("kafka_ts")
+        if isinstance(origin, int | float) and isinstance(emitted, int | float):
+            out.append(float(emitted) - float(origin))
     return out
 
 

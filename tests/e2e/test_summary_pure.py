@@ -158,6 +158,14 @@ def test_latency_is_kafka_time_minus_sensor_time() -> None:
     assert by_type["tachycardia"]["max"] == pytest.approx(0.125)
 
 
+def test_absence_alerts_count_from_the_threshold_not_the_last_sample() -> None:
+    """An offline alert's sensor_ts is the last sample, 300 s before the condition held."""
+    offline = alert("device_offline", "s", 100.0, start=400.0, kafka_ts=400.5)
+    station = alert("station_offline", "q", 100.0, start=400.0, kafka_ts=401.0)
+    quiet = alert("inactivity", "h", 0.0, start=14400.0, kafka_ts=14400.25)
+    assert alert_latencies([offline, station, quiet]) == [0.5, 1.0, 0.25]
+
+
 def test_alert_updates_and_duplicates_are_told_apart() -> None:
     first = alert("news2", "s", 100.0, severity="warning")
     update = {**first, "sensor_ts": 104.0}  # same episode (same id), later reading
