@@ -208,3 +208,45 @@ def test_sample_windows_are_sent_once_recorded() -> None:
                     short += len(w.x) < w.rate_hz
     assert sent["accel"] > 19 * 15 and sent["pendant"] > 0
     assert short > 0
+
+
+def _series_key(topic: str, payload: bytes) -> tuple[object, ...]:
+    """What InfluxDB keeps one point per: the series (device and channel in the topic,
+    room/door tags) and the reading's time."""
+    m = decode(topic, payload, now=NOW).model
+    if hasattr(m, "t0"):  # a window: its first sample's time
+        when = m.t0 if m.t0 is not None else m.t[0]
+    else:
+        when = m.ts
+    return (topic, getattr(m, "room", None), getattr(m, "door", None), when)
+
+
+def test_one_reading_per_series_and_instant(smoke) -> None:
+    """Two readings of one series at one timestamp would be one point in InfluxDB, and
+    ``cityhealth up`` would count the other as lost (it did at ¼ district: a stuck
+    kitchen PIR and the resident's own kitchen motion in the same tick)."""
+    msgs, _, _ = smoke
+    keys = [_series_key(t, p) for t, p in msgs]
+    assert len(keys) > 7_000
+    assert len(set(keys)) == len(keys)
+
+
+def test_a_stuck_kitchen_pir_sends_one_message_when_the_resident_triggers_it_too() -> None:
+    from simulators.eldercare import ACTIVE, KITCHEN, ElderCareSimulator
+
+    sc = load_scenario("smoke")
+    sim = next(s for s in build(sc, 3) if isinstance(s, ElderCareSimulator))
+    now = START + 100.0
+    d = np.array([0, 1])
+    for dev in (0, 1):  # both in the kitchen already, moving: their PIR is due now
+        sim.loc[dev], sim.posture[dev], sim.motion_next[dev] = KITCHEN, ACTIVE, now
+    sim.stuck_until[:2], sim.stuck_next[:2] = now + 600.0, now  # ... and stuck, due too
+    sim.motion_next[1] = now + 10.0  # device 1's own PIR is not due
+    out: list[tuple[str, bytes]] = []
+    sim._edges(d, np.array([KITCHEN, KITCHEN]), np.array([ACTIVE, ACTIVE]), now, now, out)
+    kitchen = [(t, orjson.loads(p)) for t, p in out if t.endswith("/motion")]
+    per_device = defaultdict(list)
+    for topic, body in kitchen:
+        per_device[topic.split("/")[3]].append(body)
+    assert sorted(len(v) for v in per_device.values()) == [1, 1]  # one each, not two for 0
+    assert sim.stuck_next[0] == now + 30.0 and sim.stuck_next[1] == now + 30.0
