@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     influx_rpc_port: int = Field(
         default=8088, description="Port of the local InfluxDB 1.x backup/restore RPC service."
     )
+    influx_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Scheduling niceness of the local InfluxDB 1.x (0: as the pipeline).",
+    )
     grafana_port: int = Field(
         default=3000,
         description="Port of the local Grafana (started only if grafana-server exists).",

@@ -217,3 +217,14 @@ def test_concurrent_up_calls_start_one_stack_and_down_without_a_stack_is_quiet(
         down = _stack(cli, settings, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert _processes_mentioning(data_dir) == []
+
+
+def test_influxdb_runs_behind_the_live_path(stack: RunningStack, settings: Settings) -> None:
+    """The local InfluxDB runs at niceness ``influx_nice`` (its cache snapshots and
+    compactions must not starve the bridge, Kafka and the workers), every thread of it."""
+    record = read_record(settings.data_dir / "influx" / "service.pid")
+    assert record is not None and is_alive(record)
+    tasks = list(Path(f"/proc/{record.pid}/task").iterdir())
+    nice = {int(t.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
+    assert Path(f"/proc/{record.pid}/comm").read_text().strip() == "influxd"
+    assert nice == {settings.influx_nice} and settings.influx_nice == 10
