@@ -85,7 +85,7 @@ def write_until_acknowledged(
         for chunk in split_body(b"\n".join(parts), sink.max_body_bytes):
             while True:
                 try:
-                    sink.write(database, chunk)
+                    sink.write(database, chunk, give_up=stop)
                     break
                 except SinkUnavailableError as exc:
                     if stop():

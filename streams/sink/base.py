@@ -159,8 +159,13 @@ class InfluxSink(ABC):
         self._session = requests.Session()
 
     # -- writing ----------------------------------------------------------------------
-    def write(self, database: str, lines: Lines) -> None:
+    def write(
+        self, database: str, lines: Lines, *, give_up: Callable[[], bool] | None = None
+    ) -> None:
         """Write line protocol (ns timestamps) and return once InfluxDB acknowledged it.
+
+        ``give_up``: polled while a retry waits; true ends the write with
+        :class:`SinkUnavailableError` (a worker's revoked partition, docs/STREAMS.md).
 
         Raises
         ------
@@ -183,6 +188,7 @@ class InfluxSink(ABC):
                     f"write to {database!r}",
                     self.stats,
                     self.on_retry,
+                    give_up=give_up,
                 )
             except SinkRejectedError as exc:
                 if exc.status not in (400, 422):

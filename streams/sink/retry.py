@@ -49,6 +49,10 @@ class RetryStats:
     failures: int = 0
 
 
+#: How often a retry wait polls ``give_up`` (s).
+_GIVE_UP_POLL_S = 0.2
+
+
 def call_with_retry(
     fn: Callable[[], T],
     policy: RetryPolicy,
@@ -56,15 +60,19 @@ def call_with_retry(
     stats: RetryStats | None = None,
     on_retry: Callable[[int, float, str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    give_up: Callable[[], bool] | None = None,
 ) -> T:
     """Run ``fn``; on :class:`RetryableError` wait and retry until ``policy.deadline_s``.
 
     ``on_retry(attempt, wait_s, reason)`` is called before each wait (live displays, tests).
+    ``give_up()`` is polled during each wait (every 0.2 s at most): once it is true the
+    retrying ends at once (a worker giving its partition away must not sit out the
+    deadline while InfluxDB is down; the next owner writes the same points).
 
     Raises
     ------
     SinkUnavailableError
-        When the deadline would pass before the next attempt.
+        When the deadline would pass before the next attempt, or ``give_up()`` turned true.
     """
     start = time.monotonic()
     attempt = 0
@@ -87,4 +95,16 @@ def call_with_retry(
             log.warning("%s failed (%s); retry %d in %.2fs", what, exc, attempt, wait)
             if on_retry is not None:
                 on_retry(attempt, wait, str(exc))
-            sleep(wait)
+            if give_up is None:
+                sleep(wait)
+                continue
+            until = time.monotonic() + wait
+            while not give_up():
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                sleep(min(left, _GIVE_UP_POLL_S))
+            else:
+                raise SinkUnavailableError(
+                    f"{what}: given up after {attempt} attempts: {exc}"
+                ) from None

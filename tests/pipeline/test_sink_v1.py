@@ -167,6 +167,19 @@ def test_unreachable_influx_raises_after_retries_until_deadline(settings: Settin
         assert down.stats.retries >= 3 and down.stats.failures == 1 and down.stats.writes == 0
 
 
+def test_a_write_gives_up_while_waiting_to_retry(settings: Settings) -> None:
+    """A worker giving a partition away stops retrying at once, not at the deadline."""
+    closed = settings.model_copy(update={"influx_url": "http://127.0.0.1:9"})
+    policy = RetryPolicy(initial_delay_s=5.0, max_delay_s=5.0, deadline_s=600.0)
+    stop_at = time.monotonic() + 0.5
+    with make_sink(closed, policy=policy) as down:
+        # "after 1 attempts": it left during its first 5-s wait; one waited out would
+        # have made a second attempt first
+        with pytest.raises(SinkUnavailableError, match="given up after 1 attempts"):
+            down.write("db", "m v=1 1", give_up=lambda: time.monotonic() >= stop_at)
+        assert down.stats.retries == 1 and down.stats.writes == 0
+
+
 def test_restart_influx_mid_stream_loses_nothing(stack: RunningStack, settings: Settings) -> None:
     """Stop the stack's InfluxDB between two writes, restart it once a write is retrying."""
     db = settings.influx_db_sensitive

@@ -276,6 +276,37 @@ def test_alerts_go_out_while_influxdb_is_down_and_once_after_a_crash(
         second.stop()
 
 
+def test_a_graceful_handover_while_influxdb_is_down(
+    stack: Any, cli: Path, tmp_path: Path, reference: tuple[list[str], set[tuple[Any, ...]]]
+) -> None:
+    """A worker stopped (SIGTERM: its partitions revoked and closed) while InfluxDB is
+    down and its alerts are out ahead of any checkpoint: it lets go at once instead of
+    sitting out the sink's retry deadline in every step in flight, and the next owner
+    restores the alerts-ahead records, replays, withholds exactly those alerts and ends
+    with the reference run's alerts, each once."""
+    s = worker_settings(stack.settings)
+    records = inputs()
+    first = new_worker(cli, s, tmp_path, "first")
+    try:
+        first.wait_ready()
+        stack.manager.stop_service("influx")
+        produce_all(s, records, 0.0, 1.0)
+        wait_for(lambda: alerts(s), 120, "alerts while InfluxDB is down")
+        first.stop()  # SIGTERM; SIGKILL only if it has not exited after 30 s
+        assert first.proc is not None and first.proc.returncode == 0, first.log()[-3000:]
+    finally:
+        if first.alive():
+            first.kill()
+        stack.manager.start_service("influx")
+    ahead = len(alerts(s))
+    second = new_worker(cli, s, tmp_path, "second")
+    try:
+        finish(s, reference, second)
+        assert second.withheld_alerts() == ahead
+    finally:
+        second.stop()
+
+
 def test_timers_run_after_restart_without_new_records(
     stack: Any, cli: Path, tmp_path: Path
 ) -> None:
