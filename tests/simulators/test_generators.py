@@ -214,10 +214,8 @@ def _series_key(topic: str, payload: bytes) -> tuple[object, ...]:
     """What InfluxDB keeps one point per: the series (device and channel in the topic,
     room/door tags) and the reading's time."""
     m = decode(topic, payload, now=NOW).model
-    if hasattr(m, "t0"):  # a window: its first sample's time
-        when = m.t0 if m.t0 is not None else m.t[0]
-    else:
-        when = m.ts
+    # a window: its first sample's time
+    when = (m.t0 if m.t0 is not None else m.t[0]) if hasattr(m, "t0") else m.ts
     return (topic, getattr(m, "room", None), getattr(m, "door", None), when)
 
 
