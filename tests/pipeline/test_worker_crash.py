@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -246,23 +246,28 @@ def test_influxdb_restart_mid_run_loses_nothing(
         worker.stop()
 
 
-def test_alerts_go_out_while_influxdb_is_down_and_once_after_a_crash(
-    stack: Any, cli: Path, tmp_path: Path, reference: tuple[list[str], set[tuple[Any, ...]]]
+def alerts_ahead_then_successor(
+    stack: Any,
+    cli: Path,
+    tmp_path: Path,
+    reference: tuple[list[str], set[tuple[Any, ...]]],
+    end_first: Callable[[WorkerProcess], None],
 ) -> None:
-    """Alerts do not wait for InfluxDB: they are published at the step's cut, ahead of
-    its checkpoint (streams/ahead.py). A worker killed before any checkpoint leaves them
-    on the alerts topic; its successor replays every record, raises them again and
-    withholds them: the alerts are still exactly the reference run's, each once."""
+    """A first worker publishes alerts while InfluxDB is down (so ahead of any
+    checkpoint) and is ended by ``end_first``; InfluxDB comes back and a successor
+    replays every record: it must withhold exactly the alerts on the topic and end with
+    the reference run's alerts, each once."""
     s = worker_settings(stack.settings)
-    records = inputs()
     first = new_worker(cli, s, tmp_path, "first")
     try:
         first.wait_ready()
         stack.manager.stop_service("influx")
-        produce_all(s, records, 0.0, 1.0)
+        produce_all(s, inputs(), 0.0, 1.0)
         wait_for(lambda: alerts(s), 120, "alerts while InfluxDB is down")
-        first.kill()
+        end_first(first)
     finally:
+        if first.alive():
+            first.kill()
         stack.manager.start_service("influx")
     ahead = len(alerts(s))  # no step of the first worker was acknowledged by InfluxDB
     assert ahead > 0
@@ -276,35 +281,28 @@ def test_alerts_go_out_while_influxdb_is_down_and_once_after_a_crash(
         second.stop()
 
 
+def test_alerts_go_out_while_influxdb_is_down_and_once_after_a_crash(
+    stack: Any, cli: Path, tmp_path: Path, reference: tuple[list[str], set[tuple[Any, ...]]]
+) -> None:
+    """Alerts do not wait for InfluxDB: they are published at the step's cut, ahead of
+    its checkpoint (streams/ahead.py). A worker killed before any checkpoint leaves them
+    on the alerts topic; its successor replays every record, raises them again and
+    withholds them."""
+    alerts_ahead_then_successor(stack, cli, tmp_path, reference, WorkerProcess.kill)
+
+
 def test_a_graceful_handover_while_influxdb_is_down(
     stack: Any, cli: Path, tmp_path: Path, reference: tuple[list[str], set[tuple[Any, ...]]]
 ) -> None:
     """A worker stopped (SIGTERM: its partitions revoked and closed) while InfluxDB is
-    down and its alerts are out ahead of any checkpoint: it lets go at once instead of
-    sitting out the sink's retry deadline in every step in flight, and the next owner
-    restores the alerts-ahead records, replays, withholds exactly those alerts and ends
-    with the reference run's alerts, each once."""
-    s = worker_settings(stack.settings)
-    records = inputs()
-    first = new_worker(cli, s, tmp_path, "first")
-    try:
-        first.wait_ready()
-        stack.manager.stop_service("influx")
-        produce_all(s, records, 0.0, 1.0)
-        wait_for(lambda: alerts(s), 120, "alerts while InfluxDB is down")
+    down lets go at once instead of sitting out the sink's retry deadline in every step
+    in flight; the next owner restores the alerts-ahead records and withholds them."""
+
+    def stop_gracefully(first: WorkerProcess) -> None:
         first.stop()  # SIGTERM; SIGKILL only if it has not exited after 30 s
         assert first.proc is not None and first.proc.returncode == 0, first.log()[-3000:]
-    finally:
-        if first.alive():
-            first.kill()
-        stack.manager.start_service("influx")
-    ahead = len(alerts(s))
-    second = new_worker(cli, s, tmp_path, "second")
-    try:
-        finish(s, reference, second)
-        assert second.withheld_alerts() == ahead
-    finally:
-        second.stop()
+
+    alerts_ahead_then_successor(stack, cli, tmp_path, reference, stop_gracefully)
 
 
 def test_timers_run_after_restart_without_new_records(
